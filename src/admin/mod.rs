@@ -1,0 +1,4 @@
+//! Administration: the HTTP API on its own listener and the CLI client for it.
+
+pub mod api;
+pub mod client;

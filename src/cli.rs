@@ -1,0 +1,217 @@
+//! The command line: parse arguments and call into the library. Exit codes:
+//! 0 ok, 1 the thing checked is bad (config errors, failed reload), 2 usage or I/O.
+
+use crate::config::{self, Config};
+use crate::policy::decide::{decide, Action, Level, SessionFacts};
+use crate::policy::expr::Facts;
+use clap::{Parser, Subcommand};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "portcullis", version, about = "Access-control reverse proxy")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve: the HTTPS proxy, the optional HTTP redirect and the admin API.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate a config: a one-line summary, or every error with file:line:column.
+    Check {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// What would the policy do for this request? Prints one JSON object; starts nothing.
+    Decide {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        ip: IpAddr,
+        /// Simulate a signed-in session of this user (first factor done).
+        #[arg(long)]
+        user: Option<String>,
+        /// The session has also completed a second factor.
+        #[arg(long, requires = "user")]
+        second_factor: bool,
+        #[arg(long)]
+        entrance_pass: bool,
+        #[arg(long)]
+        device_cert: bool,
+    },
+    /// Talk to a running portcullis through its admin API.
+    Admin {
+        /// Config file to read the admin address and token file from.
+        #[arg(long, short, default_value = "config/portcullis.toml")]
+        config: PathBuf,
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+    /// Certificates.
+    Certs {
+        #[command(subcommand)]
+        action: CertsAction,
+    },
+    /// Hash a password (argon2id) for the users file; reads it without echo, or from stdin.
+    HashPassword {
+        #[arg(long)]
+        stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminAction {
+    /// Reload the config; prints the errors and keeps the old config when it is bad.
+    Reload,
+    /// Is it up? Prints the health report, with the last reload.
+    Health,
+    /// The Prometheus metrics.
+    Metrics,
+}
+
+#[derive(Subcommand)]
+enum CertsAction {
+    /// Make a development CA and a server certificate for local hosts.
+    Dev {
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Host names and IPs for the server certificate.
+        #[arg(long = "host", default_values_t = ["localhost".to_string(), "*.localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
+        hosts: Vec<String>,
+    },
+}
+
+pub fn main() -> i32 {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run { config } => crate::proxy::server::run(&config).map(|_| 0),
+        Command::Check { config } => Ok(check(&config)),
+        Command::Decide { config, host, ip, user, second_factor, entrance_pass, device_cert } => {
+            load(&config).and_then(|c| {
+                let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert };
+                simulate(&c, &host, facts, user.as_deref(), second_factor).map(|v| {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    0
+                })
+            })
+        }
+        Command::Admin { config, action } => admin(&config, action),
+        Command::Certs { action: CertsAction::Dev { dir, hosts } } => certs_dev(&dir, &hosts),
+        Command::HashPassword { stdin } => hash_password(stdin),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("portcullis: {e}");
+        2
+    })
+}
+
+fn load(path: &std::path::Path) -> Result<Config, String> {
+    crate::tls::install_crypto_provider();
+    config::load(path).map_err(|e| format!("the config has errors:\n{e}"))
+}
+
+fn check(path: &std::path::Path) -> i32 {
+    crate::tls::install_crypto_provider();
+    match config::load(path) {
+        Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{}", c.summary());
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{} error(s)", e.0.len());
+            1
+        }
+    }
+}
+
+/// The `decide` simulator: the same pure decision the proxy makes.
+pub fn simulate(c: &Config, host: &str, facts: Facts, user: Option<&str>, second_factor: bool) -> Result<serde_json::Value, String> {
+    let app_id = c.hosts.lookup(host).ok_or_else(|| format!("no app serves host `{host}`"))?;
+    let app = c.app(app_id);
+    let user = user
+        .map(|u| c.users.get(u).ok_or_else(|| format!("no user named `{u}` in the users file")))
+        .transpose()?;
+    let level = if second_factor { Level::BothFactors } else { Level::FirstFactor };
+    let session = user.map(|u| SessionFacts { group: u.policy_group, level });
+    let group = user.map(|u| &c.groups[u.policy_group]);
+    let d = decide(app, &c.groups, &facts, session.as_ref());
+    let action = match d.action {
+        Action::Forward => "forward",
+        Action::Deny => "deny",
+        Action::Challenge(crate::policy::decide::Challenge::Login) => "challenge_login",
+        Action::Challenge(crate::policy::decide::Challenge::SecondFactor) => "challenge_second_factor",
+    };
+    let networks: Vec<&str> = (0..c.networks.len() as u8)
+        .map(crate::policy::ip::NetworkId)
+        .filter(|&id| facts.networks.contains(id))
+        .map(|id| c.networks.name(id))
+        .collect();
+    Ok(serde_json::json!({
+        "action": action,
+        "app": app.name,
+        "policy_group": group.map(|g| g.name.as_str()),
+        "allowed": group.map(|g| g.allow.eval(&facts) && app.admits(user.map_or(0, |u| u.policy_group))),
+        "otp_required": group.map(|g| !g.otp_skip.eval(&facts)),
+        "rule": d.rule_name(app, group),
+        "networks": networks,
+        "bypass": app.bypass.eval(&facts),
+    }))
+}
+
+fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, String> {
+    let c = load(config_path)?;
+    let token = crate::admin::api::read_token(&c.admin.token_file)?;
+    let addr: SocketAddr = c.admin.listen;
+    let (method, path) = match action {
+        AdminAction::Reload => ("POST", "/reload"),
+        AdminAction::Health => ("GET", "/healthz"),
+        AdminAction::Metrics => ("GET", "/metrics"),
+    };
+    let (status, body) = crate::admin::client::request(addr, method, path, &token)?;
+    print!("{body}");
+    Ok(if (200..300).contains(&status) { 0 } else { 1 })
+}
+
+fn certs_dev(dir: &std::path::Path, hosts: &[String]) -> Result<i32, String> {
+    crate::tls::install_crypto_provider();
+    let out = crate::tls::make_dev_certs(dir, hosts)?;
+    println!("development CA:      {}", out.ca_cert.display());
+    println!("server certificate:  {} (for {})", out.server_cert.display(), hosts.join(", "));
+    println!("server key:          {}", out.server_key.display());
+    Ok(0)
+}
+
+fn hash_password(from_stdin: bool) -> Result<i32, String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let p = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if p != again {
+            return Err("the two passwords differ".into());
+        }
+        p
+    };
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
+    let hash = argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| e.to_string())?;
+    println!("{hash}");
+    Ok(0)
+}

@@ -1,0 +1,106 @@
+//! What the TOML says: serde types that mirror the config file one to one.
+//!
+//! Nothing here is checked beyond what serde does (types, unknown keys); values
+//! that can be wrong keep their [`Spanned`] position so that `compile.rs`, the
+//! one place that checks, can name the file, line and column.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+pub type Text = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub server: ServerFile,
+    #[serde(default)]
+    pub admin: AdminFile,
+    #[serde(default)]
+    pub networks: BTreeMap<String, Spanned<Vec<Text>>>,
+    pub users: UsersRef,
+    #[serde(default)]
+    pub portal: PortalFile,
+    #[serde(default)]
+    pub policy_group: BTreeMap<String, Spanned<PolicyGroupFile>>,
+    #[serde(default)]
+    pub app: Vec<Spanned<AppFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerFile {
+    pub https: Text,
+    pub http: Option<Text>,
+    pub tls_cert: Text,
+    pub tls_key: Text,
+    #[serde(default)]
+    pub trusted_proxies: Vec<Text>,
+    pub state_dir: Option<Text>,
+    pub grace_period: Option<Text>,
+    pub threads: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminFile {
+    pub listen: Option<Text>,
+    pub token_file: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersRef {
+    pub file: Text,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalFile {
+    pub contact: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyGroupFile {
+    pub allow: Option<Text>,
+    pub otp_skip: Option<Text>,
+    pub second_factors: Option<Vec<Text>>,
+    pub session_lifetime: Option<Text>,
+    pub idle_timeout: Option<Text>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppFile {
+    pub name: Text,
+    pub hosts: Vec<Text>,
+    pub upstream: Text,
+    #[serde(default)]
+    pub upstream_tls: bool,
+    pub upstream_sni: Option<Text>,
+    #[serde(default)]
+    pub policy_groups: Vec<Text>,
+    pub bypass: Option<Text>,
+    pub device_cert: Option<Text>,
+}
+
+/// The users file: `[[user]]` tables.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    #[serde(default)]
+    pub user: Vec<Spanned<UserFile>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFile {
+    pub username: Text,
+    pub display_name: Option<String>,
+    pub email: Option<String>,
+    pub password: Text,
+    pub policy_group: Text,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}

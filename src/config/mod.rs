@@ -1,0 +1,156 @@
+//! Configuration: the TOML file (`file.rs`) is turned once, at load, into the
+//! runtime form below (`compile.rs`), which the request path reads without
+//! parsing, allocating or locking. A reload builds a whole new [`Config`] and
+//! swaps it in atomically; a config that does not compile never replaces the
+//! one that serves.
+
+pub mod compile;
+pub mod duration;
+pub mod file;
+pub mod hosts;
+pub mod source;
+pub mod users;
+
+use crate::metrics::AppCounters;
+use crate::policy::expr::Condition;
+use crate::policy::ip::{Cidr, NetworkTable};
+use hosts::{AppId, HostTable};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use compile::load;
+pub use source::{ConfigError, ConfigErrors};
+
+/// The whole runtime configuration, immutable once built.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server: Server,
+    pub admin: Admin,
+    pub networks: NetworkTable,
+    pub groups: Vec<PolicyGroup>,
+    pub apps: Vec<App>,
+    pub hosts: HostTable,
+    pub users: users::Users,
+    pub portal: Portal,
+    /// Notes that do not stop the config from loading (shown by `check`).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Server {
+    pub https: SocketAddr,
+    pub http: Option<SocketAddr>,
+    pub tls: Arc<rustls::sign::CertifiedKey>,
+    pub tls_cert_path: PathBuf,
+    pub tls_key_path: PathBuf,
+    pub trusted_proxies: TrustedProxies,
+    pub state_dir: PathBuf,
+    pub grace_period: Duration,
+    pub threads: usize,
+}
+
+#[derive(Debug)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Default)]
+pub struct Portal {
+    pub contact: Option<String>,
+}
+
+/// The CIDRs whose X-Forwarded-For is believed.
+#[derive(Debug, Default)]
+pub struct TrustedProxies(pub Vec<Cidr>);
+
+impl crate::identity::client_ip::TrustedProxies for TrustedProxies {
+    fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// Index of a policy group in `Config::groups`.
+pub type GroupId = usize;
+
+/// Second factors a policy group may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondFactor {
+    Totp,
+    Push,
+}
+
+/// A policy group, assigned to users: when they may come in, and when the
+/// one-time password may be skipped.
+#[derive(Debug)]
+pub struct PolicyGroup {
+    pub name: String,
+    pub allow: Condition,
+    pub otp_skip: Condition,
+    pub second_factors: Vec<SecondFactor>,
+    pub session_lifetime: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// Whether the TLS listener asks this app's clients for a device certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceCertMode {
+    Off,
+    Request,
+    Require,
+}
+
+#[derive(Debug)]
+pub struct App {
+    pub name: String,
+    pub hosts: Vec<String>,
+    pub upstream: Upstream,
+    pub policy_groups: Vec<GroupId>,
+    pub bypass: Condition,
+    pub device_cert: DeviceCertMode,
+    pub counters: Arc<AppCounters>,
+}
+
+impl App {
+    pub fn admits(&self, group: GroupId) -> bool {
+        self.policy_groups.contains(&group)
+    }
+}
+
+/// Where an app's requests go; the address is resolved at load time.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+    /// As written, for the Host header of TLS upstreams and for messages.
+    pub written: String,
+}
+
+impl Config {
+    pub fn app(&self, id: AppId) -> &App {
+        &self.apps[id]
+    }
+
+    pub fn group_by_name(&self, name: &str) -> Option<GroupId> {
+        self.groups.iter().position(|g| g.name == name)
+    }
+
+    /// One line for `portcullis check` and the reload log.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: ok: {} apps, {} policy groups, {} networks ({} prefixes), {} users",
+            self.path.display(),
+            self.apps.len(),
+            self.groups.len(),
+            self.networks.len(),
+            self.networks.prefix_count(),
+            self.users.len()
+        )
+    }
+}

@@ -1,0 +1,135 @@
+//! The users file: who may log in, their argon2id password hash and policy group.
+//! Loaded with the config (and reloaded with it); the hashes are checked to be
+//! well-formed argon2id PHC strings here, so a typo shows at `check`, not at login.
+
+use super::file::UsersFile;
+use super::source::{ConfigErrors, Source};
+use super::GroupId;
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub username: String,
+    pub display_name: String,
+    pub email: Option<String>,
+    /// PHC string (`$argon2id$v=19$m=…`).
+    pub password_hash: String,
+    pub policy_group: GroupId,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Users(HashMap<String, User>);
+
+impl Users {
+    pub fn get(&self, username: &str) -> Option<&User> {
+        self.0.get(username)
+    }
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.0.values()
+    }
+}
+
+/// Reads and checks the users file; `group_id` resolves policy group names.
+pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<Users, ConfigErrors> {
+    let file: UsersFile = src.parse()?;
+    let mut errors = Vec::new();
+    let mut users = HashMap::new();
+    for entry in file.user {
+        let u = entry.get_ref();
+        let name = u.username.get_ref().trim();
+        if !valid_username(name) {
+            errors.push(src.error_at(u.username.span().start, format!(
+                "`{name}` is not a valid username (1–64 letters, digits, `.`, `_`, `-`, `@`)"
+            )));
+            continue;
+        }
+        if let Err(e) = check_hash(u.password.get_ref()) {
+            errors.push(src.error_at(u.password.span().start, format!("user `{name}`: {e}")));
+        }
+        let Some(group) = group_id(u.policy_group.get_ref()) else {
+            errors.push(src.error_at(u.policy_group.span().start, format!(
+                "user `{name}`: no policy group named `{}` in the config",
+                u.policy_group.get_ref()
+            )));
+            continue;
+        };
+        let user = User {
+            username: name.to_string(),
+            display_name: u.display_name.clone().unwrap_or_else(|| name.to_string()),
+            email: u.email.clone(),
+            password_hash: u.password.get_ref().clone(),
+            policy_group: group,
+            groups: u.groups.clone(),
+        };
+        if users.insert(name.to_string(), user).is_some() {
+            errors.push(src.error_at(entry.span().start, format!("user `{name}` is defined twice")));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Users(users))
+    } else {
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn valid_username(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
+fn check_hash(phc: &str) -> Result<(), String> {
+    let hash = argon2::PasswordHash::new(phc)
+        .map_err(|e| format!("the password is not a PHC hash string ({e}); make one with `portcullis hash-password`"))?;
+    if hash.algorithm.as_str() != "argon2id" {
+        return Err(format!("the password hash uses `{}`; only argon2id is accepted", hash.algorithm));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+
+    fn src(text: &str) -> Source {
+        Source { path: "users.toml".into(), text: text.into() }
+    }
+
+    fn group(name: &str) -> Option<GroupId> {
+        (name == "staff").then_some(0)
+    }
+
+    #[test]
+    fn loads_users() {
+        let text = format!("[[user]]\nusername = \"alice\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n");
+        let users = load(&src(&text), &group).unwrap();
+        assert_eq!(users.get("alice").unwrap().display_name, "alice");
+    }
+
+    #[test]
+    fn reports_every_problem_with_position() {
+        let text = format!(
+            "[[user]]\nusername = \"alice\"\npassword = \"plain\"\npolicy_group = \"nope\"\n\
+             [[user]]\nusername = \"bob\"\npassword = \"$2b$12$abc\"\npolicy_group = \"staff\"\n"
+        );
+        let errs = load(&src(&text), &group).unwrap_err().0;
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert_eq!(errs[0].line, 3);
+        assert!(errs[1].message.contains("no policy group named `nope`"));
+        let _ = HASH;
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = load(&src("[[user]]\nusername = \"a\"\npasword = \"x\"\n"), &group).unwrap_err();
+        assert!(e.0[0].message.contains("unknown field"), "{e}");
+    }
+}

@@ -1,0 +1,17 @@
+//! portcullis: an access-control reverse proxy.
+//!
+//! The crate follows the request's path: `config` (file → runtime form),
+//! `identity` (who and where the client is), `policy` (networks, conditions,
+//! the decision), `portal` (pages under `/.portcullis/`), `proxy` (the only
+//! module that knows Pingora), `admin` (API and CLI client).
+
+pub mod admin;
+pub mod cli;
+pub mod config;
+pub mod identity;
+pub mod live;
+pub mod metrics;
+pub mod policy;
+pub mod portal;
+pub mod proxy;
+pub mod tls;

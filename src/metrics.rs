@@ -1,0 +1,133 @@
+//! Prometheus metrics, kept as plain atomics so the request path never takes a
+//! lock: per-app counters by decision, one latency histogram, reload counts.
+//! Counters live in a process-wide registry keyed by app name, so a reload that
+//! keeps an app keeps its counts (Prometheus counters must not go backwards).
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// What happened to a request, as counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Forward = 0,
+    Challenge = 1,
+    Deny = 2,
+    Portal = 3,
+}
+
+const OUTCOMES: [(&str, Outcome); 4] = [
+    ("forward", Outcome::Forward),
+    ("challenge", Outcome::Challenge),
+    ("deny", Outcome::Deny),
+    ("portal", Outcome::Portal),
+];
+
+#[derive(Debug, Default)]
+pub struct AppCounters([AtomicU64; 4]);
+
+impl AppCounters {
+    pub fn count(&self, o: Outcome) {
+        self.0[o as usize].fetch_add(1, Relaxed);
+    }
+    pub fn get(&self, o: Outcome) -> u64 {
+        self.0[o as usize].load(Relaxed)
+    }
+}
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+#[derive(Default)]
+struct Registry {
+    apps: Mutex<BTreeMap<String, Arc<AppCounters>>>,
+    unknown_host: AtomicU64,
+    latency: Histogram,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+}
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
+    R.get_or_init(Registry::default)
+}
+
+/// The counters of an app by name, created on first use (called at config load, not per request).
+pub fn app_counters(name: &str) -> Arc<AppCounters> {
+    let mut apps = registry().apps.lock().unwrap_or_else(|e| e.into_inner());
+    apps.entry(name.to_string()).or_default().clone()
+}
+
+pub fn count_unknown_host() {
+    registry().unknown_host.fetch_add(1, Relaxed);
+}
+
+pub fn observe_latency(d: Duration) {
+    let h = &registry().latency;
+    let secs = d.as_secs_f64();
+    if let Some(i) = BUCKETS.iter().position(|&b| secs <= b) {
+        h.buckets[i].fetch_add(1, Relaxed);
+    }
+    h.count.fetch_add(1, Relaxed);
+    h.sum_nanos.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
+}
+
+pub fn count_reload(ok: bool) {
+    let r = registry();
+    if ok { &r.reloads_ok } else { &r.reloads_failed }.fetch_add(1, Relaxed);
+}
+
+/// The Prometheus text exposition of everything above.
+pub fn render() -> String {
+    let r = registry();
+    let mut out = String::new();
+    out.push_str("# HELP portcullis_requests_total Requests by app and decision.\n# TYPE portcullis_requests_total counter\n");
+    for (name, c) in r.apps.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (label, o) in OUTCOMES {
+            let _ = writeln!(out, "portcullis_requests_total{{app=\"{}\",decision=\"{label}\"}} {}", escape(name), c.get(o));
+        }
+    }
+    let _ = writeln!(out, "portcullis_requests_total{{app=\"\",decision=\"unknown_host\"}} {}", r.unknown_host.load(Relaxed));
+    out.push_str("# HELP portcullis_request_duration_seconds Time from request to response end.\n# TYPE portcullis_request_duration_seconds histogram\n");
+    let mut cumulative = 0;
+    for (i, b) in BUCKETS.iter().enumerate() {
+        cumulative += r.latency.buckets[i].load(Relaxed);
+        let _ = writeln!(out, "portcullis_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
+    }
+    let count = r.latency.count.load(Relaxed);
+    let _ = writeln!(out, "portcullis_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "portcullis_request_duration_seconds_sum {}", r.latency.sum_nanos.load(Relaxed) as f64 / 1e9);
+    let _ = writeln!(out, "portcullis_request_duration_seconds_count {count}");
+    out.push_str("# HELP portcullis_config_reloads_total Config reloads by result.\n# TYPE portcullis_config_reloads_total counter\n");
+    let _ = writeln!(out, "portcullis_config_reloads_total{{result=\"ok\"}} {}", r.reloads_ok.load(Relaxed));
+    let _ = writeln!(out, "portcullis_config_reloads_total{{result=\"failed\"}} {}", r.reloads_failed.load(Relaxed));
+    out
+}
+
+fn escape(label: &str) -> String {
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_survive_a_reload_and_render() {
+        app_counters("metrics-test").count(Outcome::Deny);
+        app_counters("metrics-test").count(Outcome::Deny);
+        observe_latency(Duration::from_micros(300));
+        let text = render();
+        assert!(text.contains("portcullis_requests_total{app=\"metrics-test\",decision=\"deny\"} 2"), "{text}");
+        assert!(text.contains("portcullis_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    }
+}

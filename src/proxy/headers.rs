@@ -1,0 +1,332 @@
+//! Header hygiene toward the upstream: which request headers the proxy owns,
+//! which are hop-by-hop, and which cookies are the proxy's own.
+//!
+//! Apps trust the identity and forwarding headers the proxy sets, so a client
+//! must never be able to supply them. Clients can try any spelling: header
+//! names are case-insensitive, and many app stacks (CGI, WSGI, PHP, Rack) map
+//! `_` and `-` to the same variable, so `X_Portcullis_User` is as dangerous as
+//! `X-Portcullis-User`. Pingora forwards names as received, so every spelling
+//! is matched here. The proxy's cookies carry its sessions and passes; the app
+//! has no business seeing them.
+//!
+//! The functions are pure: the proxy module applies them in
+//! `upstream_request_filter`.
+
+/// Exact names the proxy owns, in normalised form (lowercase, `-`).
+const OWNED: [&str; 3] = ["x-real-ip", "forwarded", "x-forwarded-for"];
+
+/// Name prefixes the proxy owns, in normalised form. All of `x-forwarded-*`
+/// (not only for/proto/host/port/prefix): apps and frameworks also believe
+/// `x-forwarded-ssl`, `-scheme`, `-uri`, `-method`, `-server`, `-user`.
+const OWNED_PREFIXES: [&str; 2] = ["x-portcullis-", "x-forwarded-"];
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual legacy ones), except
+/// `transfer-encoding`: Pingora frames the upstream body from it, and a
+/// request with it removed is sent with an empty body.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+];
+
+/// Names a client may not have removed by listing them in `Connection`:
+/// message framing and routing, which Pingora relies on.
+const NOT_REMOVABLE: [&str; 3] = ["host", "content-length", "transfer-encoding"];
+
+/// True when `name` (as received, any case, `_` or `-`) is a header the proxy
+/// owns. Does not allocate.
+pub fn is_owned(name: &[u8]) -> bool {
+    OWNED.iter().any(|owned| eq_normalised(name, owned))
+        || OWNED_PREFIXES.iter().any(|prefix| {
+            name.len() >= prefix.len() && eq_normalised(&name[..prefix.len()], prefix)
+        })
+}
+
+/// The header names (lowercased) to remove before forwarding, given the values
+/// of the request's `Connection` headers: the fixed hop-by-hop set plus every
+/// token listed in `Connection`.
+///
+/// With `keep_upgrade` (a WebSocket or other upgrade request) `connection` and
+/// `upgrade` are kept, since Pingora needs them to pass the upgrade. Tokens
+/// naming an owned header are left out (owned headers are stripped and set by
+/// the proxy anyway, so listing them must not remove the proxy's own values),
+/// and so are `host`, `content-length` and `transfer-encoding`.
+pub fn hop_by_hop_names<'a>(
+    connection_values: impl Iterator<Item = &'a [u8]>,
+    keep_upgrade: bool,
+) -> Vec<String> {
+    let kept = |name: &str| keep_upgrade && (name == "connection" || name == "upgrade");
+    let mut names: Vec<String> = HOP_BY_HOP
+        .iter()
+        .filter(|name| !kept(name))
+        .map(|name| name.to_string())
+        .collect();
+    let tokens = connection_values.flat_map(|value| value.split(|&b| b == b','));
+    for token in tokens {
+        let token = token.trim_ascii();
+        if token.is_empty() || !token.iter().all(|&b| is_tchar(b)) || is_owned(token) {
+            continue;
+        }
+        let name = String::from_utf8_lossy(token).to_ascii_lowercase();
+        if !kept(&name) && !NOT_REMOVABLE.contains(&name.as_str()) && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Given one Cookie header value, return it without the cookies whose name
+/// starts with any of `prefixes` (e.g. `"__Host-portcullis"`), keeping the
+/// others byte-for-byte and in order, joined by `"; "`. `None` when nothing
+/// remains. Pieces without `=` are kept as they are.
+///
+/// The prefix match ignores ASCII case: browsers match the `__Host-` prefix
+/// without regard to case, and stripping a lookalike costs the app nothing.
+pub fn strip_cookies(value: &[u8], prefixes: &[&str]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(value.len());
+    for piece in value.split(|&b| b == b';') {
+        let piece = piece.trim_ascii();
+        if piece.is_empty() || is_own_cookie(piece, prefixes) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.extend_from_slice(b"; ");
+        }
+        out.extend_from_slice(piece);
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A `name=value` piece whose name starts with one of `prefixes`.
+fn is_own_cookie(piece: &[u8], prefixes: &[&str]) -> bool {
+    let Some(eq) = piece.iter().position(|&b| b == b'=') else {
+        return false;
+    };
+    let name = piece[..eq].trim_ascii();
+    prefixes.iter().any(|prefix| {
+        name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    })
+}
+
+/// `name` equals `normalised` after lowercasing and mapping `_` to `-`.
+fn eq_normalised(name: &[u8], normalised: &str) -> bool {
+    name.len() == normalised.len()
+        && name.iter().zip(normalised.bytes()).all(|(&b, n)| {
+            if b == b'_' {
+                n == b'-'
+            } else {
+                b.to_ascii_lowercase() == n
+            }
+        })
+}
+
+/// A token character (RFC 9110 §5.6.2): what a header name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Applies all of the above to the request going upstream: owned headers in any
+/// spelling, hop-by-hop headers, and the proxy's cookies are removed. Allocates
+/// only when there is something to remove.
+pub fn clean_request(req: &mut pingora::http::RequestHeader, is_upgrade: bool) -> pingora::Result<()> {
+    let mut doomed: Vec<String> = req
+        .headers
+        .keys()
+        .filter(|n| is_owned(n.as_str().as_bytes()))
+        .map(|n| n.as_str().to_string())
+        .collect();
+    let has_hop = HOP_BY_HOP.iter().any(|h| req.headers.contains_key(*h));
+    if has_hop {
+        let connection = req.headers.get_all(http::header::CONNECTION).into_iter().map(|v| v.as_bytes());
+        doomed.extend(hop_by_hop_names(connection, is_upgrade));
+    }
+    for name in &doomed {
+        req.remove_header(name.as_str());
+    }
+    let cookies: Vec<Vec<u8>> = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes().to_vec()).collect();
+    if cookies.iter().any(|c| has_own_cookie(c)) {
+        req.remove_header(&http::header::COOKIE);
+        for value in cookies.iter().filter_map(|c| strip_cookies(c, super::OWN_COOKIE_PREFIXES)) {
+            req.append_header(http::header::COOKIE, value)?;
+        }
+    }
+    Ok(())
+}
+
+fn has_own_cookie(value: &[u8]) -> bool {
+    super::OWN_COOKIE_PREFIXES
+        .iter()
+        .any(|p| value.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(connection: &[&str], keep_upgrade: bool) -> Vec<String> {
+        hop_by_hop_names(connection.iter().map(|v| v.as_bytes()), keep_upgrade)
+    }
+
+    fn strip(value: &str) -> Option<String> {
+        let prefixes = ["__Host-portcullis", "__Host-pc-pass"];
+        strip_cookies(value.as_bytes(), &prefixes).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn owned_headers_in_every_spelling() {
+        for name in [
+            "x-portcullis-user",
+            "X-Portcullis-User",
+            "X-PORTCULLIS-AUTH",
+            "X_Portcullis_User",
+            "x_portcullis-groups",
+            "x-portcullis_",
+            "x-forwarded-for",
+            "X-Forwarded-For",
+            "x-forwarded_for",
+            "X_FORWARDED_FOR",
+            "x_forwarded_host",
+            "X-Forwarded-Proto",
+            "x-forwarded-port",
+            "X-Forwarded-Prefix",
+            "x-forwarded-ssl",
+            "X-Real-IP",
+            "x_real_ip",
+            "Forwarded",
+            "FORWARDED",
+        ] {
+            assert!(is_owned(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn other_headers_are_not_owned() {
+        for name in [
+            "",
+            "x-portcullis",
+            "portcullis-user",
+            "x-forwarded",
+            "x-forwardedfor",
+            "x-real-ip-address",
+            "forwarded-for",
+            "xforwarded",
+            "host",
+            "cookie",
+            "x-request-id",
+            "x\u{0130}-forwarded-for",
+        ] {
+            assert!(!is_owned(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_fixed_set() {
+        let got = names(&[], false);
+        for name in [
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+        ] {
+            assert!(got.contains(&name.to_string()), "{name}");
+        }
+        for name in ["upgrade", "proxy-authorization", "proxy-authenticate"] {
+            assert!(got.contains(&name.to_string()), "{name}");
+        }
+        assert!(!got.contains(&"transfer-encoding".to_string()));
+    }
+
+    #[test]
+    fn connection_tokens_are_added_lowercased_once() {
+        let got = names(&["x-foo, Keep-Alive", "X-Bar,x-FOO"], false);
+        assert!(got.contains(&"x-foo".to_string()));
+        assert!(got.contains(&"x-bar".to_string()));
+        assert_eq!(got.iter().filter(|n| *n == "keep-alive").count(), 1);
+        assert_eq!(got.iter().filter(|n| *n == "x-foo").count(), 1);
+    }
+
+    #[test]
+    fn connection_tokens_skip_empty_and_invalid() {
+        let got = names(&[" , ,x-ok , bad token, a:b, \u{e9}t\u{e9}"], false);
+        assert_eq!(got.len(), HOP_BY_HOP.len() + 1);
+        assert!(got.contains(&"x-ok".to_string()));
+    }
+
+    #[test]
+    fn connection_cannot_remove_owned_or_framing_headers() {
+        let got = names(
+            &["X-Forwarded-For, x_portcullis_user, Host, Content-Length"],
+            false,
+        );
+        assert_eq!(got.len(), HOP_BY_HOP.len());
+        let got = names(&["transfer-encoding"], false);
+        assert!(!got.contains(&"transfer-encoding".to_string()));
+    }
+
+    #[test]
+    fn upgrade_requests_keep_connection_and_upgrade() {
+        let got = names(&["Upgrade, keep-alive, X-Foo"], true);
+        assert!(!got.contains(&"connection".to_string()));
+        assert!(!got.contains(&"upgrade".to_string()));
+        assert!(got.contains(&"keep-alive".to_string()));
+        assert!(got.contains(&"x-foo".to_string()));
+        let got = names(&["Upgrade"], false);
+        assert!(got.contains(&"connection".to_string()));
+        assert!(got.contains(&"upgrade".to_string()));
+    }
+
+    #[test]
+    fn strip_cookies_removes_only_own_cookies() {
+        let got = strip("a=1; __Host-portcullis_session=xyz; b=2; __Host-pc-pass=p");
+        assert_eq!(got.as_deref(), Some("a=1; b=2"));
+    }
+
+    #[test]
+    fn strip_cookies_keeps_others_byte_for_byte_in_order() {
+        let got = strip("z=\"q u\";  a==b=c ;__Host-portcullis=1;m=%20");
+        assert_eq!(got.as_deref(), Some("z=\"q u\"; a==b=c; m=%20"));
+    }
+
+    #[test]
+    fn strip_cookies_none_when_nothing_remains() {
+        assert_eq!(strip("__Host-portcullis_s=1"), None);
+        assert_eq!(strip("__Host-portcullis_s=1; __Host-pc-pass=2;"), None);
+        assert_eq!(strip(""), None);
+        assert_eq!(strip(" ; ;; "), None);
+    }
+
+    #[test]
+    fn strip_cookies_edge_cases() {
+        // Pieces without '=' are kept, even when they look like ours.
+        assert_eq!(
+            strip("__Host-portcullis_s").as_deref(),
+            Some("__Host-portcullis_s")
+        );
+        assert_eq!(strip("flag; a=1").as_deref(), Some("flag; a=1"));
+        // Whitespace around the name, other case, empty value: still ours.
+        assert_eq!(strip(" __Host-portcullis_s =1;a=1").as_deref(), Some("a=1"));
+        assert_eq!(strip("__HOST-PORTCULLIS_s=1; a=1").as_deref(), Some("a=1"));
+        assert_eq!(strip("__Host-portcullis_s=; a=1").as_deref(), Some("a=1"));
+        // Our name appearing in a value or later in a name is not ours.
+        let got = strip("a=__Host-portcullis_s=1; x__Host-portcullis=2");
+        assert_eq!(
+            got.as_deref(),
+            Some("a=__Host-portcullis_s=1; x__Host-portcullis=2")
+        );
+        // Non-UTF-8 bytes pass through untouched.
+        let got = strip_cookies(b"a=\xff\xfe;__Host-pc-pass=1", &["__Host-pc-pass"]);
+        assert_eq!(got.as_deref(), Some(&b"a=\xff\xfe"[..]));
+    }
+
+    #[test]
+    fn strip_cookies_without_prefixes_only_normalises_separators() {
+        let got = strip_cookies(b"a=1;b=2", &[]);
+        assert_eq!(got.as_deref(), Some(&b"a=1; b=2"[..]));
+    }
+}

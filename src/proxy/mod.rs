@@ -1,0 +1,180 @@
+//! The Pingora side: the only module that knows Pingora. Access control happens
+//! in `request_filter`, header hygiene in `upstream_request_filter`, counting in
+//! `logging`. Everything they call is pure and lives elsewhere.
+
+pub mod headers;
+pub mod respond;
+pub mod server;
+
+use crate::config::hosts::{strip_port, AppId};
+use crate::config::Config;
+use crate::identity::client_ip::client_ip;
+use crate::live::Live;
+use crate::metrics::{self, Outcome};
+use crate::policy::decide::{decide, Action, Challenge, Decision, Rule};
+use crate::policy::expr::Facts;
+use crate::portal;
+use async_trait::async_trait;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::proxy::{ProxyHttp, Session};
+use respond::Reply;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The proxy's own cookie names start with these; they never reach the app.
+pub const OWN_COOKIE_PREFIXES: &[&str] = &["__Host-portcullis", "portcullis"];
+
+pub struct Portcullis {
+    pub live: Arc<Live>,
+}
+
+/// Per-request state shared across the phases.
+pub struct Ctx {
+    live: Arc<Live>,
+    config: Arc<Config>,
+    app: Option<AppId>,
+    client_ip: IpAddr,
+    outcome: Outcome,
+    auth: &'static str,
+    started: Instant,
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        self.live.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The request's host, from the HTTP/2 authority or the Host header, port removed.
+fn request_host(req: &RequestHeader) -> Option<&str> {
+    let authority = match req.uri.authority() {
+        Some(a) => a.as_str(),
+        None => req.headers.get(http::header::HOST)?.to_str().ok()?,
+    };
+    strip_port(authority.trim())
+}
+
+fn peer_ip(session: &Session) -> IpAddr {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+}
+
+impl Portcullis {
+    /// Maps the decision to a response, or `None` to forward.
+    fn challenge_or_deny(&self, session: &Session, ctx: &mut Ctx, d: Decision) -> Option<Reply> {
+        let contact = ctx.config.portal.contact.as_deref();
+        match d.action {
+            Action::Forward => {
+                ctx.outcome = Outcome::Forward;
+                ctx.auth = match d.rule {
+                    Rule::Bypass => "bypass",
+                    Rule::OtpSkip => "first_factor",
+                    _ => "both_factors",
+                };
+                None
+            }
+            Action::Deny => {
+                ctx.outcome = Outcome::Deny;
+                Some(Reply::html(403, "Access denied", "You may not use this application from here.", contact))
+            }
+            Action::Challenge(c) => {
+                ctx.outcome = Outcome::Challenge;
+                let page = match c {
+                    Challenge::Login => "login",
+                    Challenge::SecondFactor => "otp",
+                };
+                let rd = portal::redirect::encode_return_param(&session.req_header().uri.to_string());
+                let location = format!("/.portcullis/{page}?rd={rd}");
+                Some(if respond::is_browser_navigation(session) {
+                    Reply::redirect(302, location)
+                } else {
+                    Reply::json(401, &serde_json::json!({"error": format!("{page}_required"), "location": location}))
+                })
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Portcullis {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        self.live.inflight.fetch_add(1, Ordering::AcqRel);
+        Ctx {
+            live: self.live.clone(),
+            config: self.live.current(),
+            app: None,
+            client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            outcome: Outcome::Forward,
+            auth: "",
+            started: Instant::now(),
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let config = ctx.config.clone();
+        let req = session.req_header();
+        let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {
+            metrics::count_unknown_host();
+            Reply::html(404, "Not found", "No application is served at this address.", None).send(session).await?;
+            return Ok(true);
+        };
+        ctx.app = Some(app_id);
+        let xff = req.headers.get_all("x-forwarded-for").into_iter().map(|v| v.as_bytes());
+        ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
+        if portal::is_portal_path(req.uri.path()) {
+            ctx.outcome = Outcome::Portal;
+            portal::handle(session, &config, app_id).await?;
+            return Ok(true);
+        }
+        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert: false };
+        let app = config.app(app_id);
+        let decision = decide(app, &config.groups, &facts, None);
+        match self.challenge_or_deny(session, ctx, decision) {
+            None => Ok(false),
+            Some(reply) => {
+                log::info!(target: "audit", "{}", serde_json::json!({
+                    "app": app.name, "client_ip": ctx.client_ip.to_string(),
+                    "path": session.req_header().uri.path(), "decision": format!("{:?}", decision.action),
+                    "rule": decision.rule_name(app, None),
+                }));
+                reply.send(session).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let app = ctx.app.map(|id| ctx.config.app(id)).ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let up = &app.upstream;
+        Ok(Box::new(HttpPeer::new(up.addr, up.tls, up.sni.clone())))
+    }
+
+    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+        headers::clean_request(req, session.is_upgrade_req())?;
+        if !req.headers.contains_key(http::header::HOST) {
+            if let Some(a) = req.uri.authority().map(|a| a.to_string()) {
+                req.insert_header(http::header::HOST, a)?;
+            }
+        }
+        let host = request_host(req).unwrap_or_default().to_string();
+        req.insert_header("x-forwarded-for", ctx.client_ip.to_string())?;
+        req.insert_header("x-forwarded-proto", "https")?;
+        req.insert_header("x-forwarded-host", host)?;
+        req.insert_header("x-portcullis-auth", ctx.auth)?;
+        Ok(())
+    }
+
+    async fn logging(&self, _session: &mut Session, _e: Option<&pingora::Error>, ctx: &mut Ctx) {
+        if let Some(app) = ctx.app {
+            ctx.config.app(app).counters.count(ctx.outcome);
+        }
+        metrics::observe_latency(ctx.started.elapsed());
+    }
+}

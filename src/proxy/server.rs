@@ -1,0 +1,181 @@
+//! Wiring: the Pingora server with its services (the HTTPS proxy, the optional
+//! plain-HTTP redirect, the admin API, the SIGHUP reloader) and the graceful
+//! shutdown that drains in-flight requests, in one place.
+
+use super::Portcullis;
+use crate::admin::api::{ensure_token, AdminApi};
+use crate::config::hosts::strip_port;
+use crate::live::Live;
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::listeners::tls::TlsSettings;
+use pingora::protocols::http::ServerSession;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use pingora::services::background::{background_service, BackgroundService};
+use pingora::services::listening::Service;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Loads the config and serves until SIGTERM/SIGINT.
+pub fn run(config_path: &std::path::Path) -> Result<(), String> {
+    crate::tls::install_crypto_provider();
+    let config = crate::config::load(config_path).map_err(|e| e.to_string())?;
+    for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    let token = ensure_token(&config.admin.token_file)?;
+    log::info!("{}", config.summary());
+    let (https, http, admin, grace, threads) = (
+        config.server.https,
+        config.server.http,
+        config.admin.listen,
+        config.server.grace_period,
+        config.server.threads,
+    );
+    let live = Live::new(config);
+
+    let conf = ServerConf {
+        threads,
+        grace_period_seconds: Some(grace.as_secs().max(1)),
+        graceful_shutdown_timeout_seconds: Some(1),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Portcullis { live: live.clone() },
+        "portcullis https",
+    );
+    let mut tls = TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
+    tls.set_cert_resolver(live.cert.clone());
+    tls.enable_h2();
+    proxy.add_tls_with_settings(&https.to_string(), None, tls);
+    server.add_service(proxy);
+
+    if let Some(http) = http {
+        let mut redirect = Service::new("portcullis http redirect".into(), RedirectToHttps { https_port: https.port() });
+        redirect.add_tcp(&http.to_string());
+        server.add_service(redirect);
+    }
+    let mut admin_service = Service::new("portcullis admin".into(), AdminService { live: live.clone(), api: AdminApi::new(token) });
+    admin_service.add_tcp(&admin.to_string());
+    server.add_service(admin_service);
+    server.add_service(background_service("sighup reload", ReloadOnHup(live.clone())));
+
+    log::info!("portcullis listening on https://{https} (admin http://{admin})");
+    server.run(RunArgs { shutdown_signal: Box::new(DrainOnSignal { live, grace }) });
+    Ok(())
+}
+
+/// SIGTERM or SIGINT: stop accepting, let requests in flight finish, and exit
+/// as soon as none is left (Pingora alone would always wait the whole grace period).
+struct DrainOnSignal {
+    live: Arc<Live>,
+    grace: Duration,
+}
+
+#[async_trait]
+impl ShutdownSignalWatch for DrainOnSignal {
+    async fn recv(&self) -> ShutdownSignal {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM: draining requests in flight (at most {:?})", self.grace),
+            _ = int.recv() => log::info!("SIGINT: draining requests in flight (at most {:?})", self.grace),
+        }
+        let live = self.live.clone();
+        std::thread::spawn(move || {
+            // Let the listeners close first, then wait for the last request to end.
+            std::thread::sleep(Duration::from_millis(200));
+            while live.inflight.load(Ordering::Acquire) > 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            log::info!("drained: exiting");
+            std::process::exit(0);
+        });
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+struct ReloadOnHup(Arc<Live>);
+
+#[async_trait]
+impl BackgroundService for ReloadOnHup {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            log::error!("cannot listen for SIGHUP: reload through the admin API instead");
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    log::info!("SIGHUP: reloading the config");
+                    let live = self.0.clone();
+                    let _ = tokio::task::spawn_blocking(move || live.reload()).await;
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}
+
+fn response(status: u16, content_type: &str, body: String, location: Option<String>) -> Response<Vec<u8>> {
+    let mut b = Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .header("content-length", body.len())
+        .header("cache-control", "no-store");
+    if let Some(l) = location {
+        b = b.header("location", l);
+    }
+    b.body(body.into_bytes()).unwrap_or_default()
+}
+
+struct AdminService {
+    live: Arc<Live>,
+    api: AdminApi,
+}
+
+#[async_trait]
+impl ServeHttp for AdminService {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let auth = req.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+        let (method, path) = (req.method.as_str().to_string(), req.uri.path().to_string());
+        let (live, api) = (self.live.clone(), self.api.clone());
+        // Reload reads files: keep it off the async workers.
+        let r = tokio::task::spawn_blocking(move || api.handle(&live, &method, &path, auth.as_deref())).await;
+        match r {
+            Ok(r) => response(r.status, r.content_type, r.body, None),
+            Err(_) => response(500, "application/json", "{\"error\":\"internal\"}\n".into(), None),
+        }
+    }
+}
+
+/// The optional plain-HTTP listener: every request is sent to HTTPS.
+struct RedirectToHttps {
+    https_port: u16,
+}
+
+#[async_trait]
+impl ServeHttp for RedirectToHttps {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let req = session.req_header();
+        let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).and_then(strip_port);
+        let valid = host.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)));
+        let Some(host) = valid else {
+            return response(400, "text/plain", "a Host header is required\n".into(), None);
+        };
+        let port = if self.https_port == 443 { String::new() } else { format!(":{}", self.https_port) };
+        let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+        let location = format!("https://{host}{port}{path}");
+        response(308, "text/plain", format!("see {location}\n"), Some(location))
+    }
+}

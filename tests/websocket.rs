@@ -1,0 +1,66 @@
+//! A WebSocket upgrade passes through the proxy over TLS and echoes frames.
+
+mod common;
+
+use common::{Env, APPS};
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+async fn tls_connect(env: &Env, from: &str) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in portcullis::tls::read_cert_chain(&env.ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let mut cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let tcp = sock.connect(env.https).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("wiki.localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_upgrade_passes_through() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let mut s = tls_connect(&env, "127.0.0.2").await;
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: wiki.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut buf = Vec::new();
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut chunk = [0u8; 1024];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed during the handshake: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
+
+    // A masked text frame "hello"; the echo comes back unmasked.
+    let mask = [1u8, 2, 3, 4];
+    let mut frame = vec![0x81, 0x80 | 5];
+    frame.extend_from_slice(&mask);
+    frame.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&frame).await.unwrap();
+    let mut reply = [0u8; 7];
+    s.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"\x81\x05hello");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_from_outside_is_challenged() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let mut s = tls_connect(&env, "127.0.0.3").await;
+    s.write_all(b"GET /ws HTTP/1.1\r\nHost: wiki.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 12];
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 401");
+}
