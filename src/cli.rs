@@ -94,17 +94,29 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run { config } => crate::proxy::server::run(&config).map(|_| 0),
         Command::Check { config } => Ok(check(&config)),
-        Command::Decide { config, host, ip, user, second_factor, entrance_pass, device_cert } => {
-            load(&config).and_then(|c| {
-                let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert };
-                simulate(&c, &host, facts, user.as_deref(), second_factor).map(|v| {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                    0
-                })
+        Command::Decide {
+            config,
+            host,
+            ip,
+            user,
+            second_factor,
+            entrance_pass,
+            device_cert,
+        } => load(&config).and_then(|c| {
+            let facts = Facts {
+                networks: c.networks.lookup(ip),
+                entrance_pass,
+                device_cert,
+            };
+            simulate(&c, &host, facts, user.as_deref(), second_factor).map(|v| {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                0
             })
-        }
+        }),
         Command::Admin { config, action } => admin(&config, action),
-        Command::Certs { action: CertsAction::Dev { dir, hosts } } => certs_dev(&dir, &hosts),
+        Command::Certs {
+            action: CertsAction::Dev { dir, hosts },
+        } => certs_dev(&dir, &hosts),
         Command::HashPassword { stdin } => hash_password(stdin),
     };
     result.unwrap_or_else(|e| {
@@ -137,21 +149,43 @@ fn check(path: &std::path::Path) -> i32 {
 }
 
 /// The `decide` simulator: the same pure decision the proxy makes.
-pub fn simulate(c: &Config, host: &str, facts: Facts, user: Option<&str>, second_factor: bool) -> Result<serde_json::Value, String> {
-    let app_id = c.hosts.lookup(host).ok_or_else(|| format!("no app serves host `{host}`"))?;
+pub fn simulate(
+    c: &Config,
+    host: &str,
+    facts: Facts,
+    user: Option<&str>,
+    second_factor: bool,
+) -> Result<serde_json::Value, String> {
+    let app_id = c
+        .hosts
+        .lookup(host)
+        .ok_or_else(|| format!("no app serves host `{host}`"))?;
     let app = c.app(app_id);
     let user = user
-        .map(|u| c.users.get(u).ok_or_else(|| format!("no user named `{u}` in the users file")))
+        .map(|u| {
+            c.users
+                .get(u)
+                .ok_or_else(|| format!("no user named `{u}` in the users file"))
+        })
         .transpose()?;
-    let level = if second_factor { Level::BothFactors } else { Level::FirstFactor };
-    let session = user.map(|u| SessionFacts { group: u.policy_group, level });
+    let level = if second_factor {
+        Level::BothFactors
+    } else {
+        Level::FirstFactor
+    };
+    let session = user.map(|u| SessionFacts {
+        group: u.policy_group,
+        level,
+    });
     let group = user.map(|u| &c.groups[u.policy_group]);
     let d = decide(app, &c.groups, &facts, session.as_ref());
     let action = match d.action {
         Action::Forward => "forward",
         Action::Deny => "deny",
         Action::Challenge(crate::policy::decide::Challenge::Login) => "challenge_login",
-        Action::Challenge(crate::policy::decide::Challenge::SecondFactor) => "challenge_second_factor",
+        Action::Challenge(crate::policy::decide::Challenge::SecondFactor) => {
+            "challenge_second_factor"
+        }
     };
     let networks: Vec<&str> = (0..c.networks.len() as u8)
         .map(crate::policy::ip::NetworkId)
@@ -188,7 +222,11 @@ fn certs_dev(dir: &std::path::Path, hosts: &[String]) -> Result<i32, String> {
     crate::tls::install_crypto_provider();
     let out = crate::tls::make_dev_certs(dir, hosts)?;
     println!("development CA:      {}", out.ca_cert.display());
-    println!("server certificate:  {} (for {})", out.server_cert.display(), hosts.join(", "));
+    println!(
+        "server certificate:  {} (for {})",
+        out.server_cert.display(),
+        hosts.join(", ")
+    );
     println!("server key:          {}", out.server_key.display());
     Ok(0)
 }
@@ -197,7 +235,9 @@ fn hash_password(from_stdin: bool) -> Result<i32, String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
         let p = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
@@ -211,7 +251,9 @@ fn hash_password(from_stdin: bool) -> Result<i32, String> {
         return Err("the password is empty".into());
     }
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-    let hash = argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| e.to_string())?;
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| e.to_string())?;
     println!("{hash}");
     Ok(0)
 }

@@ -13,7 +13,11 @@ pub struct AdminReply {
 }
 
 fn json(status: u16, v: serde_json::Value) -> AdminReply {
-    AdminReply { status, content_type: "application/json", body: format!("{v}\n") }
+    AdminReply {
+        status,
+        content_type: "application/json",
+        body: format!("{v}\n"),
+    }
 }
 
 #[derive(Clone)]
@@ -33,23 +37,39 @@ impl AdminApi {
         given.ct_eq(self.token.as_bytes()).into()
     }
 
-    pub fn handle(&self, live: &Live, method: &str, path: &str, authorization: Option<&[u8]>) -> AdminReply {
+    pub fn handle(
+        &self,
+        live: &Live,
+        method: &str,
+        path: &str,
+        authorization: Option<&[u8]>,
+    ) -> AdminReply {
         let authorized = self.authorized(authorization);
         match (method, path) {
             ("GET", "/healthz") => {
-                let mut v = serde_json::json!({"status": "ok", "config_generation": live.generation()});
+                let mut v =
+                    serde_json::json!({"status": "ok", "config_generation": live.generation()});
                 if authorized {
                     v["last_reload"] = serde_json::to_value(live.last_reload()).unwrap_or_default();
                 }
                 json(200, v)
             }
-            _ if !authorized => json(401, serde_json::json!({"error": "unauthorized", "message": "send `Authorization: Bearer <token>` with the token from admin.token_file"})),
-            ("GET", "/metrics") => AdminReply { status: 200, content_type: "text/plain; version=0.0.4", body: crate::metrics::render() },
+            _ if !authorized => json(
+                401,
+                serde_json::json!({"error": "unauthorized", "message": "send `Authorization: Bearer <token>` with the token from admin.token_file"}),
+            ),
+            ("GET", "/metrics") => AdminReply {
+                status: 200,
+                content_type: "text/plain; version=0.0.4",
+                body: crate::metrics::render(),
+            },
             ("POST", "/reload") => match live.reload() {
                 Ok(r) => json(200, serde_json::to_value(r).unwrap_or_default()),
                 Err(r) => json(422, serde_json::to_value(r).unwrap_or_default()),
             },
-            (_, "/healthz" | "/metrics" | "/reload") => json(405, serde_json::json!({"error": "method_not_allowed"})),
+            (_, "/healthz" | "/metrics" | "/reload") => {
+                json(405, serde_json::json!({"error": "method_not_allowed"}))
+            }
             _ => json(404, serde_json::json!({"error": "not_found"})),
         }
     }
@@ -61,12 +81,16 @@ pub fn ensure_token(path: &Path) -> Result<String, String> {
         Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
         Ok(_) => return Err(format!("admin token file `{}` is empty", path.display())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!("cannot read admin token file `{}`: {e}", path.display()))
+            return Err(format!(
+                "cannot read admin token file `{}`: {e}",
+                path.display()
+            ))
         }
         Err(_) => {}
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
     crate::tls::write(path, &format!("{token}\n"), 0o600)?;
@@ -92,7 +116,10 @@ mod tests {
         let p = dir.path().join("sub/admin.token");
         let t1 = ensure_token(&p).unwrap();
         assert_eq!(t1.len(), 64);
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(ensure_token(&p).unwrap(), t1);
         assert_eq!(read_token(&p).unwrap(), t1);
     }

@@ -17,7 +17,11 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let src = Source::read(path)?;
     let file: ConfigFile = src.parse()?;
-    let mut c = Compiler { src: &src, errors: Vec::new(), warnings: Vec::new() };
+    let mut c = Compiler {
+        src: &src,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     let config = c.compile(file);
     match config {
         Some(config) if c.errors.is_empty() => Ok(config),
@@ -46,7 +50,9 @@ impl Compiler<'_> {
         if let Some(server) = &server {
             self.check_trust(server, &groups, &apps);
         }
-        let portal = Portal { contact: file.portal.contact.map(|c| c.into_inner()) };
+        let portal = Portal {
+            contact: file.portal.contact.map(|c| c.into_inner()),
+        };
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -62,7 +68,8 @@ impl Compiler<'_> {
     }
 
     fn err(&mut self, at: &Text, message: impl Into<String>) {
-        self.errors.push(self.src.error_at(at.span().start, message));
+        self.errors
+            .push(self.src.error_at(at.span().start, message));
     }
 
     fn err_at(&mut self, offset: usize, message: impl Into<String>) {
@@ -73,7 +80,13 @@ impl Compiler<'_> {
         match t.get_ref().parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.err(t, format!("{what}: `{}` is not an address:port such as `127.0.0.1:8443`", t.get_ref()));
+                self.err(
+                    t,
+                    format!(
+                        "{what}: `{}` is not an address:port such as `127.0.0.1:8443`",
+                        t.get_ref()
+                    ),
+                );
                 None
             }
         }
@@ -91,7 +104,12 @@ impl Compiler<'_> {
         let https = self.addr(&s.https, "server.https");
         let http = s.http.as_ref().and_then(|t| self.addr(t, "server.http"));
         let tls = self.tls(&s.tls_cert, &s.tls_key);
-        let trusted_proxies = TrustedProxies(s.trusted_proxies.iter().filter_map(|t| self.cidr(t)).collect());
+        let trusted_proxies = TrustedProxies(
+            s.trusted_proxies
+                .iter()
+                .filter_map(|t| self.cidr(t))
+                .collect(),
+        );
         let threads = match &s.threads {
             Some(t) if !(1..=256).contains(t.get_ref()) => {
                 self.err_at(t.span().start, "server.threads must be between 1 and 256");
@@ -107,7 +125,10 @@ impl Compiler<'_> {
             tls_cert_path: s.tls_cert.get_ref().into(),
             tls_key_path: s.tls_key.get_ref().into(),
             trusted_proxies,
-            state_dir: s.state_dir.as_ref().map_or_else(|| "state".into(), |t| t.get_ref().into()),
+            state_dir: s
+                .state_dir
+                .as_ref()
+                .map_or_else(|| "state".into(), |t| t.get_ref().into()),
             grace_period: self.duration(s.grace_period.as_ref(), DEFAULT_GRACE),
             threads,
         })
@@ -130,7 +151,12 @@ impl Compiler<'_> {
         };
         let ck = rustls::sign::CertifiedKey::new(chain?, signing_key?);
         if let Err(e) = ck.keys_match() {
-            self.err(key, format!("server.tls_key does not belong to the certificate in server.tls_cert ({e})"));
+            self.err(
+                key,
+                format!(
+                    "server.tls_key does not belong to the certificate in server.tls_cert ({e})"
+                ),
+            );
             return None;
         }
         Some(Arc::new(ck))
@@ -146,7 +172,9 @@ impl Compiler<'_> {
         }
         let token_file = match &file.admin.token_file {
             Some(t) => t.get_ref().into(),
-            None => server.map_or_else(|| "state".into(), |s| s.state_dir.clone()).join("admin.token"),
+            None => server
+                .map_or_else(|| "state".into(), |s| s.state_dir.clone())
+                .join("admin.token"),
         };
         Some(Admin { listen, token_file })
     }
@@ -173,29 +201,62 @@ impl Compiler<'_> {
     }
 
     /// Compiles an expression and maps its error position into the file.
-    fn condition(&mut self, t: Option<&Text>, default: Condition, what: &str, networks: &NetworkTable) -> Condition {
+    fn condition(
+        &mut self,
+        t: Option<&Text>,
+        default: Condition,
+        what: &str,
+        networks: &NetworkTable,
+    ) -> Condition {
         let Some(t) = t else { return default };
         match Condition::compile(t.get_ref(), networks) {
             Ok(c) => c,
             Err(e) => {
                 let start = t.span().start;
-                let quote = if self.src.text[start..].starts_with("\"\"\"") || self.src.text[start..].starts_with("'''") { 3 } else { 1 };
+                let quote = if self.src.text[start..].starts_with("\"\"\"")
+                    || self.src.text[start..].starts_with("'''")
+                {
+                    3
+                } else {
+                    1
+                };
                 self.err_at(start + quote + e.offset, format!("{what}: {}", e.kind));
                 default
             }
         }
     }
 
-    fn group(&mut self, name: &str, g: &PolicyGroupFile, networks: &NetworkTable) -> Option<PolicyGroup> {
+    fn group(
+        &mut self,
+        name: &str,
+        g: &PolicyGroupFile,
+        networks: &NetworkTable,
+    ) -> Option<PolicyGroup> {
         let what = |k: &str| format!("policy_group.{name}.{k}");
-        let allow = self.condition(g.allow.as_ref(), Condition::always(), &what("allow"), networks);
-        let otp_skip = self.condition(g.otp_skip.as_ref(), Condition::never(), &what("otp_skip"), networks);
+        let allow = self.condition(
+            g.allow.as_ref(),
+            Condition::always(),
+            &what("allow"),
+            networks,
+        );
+        let otp_skip = self.condition(
+            g.otp_skip.as_ref(),
+            Condition::never(),
+            &what("otp_skip"),
+            networks,
+        );
         let mut second_factors = Vec::new();
         for f in g.second_factors.iter().flatten() {
             match f.get_ref().as_str() {
                 "totp" => second_factors.push(SecondFactor::Totp),
                 "push" => second_factors.push(SecondFactor::Push),
-                other => self.err(f, format!("{}: unknown second factor `{other}` (expected `totp` or `push`)", what("second_factors"))),
+                other => self.err(
+                    f,
+                    format!(
+                        "{}: unknown second factor `{other}` (expected `totp` or `push`)",
+                        what("second_factors")
+                    ),
+                ),
             }
         }
         if g.second_factors.is_none() {
@@ -206,12 +267,18 @@ impl Compiler<'_> {
             allow,
             otp_skip,
             second_factors,
-            session_lifetime: self.duration(g.session_lifetime.as_ref(), Duration::from_secs(12 * 3600)),
+            session_lifetime: self
+                .duration(g.session_lifetime.as_ref(), Duration::from_secs(12 * 3600)),
             idle_timeout: self.duration(g.idle_timeout.as_ref(), Duration::from_secs(2 * 3600)),
         })
     }
 
-    fn apps(&mut self, files: &[toml::Spanned<AppFile>], groups: &[PolicyGroup], networks: &NetworkTable) -> (Vec<App>, HostTable) {
+    fn apps(
+        &mut self,
+        files: &[toml::Spanned<AppFile>],
+        groups: &[PolicyGroup],
+        networks: &NetworkTable,
+    ) -> (Vec<App>, HostTable) {
         let mut hosts = HostTable::default();
         let mut apps: Vec<App> = Vec::new();
         for f in files {
@@ -225,28 +292,50 @@ impl Compiler<'_> {
                     Ok(()) => {}
                     Err(HostError::Invalid(m)) => self.err(h, format!("app `{name}`: {m}")),
                     Err(HostError::Duplicate { host, other_app }) => {
-                        let other = apps.get(other_app).map_or(name.as_str(), |x| x.name.as_str()).to_string();
-                        self.err(h, format!("app `{name}`: host `{host}` is already used by app `{other}`"))
+                        let other = apps
+                            .get(other_app)
+                            .map_or(name.as_str(), |x| x.name.as_str())
+                            .to_string();
+                        self.err(
+                            h,
+                            format!("app `{name}`: host `{host}` is already used by app `{other}`"),
+                        )
                     }
                 }
             }
             if a.hosts.is_empty() {
                 self.err_at(f.span().start, format!("app `{name}` has no hosts"));
             }
-            let policy_groups = a.policy_groups.iter().filter_map(|g| {
-                let id = groups.iter().position(|x| &x.name == g.get_ref());
-                if id.is_none() {
-                    self.err(g, format!("app `{name}`: no policy group named `{}`", g.get_ref()));
-                }
-                id
-            }).collect();
-            let bypass = self.condition(a.bypass.as_ref(), Condition::never(), &format!("app `{name}` bypass"), networks);
+            let policy_groups = a
+                .policy_groups
+                .iter()
+                .filter_map(|g| {
+                    let id = groups.iter().position(|x| &x.name == g.get_ref());
+                    if id.is_none() {
+                        self.err(
+                            g,
+                            format!("app `{name}`: no policy group named `{}`", g.get_ref()),
+                        );
+                    }
+                    id
+                })
+                .collect();
+            let bypass = self.condition(
+                a.bypass.as_ref(),
+                Condition::never(),
+                &format!("app `{name}` bypass"),
+                networks,
+            );
             let device_cert = self.device_cert_mode(a, &name);
             if let Some(upstream) = self.upstream(a, &name) {
                 apps.push(App {
                     counters: metrics::app_counters(&name),
                     name,
-                    hosts: a.hosts.iter().map(|h| h.get_ref().to_ascii_lowercase()).collect(),
+                    hosts: a
+                        .hosts
+                        .iter()
+                        .map(|h| h.get_ref().to_ascii_lowercase())
+                        .collect(),
                     upstream,
                     policy_groups,
                     bypass,
@@ -264,7 +353,12 @@ impl Compiler<'_> {
             Some("require") => DeviceCertMode::Require,
             Some(other) => {
                 let t = a.device_cert.as_ref().expect("matched Some");
-                self.err(t, format!("app `{name}`: device_cert `{other}` must be `off`, `request` or `require`"));
+                self.err(
+                    t,
+                    format!(
+                        "app `{name}`: device_cert `{other}` must be `off`, `request` or `require`"
+                    ),
+                );
                 DeviceCertMode::Off
             }
         }
@@ -277,15 +371,24 @@ impl Compiler<'_> {
             self.err(&a.upstream, format!("app `{name}`: upstream `{written}` is not a reachable host:port (it is resolved when the config loads)"));
             return None;
         };
-        let host = super::hosts::strip_port(&written).unwrap_or(&written).to_string();
-        let sni = a.upstream_sni.as_ref().map_or(host, |t| t.get_ref().clone());
-        Some(Upstream { addr, tls: a.upstream_tls, sni, written })
+        let host = super::hosts::strip_port(&written)
+            .unwrap_or(&written)
+            .to_string();
+        let sni = a
+            .upstream_sni
+            .as_ref()
+            .map_or(host, |t| t.get_ref().clone());
+        Some(Upstream {
+            addr,
+            tls: a.upstream_tls,
+            sni,
+            written,
+        })
     }
 
     fn users(&mut self, file: &Text, groups: &[PolicyGroup]) -> Option<Users> {
-        let result = Source::read(Path::new(file.get_ref())).and_then(|src| {
-            users::load(&src, &|n| groups.iter().position(|g| g.name == n))
-        });
+        let result = Source::read(Path::new(file.get_ref()))
+            .and_then(|src| users::load(&src, &|n| groups.iter().position(|g| g.name == n)));
         match result {
             Ok(u) => Some(u),
             Err(e) => {
@@ -302,9 +405,15 @@ impl Compiler<'_> {
     /// Refuses a config whose IP conditions mean nothing because every address is a trusted proxy.
     fn check_trust(&mut self, server: &Server, groups: &[PolicyGroup], apps: &[App]) {
         let t = &server.trusted_proxies.0;
-        let all_v4 = t.iter().any(|c| c.contains([0, 0, 0, 0].into()) && c.contains([255; 4].into()));
-        let all_v6 = t.iter().any(|c| c.contains([0u16; 8].into()) && c.contains([0xffffu16; 8].into()));
-        let uses_ip = groups.iter().any(|g| g.allow.uses_ip() || g.otp_skip.uses_ip())
+        let all_v4 = t
+            .iter()
+            .any(|c| c.contains([0, 0, 0, 0].into()) && c.contains([255; 4].into()));
+        let all_v6 = t
+            .iter()
+            .any(|c| c.contains([0u16; 8].into()) && c.contains([0xffffu16; 8].into()));
+        let uses_ip = groups
+            .iter()
+            .any(|g| g.allow.uses_ip() || g.otp_skip.uses_ip())
             || apps.iter().any(|a| a.bypass.uses_ip());
         if (all_v4 || all_v6) && uses_ip {
             self.err_at(0, "server.trusted_proxies trusts every address of an IP family (a /0), so any client could claim an internal IP through X-Forwarded-For; list only your load balancers");

@@ -76,7 +76,9 @@ fn valid_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -121,7 +123,10 @@ mod tests {
         let mut t = table();
         assert_eq!(
             t.add("Wiki.localhost", 2),
-            Err(HostError::Duplicate { host: "wiki.localhost".into(), other_app: 0 })
+            Err(HostError::Duplicate {
+                host: "wiki.localhost".into(),
+                other_app: 0
+            })
         );
         assert!(matches!(t.add("bad host", 2), Err(HostError::Invalid(_))));
         assert!(matches!(t.add("*.", 2), Err(HostError::Invalid(_))));

@@ -79,7 +79,12 @@ impl Decision {
 }
 
 /// Decides one request. `groups` is `Config::groups`.
-pub fn decide(app: &App, groups: &[PolicyGroup], facts: &Facts, session: Option<&SessionFacts>) -> Decision {
+pub fn decide(
+    app: &App,
+    groups: &[PolicyGroup],
+    facts: &Facts,
+    session: Option<&SessionFacts>,
+) -> Decision {
     if app.bypass.eval(facts) {
         return Decision::new(Action::Forward, Rule::Bypass);
     }
@@ -99,7 +104,10 @@ pub fn decide(app: &App, groups: &[PolicyGroup], facts: &Facts, session: Option<
     if group.otp_skip.eval(facts) {
         return Decision::new(Action::Forward, Rule::OtpSkip);
     }
-    Decision::new(Action::Challenge(Challenge::SecondFactor), Rule::OtpRequired)
+    Decision::new(
+        Action::Challenge(Challenge::SecondFactor),
+        Rule::OtpRequired,
+    )
 }
 
 #[cfg(test)]
@@ -131,7 +139,12 @@ mod tests {
         App {
             name: "wiki".into(),
             hosts: vec!["wiki.localhost".into()],
-            upstream: Upstream { addr: "127.0.0.1:1".parse().unwrap(), tls: false, sni: String::new(), written: String::new() },
+            upstream: Upstream {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                tls: false,
+                sni: String::new(),
+                written: String::new(),
+            },
             policy_groups: vec![0, 1],
             bypass: Condition::compile(bypass, n).unwrap(),
             device_cert: DeviceCertMode::Off,
@@ -139,8 +152,16 @@ mod tests {
         }
     }
 
-    const INSIDE: Facts = Facts { networks: NetMask(1), entrance_pass: false, device_cert: false };
-    const OUTSIDE: Facts = Facts { networks: NetMask(0), entrance_pass: false, device_cert: false };
+    const INSIDE: Facts = Facts {
+        networks: NetMask(1),
+        entrance_pass: false,
+        device_cert: false,
+    };
+    const OUTSIDE: Facts = Facts {
+        networks: NetMask(0),
+        entrance_pass: false,
+        device_cert: false,
+    };
 
     /// The decision table: every row is (bypass, group, level, facts) → (action, rule).
     #[test]
@@ -162,12 +183,36 @@ mod tests {
             ("always", None, OUTSIDE, Action::Forward, Rule::Bypass),
             ("never", s(0, first), INSIDE, Action::Forward, Rule::OtpSkip),
             ("never", s(0, first), OUTSIDE, otp, Rule::OtpRequired),
-            ("never", s(0, both), OUTSIDE, Action::Forward, Rule::SecondFactorDone),
+            (
+                "never",
+                s(0, both),
+                OUTSIDE,
+                Action::Forward,
+                Rule::SecondFactorDone,
+            ),
             ("never", s(1, both), OUTSIDE, Action::Deny, Rule::AllowFalse),
             ("never", s(1, first), INSIDE, otp, Rule::OtpRequired),
-            ("never", s(1, both), INSIDE, Action::Forward, Rule::SecondFactorDone),
-            ("never", s(2, first), OUTSIDE, Action::Deny, Rule::GroupNotAdmitted),
-            ("never", s(9, both), INSIDE, Action::Deny, Rule::GroupNotAdmitted),
+            (
+                "never",
+                s(1, both),
+                INSIDE,
+                Action::Forward,
+                Rule::SecondFactorDone,
+            ),
+            (
+                "never",
+                s(2, first),
+                OUTSIDE,
+                Action::Deny,
+                Rule::GroupNotAdmitted,
+            ),
+            (
+                "never",
+                s(9, both),
+                INSIDE,
+                Action::Deny,
+                Rule::GroupNotAdmitted,
+            ),
         ];
         for (i, (bypass, session, facts, action, rule)) in rows.into_iter().enumerate() {
             let d = decide(&app(bypass, &n), &groups, &facts, session.as_ref());
@@ -180,6 +225,9 @@ mod tests {
         let n = networks();
         let g = group("staff", "always", "internal_ip", &n);
         let d = Decision::new(Action::Forward, Rule::OtpSkip);
-        assert_eq!(d.rule_name(&app("never", &n), Some(&g)), "policy_group.staff.otp_skip");
+        assert_eq!(
+            d.rule_name(&app("never", &n), Some(&g)),
+            "policy_group.staff.otp_skip"
+        );
     }
 }

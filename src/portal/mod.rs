@@ -32,7 +32,10 @@ pub fn is_portal_path(path: &str) -> bool {
     }
     s.len() >= PREFIX.len()
         && s[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
-        && matches!(s.get(PREFIX.len()), None | Some(b'/') | Some(b'?') | Some(b';'))
+        && matches!(
+            s.get(PREFIX.len()),
+            None | Some(b'/') | Some(b'?') | Some(b';')
+        )
 }
 
 /// Percent-decodes (three rounds, to defeat double encoding) up to 64 bytes.
@@ -42,7 +45,11 @@ fn decode_prefix(b: &[u8], out: &mut [u8; 64]) -> usize {
     for _ in 0..3 {
         let (mut r, mut w) = (0, 0);
         while r < n {
-            let byte = match (out[r], out.get(r + 1).and_then(|&h| hex(h)), out.get(r + 2).and_then(|&l| hex(l))) {
+            let byte = match (
+                out[r],
+                out.get(r + 1).and_then(|&h| hex(h)),
+                out.get(r + 2).and_then(|&l| hex(l)),
+            ) {
                 (b'%', Some(h), Some(l)) if r + 2 < n => {
                     r += 3;
                     h * 16 + l
@@ -70,7 +77,10 @@ pub async fn handle(session: &mut Session, config: &Config, _app: AppId) -> Resu
     let path = session.req_header().uri.path().to_string();
     let contact = config.portal.contact.as_deref();
     let reply = if path.starts_with("/.portcullis/api/") {
-        Reply::json(503, &serde_json::json!({"error": "login_unavailable", "message": "sign-in is not available on this server yet"}))
+        Reply::json(
+            503,
+            &serde_json::json!({"error": "login_unavailable", "message": "sign-in is not available on this server yet"}),
+        )
     } else if path == "/.portcullis/login" || path == "/.portcullis/otp" {
         Reply::html(503, "Sign-in unavailable", "Signing in through portcullis is not available on this server yet. Ask your administrator.", contact)
     } else {
@@ -86,13 +96,31 @@ mod tests {
     #[test]
     fn reserved_prefix_in_every_spelling() {
         for p in [
-            "/.portcullis", "/.portcullis/", "/.portcullis/login", "/.PORTCULLIS/x", "//.portcullis/x",
-            "/%2eportcullis/x", "/%2Eportcullis/x", "/%252eportcullis/x", "/.portcullis%2flogin",
-            "/\\.portcullis/x", "/.portcullis?x", "/.portcullis;x",
+            "/.portcullis",
+            "/.portcullis/",
+            "/.portcullis/login",
+            "/.PORTCULLIS/x",
+            "//.portcullis/x",
+            "/%2eportcullis/x",
+            "/%2Eportcullis/x",
+            "/%252eportcullis/x",
+            "/.portcullis%2flogin",
+            "/\\.portcullis/x",
+            "/.portcullis?x",
+            "/.portcullis;x",
         ] {
             assert!(is_portal_path(p), "{p}");
         }
-        for p in ["/", "/portcullis", "/.portcullisx", "/a/.portcullis/", "/.well-known/x", "", "/%", "/%2"] {
+        for p in [
+            "/",
+            "/portcullis",
+            "/.portcullisx",
+            "/a/.portcullis/",
+            "/.well-known/x",
+            "",
+            "/%",
+            "/%2",
+        ] {
             assert!(!is_portal_path(p), "{p}");
         }
     }

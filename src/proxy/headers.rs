@@ -133,7 +133,10 @@ fn is_tchar(b: u8) -> bool {
 /// Applies all of the above to the request going upstream: owned headers in any
 /// spelling, hop-by-hop headers, and the proxy's cookies are removed. Allocates
 /// only when there is something to remove.
-pub fn clean_request(req: &mut pingora::http::RequestHeader, is_upgrade: bool) -> pingora::Result<()> {
+pub fn clean_request(
+    req: &mut pingora::http::RequestHeader,
+    is_upgrade: bool,
+) -> pingora::Result<()> {
     let mut doomed: Vec<String> = req
         .headers
         .keys()
@@ -142,16 +145,28 @@ pub fn clean_request(req: &mut pingora::http::RequestHeader, is_upgrade: bool) -
         .collect();
     let has_hop = HOP_BY_HOP.iter().any(|h| req.headers.contains_key(*h));
     if has_hop {
-        let connection = req.headers.get_all(http::header::CONNECTION).into_iter().map(|v| v.as_bytes());
+        let connection = req
+            .headers
+            .get_all(http::header::CONNECTION)
+            .into_iter()
+            .map(|v| v.as_bytes());
         doomed.extend(hop_by_hop_names(connection, is_upgrade));
     }
     for name in &doomed {
         req.remove_header(name.as_str());
     }
-    let cookies: Vec<Vec<u8>> = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes().to_vec()).collect();
+    let cookies: Vec<Vec<u8>> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .into_iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
     if cookies.iter().any(|c| has_own_cookie(c)) {
         req.remove_header(&http::header::COOKIE);
-        for value in cookies.iter().filter_map(|c| strip_cookies(c, super::OWN_COOKIE_PREFIXES)) {
+        for value in cookies
+            .iter()
+            .filter_map(|c| strip_cookies(c, super::OWN_COOKIE_PREFIXES))
+        {
             req.append_header(http::header::COOKIE, value)?;
         }
     }
@@ -159,9 +174,11 @@ pub fn clean_request(req: &mut pingora::http::RequestHeader, is_upgrade: bool) -
 }
 
 fn has_own_cookie(value: &[u8]) -> bool {
-    super::OWN_COOKIE_PREFIXES
-        .iter()
-        .any(|p| value.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes())))
+    super::OWN_COOKIE_PREFIXES.iter().any(|p| {
+        value
+            .windows(p.len())
+            .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
+    })
 }
 
 #[cfg(test)]

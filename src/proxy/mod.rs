@@ -80,7 +80,12 @@ impl Portcullis {
             }
             Action::Deny => {
                 ctx.outcome = Outcome::Deny;
-                Some(Reply::html(403, "Access denied", "You may not use this application from here.", contact))
+                Some(Reply::html(
+                    403,
+                    "Access denied",
+                    "You may not use this application from here.",
+                    contact,
+                ))
             }
             Action::Challenge(c) => {
                 ctx.outcome = Outcome::Challenge;
@@ -88,12 +93,18 @@ impl Portcullis {
                     Challenge::Login => "login",
                     Challenge::SecondFactor => "otp",
                 };
-                let rd = portal::redirect::encode_return_param(&session.req_header().uri.to_string());
+                let uri = &session.req_header().uri;
+                let rd = portal::redirect::encode_return_param(
+                    uri.path_and_query().map_or("/", |p| p.as_str()),
+                );
                 let location = format!("/.portcullis/{page}?rd={rd}");
                 Some(if respond::is_browser_navigation(session) {
                     Reply::redirect(302, location)
                 } else {
-                    Reply::json(401, &serde_json::json!({"error": format!("{page}_required"), "location": location}))
+                    Reply::json(
+                        401,
+                        &serde_json::json!({"error": format!("{page}_required"), "location": location}),
+                    )
                 })
             }
         }
@@ -122,18 +133,33 @@ impl ProxyHttp for Portcullis {
         let req = session.req_header();
         let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {
             metrics::count_unknown_host();
-            Reply::html(404, "Not found", "No application is served at this address.", None).send(session).await?;
+            Reply::html(
+                404,
+                "Not found",
+                "No application is served at this address.",
+                None,
+            )
+            .send(session)
+            .await?;
             return Ok(true);
         };
         ctx.app = Some(app_id);
-        let xff = req.headers.get_all("x-forwarded-for").into_iter().map(|v| v.as_bytes());
+        let xff = req
+            .headers
+            .get_all("x-forwarded-for")
+            .into_iter()
+            .map(|v| v.as_bytes());
         ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
         if portal::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
             portal::handle(session, &config, app_id).await?;
             return Ok(true);
         }
-        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert: false };
+        let facts = Facts {
+            networks: config.networks.lookup(ctx.client_ip),
+            entrance_pass: false,
+            device_cert: false,
+        };
         let app = config.app(app_id);
         let decision = decide(app, &config.groups, &facts, None);
         match self.challenge_or_deny(session, ctx, decision) {
@@ -151,12 +177,20 @@ impl ProxyHttp for Portcullis {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let app = ctx.app.map(|id| ctx.config.app(id)).ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let app = ctx
+            .app
+            .map(|id| ctx.config.app(id))
+            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
         let up = &app.upstream;
         Ok(Box::new(HttpPeer::new(up.addr, up.tls, up.sni.clone())))
     }
 
-    async fn upstream_request_filter(&self, session: &mut Session, req: &mut RequestHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        req: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         headers::clean_request(req, session.is_upgrade_req())?;
         if !req.headers.contains_key(http::header::HOST) {
             if let Some(a) = req.uri.authority().map(|a| a.to_string()) {

@@ -17,7 +17,9 @@ pub struct Reply {
 
 impl Reply {
     pub fn html(status: u16, title: &str, message: &str, contact: Option<&str>) -> Reply {
-        let contact = contact.map_or(String::new(), |c| format!("<p class=\"contact\">{}</p>", escape(c)));
+        let contact = contact.map_or(String::new(), |c| {
+            format!("<p class=\"contact\">{}</p>", escape(c))
+        });
         let body = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -25,13 +27,23 @@ impl Reply {
             t = escape(title),
             m = escape(message),
         );
-        Reply { status, content_type: "text/html; charset=utf-8", body: body.into(), location: None }
+        Reply {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: body.into(),
+            location: None,
+        }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
         let mut body = value.to_string();
         body.push('\n');
-        Reply { status, content_type: "application/json", body: body.into(), location: None }
+        Reply {
+            status,
+            content_type: "application/json",
+            body: body.into(),
+            location: None,
+        }
     }
 
     pub fn redirect(status: u16, location: String) -> Reply {
@@ -62,14 +74,21 @@ impl Reply {
 /// ones at least ask for HTML.
 pub fn is_browser_navigation(session: &Session) -> bool {
     let h = &session.req_header().headers;
-    let is = |name: &str, value: &[u8]| h.get(name).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value));
+    let is = |name: &str, value: &[u8]| {
+        h.get(name)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value))
+    };
     if is("sec-fetch-mode", b"navigate") || is("sec-fetch-dest", b"document") {
         return true;
     }
     if h.contains_key("sec-fetch-mode") {
         return false;
     }
-    h.get("accept").is_some_and(|v| v.as_bytes().windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
+    h.get("accept").is_some_and(|v| {
+        v.as_bytes()
+            .windows(9)
+            .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+    })
 }
 
 pub fn escape(s: &str) -> String {

@@ -58,17 +58,33 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     server.add_service(proxy);
 
     if let Some(http) = http {
-        let mut redirect = Service::new("portcullis http redirect".into(), RedirectToHttps { https_port: https.port() });
+        let mut redirect = Service::new(
+            "portcullis http redirect".into(),
+            RedirectToHttps {
+                https_port: https.port(),
+            },
+        );
         redirect.add_tcp(&http.to_string());
         server.add_service(redirect);
     }
-    let mut admin_service = Service::new("portcullis admin".into(), AdminService { live: live.clone(), api: AdminApi::new(token) });
+    let mut admin_service = Service::new(
+        "portcullis admin".into(),
+        AdminService {
+            live: live.clone(),
+            api: AdminApi::new(token),
+        },
+    );
     admin_service.add_tcp(&admin.to_string());
     server.add_service(admin_service);
-    server.add_service(background_service("sighup reload", ReloadOnHup(live.clone())));
+    server.add_service(background_service(
+        "sighup reload",
+        ReloadOnHup(live.clone()),
+    ));
 
     log::info!("portcullis listening on https://{https} (admin http://{admin})");
-    server.run(RunArgs { shutdown_signal: Box::new(DrainOnSignal { live, grace }) });
+    server.run(RunArgs {
+        shutdown_signal: Box::new(DrainOnSignal { live, grace }),
+    });
     Ok(())
 }
 
@@ -126,7 +142,12 @@ impl BackgroundService for ReloadOnHup {
     }
 }
 
-fn response(status: u16, content_type: &str, body: String, location: Option<String>) -> Response<Vec<u8>> {
+fn response(
+    status: u16,
+    content_type: &str,
+    body: String,
+    location: Option<String>,
+) -> Response<Vec<u8>> {
     let mut b = Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -147,14 +168,24 @@ struct AdminService {
 impl ServeHttp for AdminService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        let auth = req.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+        let auth = req
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes().to_vec());
         let (method, path) = (req.method.as_str().to_string(), req.uri.path().to_string());
         let (live, api) = (self.live.clone(), self.api.clone());
         // Reload reads files: keep it off the async workers.
-        let r = tokio::task::spawn_blocking(move || api.handle(&live, &method, &path, auth.as_deref())).await;
+        let r =
+            tokio::task::spawn_blocking(move || api.handle(&live, &method, &path, auth.as_deref()))
+                .await;
         match r {
             Ok(r) => response(r.status, r.content_type, r.body, None),
-            Err(_) => response(500, "application/json", "{\"error\":\"internal\"}\n".into(), None),
+            Err(_) => response(
+                500,
+                "application/json",
+                "{\"error\":\"internal\"}\n".into(),
+                None,
+            ),
         }
     }
 }
@@ -168,14 +199,36 @@ struct RedirectToHttps {
 impl ServeHttp for RedirectToHttps {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).and_then(strip_port);
-        let valid = host.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)));
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(strip_port);
+        let valid = host.filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+        });
         let Some(host) = valid else {
-            return response(400, "text/plain", "a Host header is required\n".into(), None);
+            return response(
+                400,
+                "text/plain",
+                "a Host header is required\n".into(),
+                None,
+            );
         };
-        let port = if self.https_port == 443 { String::new() } else { format!(":{}", self.https_port) };
+        let port = if self.https_port == 443 {
+            String::new()
+        } else {
+            format!(":{}", self.https_port)
+        };
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let location = format!("https://{host}{port}{path}");
-        response(308, "text/plain", format!("see {location}\n"), Some(location))
+        response(
+            308,
+            "text/plain",
+            format!("see {location}\n"),
+            Some(location),
+        )
     }
 }
