@@ -47,23 +47,12 @@ fn whole_decision(c: &mut Criterion) {
         let cfg = config(dir.path(), n);
         let peer: IpAddr = "10.9.9.9".parse().unwrap();
         let xff: &[&[u8]] = &[b"198.51.100.23"];
-        let session = SessionFacts {
-            group: 0,
-            level: Level::FirstFactor,
-        };
+        let session = SessionFacts { group: 0, level: Level::FirstFactor };
         c.bench_function(&format!("decision/whole request/{n} prefixes"), |b| {
             b.iter(|| {
-                let ip = client_ip(
-                    black_box(peer),
-                    xff.iter().copied(),
-                    &cfg.server.trusted_proxies,
-                );
+                let ip = client_ip(black_box(peer), xff.iter().copied(), &cfg.server.trusted_proxies);
                 let app = cfg.hosts.lookup(black_box("Wiki.Example.com")).unwrap();
-                let facts = Facts {
-                    networks: cfg.networks.lookup(ip),
-                    entrance_pass: false,
-                    device_cert: false,
-                };
+                let facts = Facts { networks: cfg.networks.lookup(ip), entrance_pass: false, device_cert: false };
                 decide(cfg.app(app), &cfg.groups, &facts, Some(black_box(&session)))
             })
         });

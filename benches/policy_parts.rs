@@ -61,9 +61,7 @@ fn table_and_probes(prefixes: usize) -> (NetworkTable, Vec<IpAddr>) {
     let mut builder = NetworkTableBuilder::new();
     for n in 0..NETWORKS {
         let mine: Vec<Cidr> = cidrs.iter().skip(n).step_by(NETWORKS).copied().collect();
-        builder
-            .add(&format!("net{n}"), &mine)
-            .expect("16 distinct networks");
+        builder.add(&format!("net{n}"), &mine).expect("16 distinct networks");
     }
     let probes = (0..1024)
         .map(|i| match i % 2 {
@@ -112,11 +110,7 @@ fn bench_eval(c: &mut Criterion) {
     let src = r#"internal_ip and not device_cert or (network("lab") and entrance_pass)"#;
     let condition = Condition::compile(src, &table).expect("valid condition");
     let facts: Vec<Facts> = (0..16u64)
-        .map(|i| Facts {
-            networks: NetMask(i & 3),
-            entrance_pass: i & 4 != 0,
-            device_cert: i & 8 != 0,
-        })
+        .map(|i| Facts { networks: NetMask(i & 3), entrance_pass: i & 4 != 0, device_cert: i & 8 != 0 })
         .collect();
     assert!(facts[1].networks.contains(NetworkId(0)));
     let mut i = 0;

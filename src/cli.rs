@@ -74,6 +74,18 @@ enum AdminAction {
     Health,
     /// The Prometheus metrics.
     Metrics,
+    /// List locked users, with when and why.
+    Locked,
+    /// Unlock one or several users.
+    Unlock { users: Vec<String> },
+    /// Remove a user's authenticator (a lost phone) and sign them out everywhere.
+    RevokeTotp { user: String },
+    /// Sign a user out everywhere.
+    SignOut { user: String },
+    /// A single-use link with which a user may enroll an authenticator from anywhere.
+    EnrollLink { user: String },
+    /// Start signing cookies with a new key (the previous one still verifies).
+    RotateKeys,
 }
 
 #[derive(Subcommand)]
@@ -94,29 +106,16 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run { config } => crate::proxy::server::run(&config).map(|_| 0),
         Command::Check { config } => Ok(check(&config)),
-        Command::Decide {
-            config,
-            host,
-            ip,
-            user,
-            second_factor,
-            entrance_pass,
-            device_cert,
-        } => load(&config).and_then(|c| {
-            let facts = Facts {
-                networks: c.networks.lookup(ip),
-                entrance_pass,
-                device_cert,
-            };
-            simulate(&c, &host, facts, user.as_deref(), second_factor).map(|v| {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-                0
-            })
-        }),
+        Command::Decide { config, host, ip, user, second_factor, entrance_pass, device_cert } => load(&config)
+            .and_then(|c| {
+                let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert };
+                simulate(&c, &host, facts, user.as_deref(), second_factor).map(|v| {
+                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                    0
+                })
+            }),
         Command::Admin { config, action } => admin(&config, action),
-        Command::Certs {
-            action: CertsAction::Dev { dir, hosts },
-        } => certs_dev(&dir, &hosts),
+        Command::Certs { action: CertsAction::Dev { dir, hosts } } => certs_dev(&dir, &hosts),
         Command::HashPassword { stdin } => hash_password(stdin),
     };
     result.unwrap_or_else(|e| {
@@ -156,36 +155,19 @@ pub fn simulate(
     user: Option<&str>,
     second_factor: bool,
 ) -> Result<serde_json::Value, String> {
-    let app_id = c
-        .hosts
-        .lookup(host)
-        .ok_or_else(|| format!("no app serves host `{host}`"))?;
+    let app_id = c.hosts.lookup(host).ok_or_else(|| format!("no app serves host `{host}`"))?;
     let app = c.app(app_id);
-    let user = user
-        .map(|u| {
-            c.users
-                .get(u)
-                .ok_or_else(|| format!("no user named `{u}` in the users file"))
-        })
-        .transpose()?;
-    let level = if second_factor {
-        Level::BothFactors
-    } else {
-        Level::FirstFactor
-    };
-    let session = user.map(|u| SessionFacts {
-        group: u.policy_group,
-        level,
-    });
+    let user =
+        user.map(|u| c.users.get(u).ok_or_else(|| format!("no user named `{u}` in the users file"))).transpose()?;
+    let level = if second_factor { Level::BothFactors } else { Level::FirstFactor };
+    let session = user.map(|u| SessionFacts { group: u.policy_group, level });
     let group = user.map(|u| &c.groups[u.policy_group]);
     let d = decide(app, &c.groups, &facts, session.as_ref());
     let action = match d.action {
         Action::Forward => "forward",
         Action::Deny => "deny",
         Action::Challenge(crate::policy::decide::Challenge::Login) => "challenge_login",
-        Action::Challenge(crate::policy::decide::Challenge::SecondFactor) => {
-            "challenge_second_factor"
-        }
+        Action::Challenge(crate::policy::decide::Challenge::SecondFactor) => "challenge_second_factor",
     };
     let networks: Vec<&str> = (0..c.networks.len() as u8)
         .map(crate::policy::ip::NetworkId)
@@ -208,12 +190,22 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
     let c = load(config_path)?;
     let token = crate::admin::api::read_token(&c.admin.token_file)?;
     let addr: SocketAddr = c.admin.listen;
-    let (method, path) = match action {
-        AdminAction::Reload => ("POST", "/reload"),
-        AdminAction::Health => ("GET", "/healthz"),
-        AdminAction::Metrics => ("GET", "/metrics"),
+    let one = |u: &String| serde_json::json!({ "user": u }).to_string();
+    let (method, path, body) = match &action {
+        AdminAction::Reload => ("POST", "/reload", String::new()),
+        AdminAction::Health => ("GET", "/healthz", String::new()),
+        AdminAction::Metrics => ("GET", "/metrics", String::new()),
+        AdminAction::Locked => ("GET", "/locked", String::new()),
+        AdminAction::Unlock { users } => ("POST", "/unlock", serde_json::json!({ "users": users }).to_string()),
+        AdminAction::RevokeTotp { user } => ("POST", "/revoke-totp", one(user)),
+        AdminAction::SignOut { user } => ("POST", "/sign-out", one(user)),
+        AdminAction::EnrollLink { user } => ("POST", "/enroll-link", one(user)),
+        AdminAction::RotateKeys => ("POST", "/keys/rotate", String::new()),
     };
-    let (status, body) = crate::admin::client::request(addr, method, path, &token)?;
+    if matches!(&action, AdminAction::Unlock { users } if users.is_empty()) {
+        return Err("name at least one user to unlock".into());
+    }
+    let (status, body) = crate::admin::client::request(addr, method, path, &token, &body)?;
     print!("{body}");
     Ok(if (200..300).contains(&status) { 0 } else { 1 })
 }
@@ -222,11 +214,7 @@ fn certs_dev(dir: &std::path::Path, hosts: &[String]) -> Result<i32, String> {
     crate::tls::install_crypto_provider();
     let out = crate::tls::make_dev_certs(dir, hosts)?;
     println!("development CA:      {}", out.ca_cert.display());
-    println!(
-        "server certificate:  {} (for {})",
-        out.server_cert.display(),
-        hosts.join(", ")
-    );
+    println!("server certificate:  {} (for {})", out.server_cert.display(), hosts.join(", "));
     println!("server key:          {}", out.server_key.display());
     Ok(0)
 }
@@ -235,9 +223,7 @@ fn hash_password(from_stdin: bool) -> Result<i32, String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin()
-            .read_line(&mut line)
-            .map_err(|e| e.to_string())?;
+        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
         let p = rpassword::prompt_password("Password: ").map_err(|e| e.to_string())?;
@@ -251,9 +237,7 @@ fn hash_password(from_stdin: bool) -> Result<i32, String> {
         return Err("the password is empty".into());
     }
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| e.to_string())?;
-    let hash = argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map_err(|e| e.to_string())?;
+    let hash = argon2::Argon2::default().hash_password(password.as_bytes(), &salt).map_err(|e| e.to_string())?;
     println!("{hash}");
     Ok(0)
 }

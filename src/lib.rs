@@ -6,7 +6,10 @@
 //! module that knows Pingora), `admin` (API and CLI client).
 
 pub mod admin;
+pub mod auth;
+pub mod challenge;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod identity;
 pub mod live;
@@ -14,4 +17,5 @@ pub mod metrics;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+pub mod store;
 pub mod tls;

@@ -85,25 +85,12 @@ impl Live {
 fn failed(errors: &ConfigErrors) -> ReloadReport {
     log::error!("config reload failed; the previous config keeps serving:\n{errors}");
     let errors = errors.0.iter().map(|e| e.to_string()).collect();
-    report(
-        false,
-        "reload failed; the previous config keeps serving".into(),
-        errors,
-        Vec::new(),
-    )
+    report(false, "reload failed; the previous config keeps serving".into(), errors, Vec::new())
 }
 
 fn report(ok: bool, summary: String, errors: Vec<String>, warnings: Vec<String>) -> ReloadReport {
-    let at = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    ReloadReport {
-        ok,
-        at,
-        summary,
-        errors,
-        warnings,
-    }
+    let at = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    ReloadReport { ok, at, summary, errors, warnings }
 }
 
 /// Settings a running process cannot change: listeners and threads.
@@ -114,10 +101,7 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         w.push("listener addresses changed: they take effect at the next restart".to_string());
     }
     if o.threads != n.threads || o.grace_period != n.grace_period || o.state_dir != n.state_dir {
-        w.push(
-            "server.threads, grace_period and state_dir take effect at the next restart"
-                .to_string(),
-        );
+        w.push("server.threads, grace_period and state_dir take effect at the next restart".to_string());
     }
     w
 }

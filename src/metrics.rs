@@ -38,9 +38,7 @@ impl AppCounters {
 }
 
 /// Upper bounds of the latency buckets, in seconds.
-const BUCKETS: [f64; 12] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5,
-];
+const BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2.5];
 
 #[derive(Default)]
 struct Histogram {
@@ -80,8 +78,7 @@ pub fn observe_latency(d: Duration) {
         h.buckets[i].fetch_add(1, Relaxed);
     }
     h.count.fetch_add(1, Relaxed);
-    h.sum_nanos
-        .fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
+    h.sum_nanos.fetch_add(d.as_nanos().min(u64::MAX as u128) as u64, Relaxed);
 }
 
 pub fn count_reload(ok: bool) {
@@ -93,7 +90,9 @@ pub fn count_reload(ok: bool) {
 pub fn render() -> String {
     let r = registry();
     let mut out = String::new();
-    out.push_str("# HELP portcullis_requests_total Requests by app and decision.\n# TYPE portcullis_requests_total counter\n");
+    out.push_str(
+        "# HELP portcullis_requests_total Requests by app and decision.\n# TYPE portcullis_requests_total counter\n",
+    );
     for (name, c) in r.apps.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         for (label, o) in OUTCOMES {
             let _ = writeln!(
@@ -113,41 +112,20 @@ pub fn render() -> String {
     let mut cumulative = 0;
     for (i, b) in BUCKETS.iter().enumerate() {
         cumulative += r.latency.buckets[i].load(Relaxed);
-        let _ = writeln!(
-            out,
-            "portcullis_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}"
-        );
+        let _ = writeln!(out, "portcullis_request_duration_seconds_bucket{{le=\"{b}\"}} {cumulative}");
     }
     let count = r.latency.count.load(Relaxed);
-    let _ = writeln!(
-        out,
-        "portcullis_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-    );
-    let _ = writeln!(
-        out,
-        "portcullis_request_duration_seconds_sum {}",
-        r.latency.sum_nanos.load(Relaxed) as f64 / 1e9
-    );
+    let _ = writeln!(out, "portcullis_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+    let _ = writeln!(out, "portcullis_request_duration_seconds_sum {}", r.latency.sum_nanos.load(Relaxed) as f64 / 1e9);
     let _ = writeln!(out, "portcullis_request_duration_seconds_count {count}");
     out.push_str("# HELP portcullis_config_reloads_total Config reloads by result.\n# TYPE portcullis_config_reloads_total counter\n");
-    let _ = writeln!(
-        out,
-        "portcullis_config_reloads_total{{result=\"ok\"}} {}",
-        r.reloads_ok.load(Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "portcullis_config_reloads_total{{result=\"failed\"}} {}",
-        r.reloads_failed.load(Relaxed)
-    );
+    let _ = writeln!(out, "portcullis_config_reloads_total{{result=\"ok\"}} {}", r.reloads_ok.load(Relaxed));
+    let _ = writeln!(out, "portcullis_config_reloads_total{{result=\"failed\"}} {}", r.reloads_failed.load(Relaxed));
     out
 }
 
 fn escape(label: &str) -> String {
-    label
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -160,10 +138,7 @@ mod tests {
         app_counters("metrics-test").count(Outcome::Deny);
         observe_latency(Duration::from_micros(300));
         let text = render();
-        assert!(
-            text.contains("portcullis_requests_total{app=\"metrics-test\",decision=\"deny\"} 2"),
-            "{text}"
-        );
+        assert!(text.contains("portcullis_requests_total{app=\"metrics-test\",decision=\"deny\"} 2"), "{text}");
         assert!(text.contains("portcullis_request_duration_seconds_bucket{le=\"+Inf\"}"));
     }
 }

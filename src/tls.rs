@@ -67,23 +67,16 @@ pub fn make_dev_certs(dir: &Path, hosts: &[String]) -> Result<DevCerts, String> 
     let alg = &rcgen::PKCS_ECDSA_P256_SHA256;
     let ca_key = KeyPair::generate_for(alg).map_err(|e| e.to_string())?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(|e| e.to_string())?;
-    ca.distinguished_name
-        .push(DnType::CommonName, "portcullis development CA");
+    ca.distinguished_name.push(DnType::CommonName, "portcullis development CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca_cert = ca.self_signed(&ca_key).map_err(|e| e.to_string())?;
 
     let key = KeyPair::generate_for(alg).map_err(|e| e.to_string())?;
-    let mut params =
-        CertificateParams::new(hosts.to_vec()).map_err(|e| format!("bad host name: {e}"))?;
-    params.distinguished_name.push(
-        DnType::CommonName,
-        hosts.first().map_or("localhost", |h| h.as_str()),
-    );
+    let mut params = CertificateParams::new(hosts.to_vec()).map_err(|e| format!("bad host name: {e}"))?;
+    params.distinguished_name.push(DnType::CommonName, hosts.first().map_or("localhost", |h| h.as_str()));
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = params
-        .signed_by(&key, &ca_cert, &ca_key)
-        .map_err(|e| e.to_string())?;
+    let cert = params.signed_by(&key, &ca_cert, &ca_key).map_err(|e| e.to_string())?;
 
     let out = DevCerts {
         ca_cert: dir.join("dev-ca.crt"),
@@ -92,11 +85,7 @@ pub fn make_dev_certs(dir: &Path, hosts: &[String]) -> Result<DevCerts, String> 
     };
     write(&out.ca_cert, &ca_cert.pem(), 0o644)?;
     write(&dir.join("dev-ca.key"), &ca_key.serialize_pem(), 0o600)?;
-    write(
-        &out.server_cert,
-        &format!("{}{}", cert.pem(), ca_cert.pem()),
-        0o644,
-    )?;
+    write(&out.server_cert, &format!("{}{}", cert.pem(), ca_cert.pem()), 0o644)?;
     write(&out.server_key, &key.serialize_pem(), 0o600)?;
     Ok(out)
 }
@@ -112,8 +101,7 @@ pub fn write(path: &Path, text: &str, mode: u32) -> Result<(), String> {
         .mode(mode)
         .open(path)
         .map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| format!("cannot write `{}`: {e}", path.display()))
+    f.write_all(text.as_bytes()).map_err(|e| format!("cannot write `{}`: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -130,10 +118,7 @@ mod tests {
         let key = read_signing_key(&c.server_key).unwrap();
         CertifiedKey::new(chain, key).keys_match().unwrap();
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&c.server_key)
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&c.server_key).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -143,11 +128,7 @@ mod tests {
         let p = dir.path().join("x.pem");
         assert!(read_cert_chain(&p).unwrap_err().contains("cannot read"));
         std::fs::write(&p, "hello").unwrap();
-        assert!(read_cert_chain(&p)
-            .unwrap_err()
-            .contains("no PEM certificate"));
-        assert!(read_signing_key(&p)
-            .unwrap_err()
-            .contains("no PEM private key"));
+        assert!(read_cert_chain(&p).unwrap_err().contains("no PEM certificate"));
+        assert!(read_signing_key(&p).unwrap_err().contains("no PEM private key"));
     }
 }

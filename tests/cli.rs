@@ -14,10 +14,7 @@ fn check_accepts_a_good_config() {
     let env = Env::new("", APPS);
     let (code, out, err) = check(&env);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("ok: 2 apps, 1 policy groups, 2 networks"),
-        "{out}"
-    );
+    assert!(out.contains("ok: 2 apps, 1 policy groups, 2 networks"), "{out}");
 }
 
 /// Each bad config: what to change, and what the error must say.
@@ -25,40 +22,13 @@ fn check_accepts_a_good_config() {
 fn check_names_every_error_with_its_position() {
     let env = Env::new("", APPS);
     let cases: Vec<(String, &str, &str)> = vec![
-        (
-            APPS.replace("[networks]", "[networks"),
-            "",
-            "portcullis.toml:",
-        ),
-        (
-            APPS.replace(
-                "bypass = \"always\"",
-                "bypass = \"always\"\nbypas = \"never\"",
-            ),
-            "",
-            "unknown field `bypas`",
-        ),
-        (
-            APPS.replace("127.0.0.5/32", "127.0.0.0/33"),
-            "",
-            "127.0.0.0/33",
-        ),
+        (APPS.replace("[networks]", "[networks"), "", "portcullis.toml:"),
+        (APPS.replace("bypass = \"always\"", "bypass = \"always\"\nbypas = \"never\""), "", "unknown field `bypas`"),
+        (APPS.replace("127.0.0.5/32", "127.0.0.0/33"), "", "127.0.0.0/33"),
         (APPS.replace("127.0.0.5/32", "10.0.0.1/8"), "", "10.0.0.1/8"),
-        (
-            APPS.replace("bypass = \"internal_ip\"", "bypass = 'network(\"office\")'"),
-            "",
-            "office",
-        ),
-        (
-            APPS.replace("bypass = \"internal_ip\"", "bypass = \"internal_ip and (\""),
-            "",
-            "expected",
-        ),
-        (
-            APPS.replace("*.open.localhost", "wiki.localhost"),
-            "",
-            "already used by app `wiki`",
-        ),
+        (APPS.replace("bypass = \"internal_ip\"", "bypass = 'network(\"office\")'"), "", "office"),
+        (APPS.replace("bypass = \"internal_ip\"", "bypass = \"internal_ip and (\""), "", "expected"),
+        (APPS.replace("*.open.localhost", "wiki.localhost"), "", "already used by app `wiki`"),
         (
             APPS.replace(
                 "policy_groups = [\"staff\"]\nbypass = \"always\"",
@@ -67,11 +37,7 @@ fn check_names_every_error_with_its_position() {
             "",
             "no policy group named `nobody`",
         ),
-        (
-            APPS.to_string(),
-            "trusted_proxies = [\"0.0.0.0/0\", \"::/0\"]",
-            "trusts every address",
-        ),
+        (APPS.to_string(), "trusted_proxies = [\"0.0.0.0/0\", \"::/0\"]", "trusts every address"),
     ];
     for (apps, server_extra, expected) in cases {
         env.rewrite(server_extra, &apps);
@@ -79,34 +45,21 @@ fn check_names_every_error_with_its_position() {
         assert_eq!(code, 1, "expected failure for `{expected}`: {err}");
         assert!(err.contains(expected), "expected `{expected}` in:\n{err}");
         let located = err.lines().next().unwrap_or("");
-        assert!(
-            located.contains("portcullis.toml:"),
-            "no position in: {located}"
-        );
+        assert!(located.contains("portcullis.toml:"), "no position in: {located}");
     }
     // Missing certificate files.
     env.rewrite("", APPS);
-    let text = std::fs::read_to_string(&env.config)
-        .unwrap()
-        .replace("server.crt", "missing.crt");
+    let text = std::fs::read_to_string(&env.config).unwrap().replace("server.crt", "missing.crt");
     std::fs::write(&env.config, text).unwrap();
     let (code, _, err) = check(&env);
     assert_eq!(code, 1);
-    assert!(
-        err.contains("missing.crt") && err.contains("cannot read"),
-        "{err}"
-    );
+    assert!(err.contains("missing.crt") && err.contains("cannot read"), "{err}");
 }
 
 #[test]
 fn check_reports_several_errors_at_once() {
     let env = Env::new("", APPS);
-    env.rewrite(
-        "",
-        &APPS
-            .replace("127.0.0.5/32", "nonsense")
-            .replace("bypass = \"always\"", "bypass = \"sometimes\""),
-    );
+    env.rewrite("", &APPS.replace("127.0.0.5/32", "nonsense").replace("bypass = \"always\"", "bypass = \"sometimes\""));
     let (code, _, err) = check(&env);
     assert_eq!(code, 1);
     assert!(err.contains("2 error(s)"), "{err}");
@@ -121,52 +74,18 @@ fn decide_prints_the_decision() {
         assert_eq!(code, 0, "{err}");
         serde_json::from_str(&out).unwrap()
     };
-    let v = json(&[
-        "decide",
-        "--config",
-        cfg,
-        "--host",
-        "wiki.localhost",
-        "--ip",
-        "127.0.0.2",
-    ]);
+    let v = json(&["decide", "--config", cfg, "--host", "wiki.localhost", "--ip", "127.0.0.2"]);
     assert_eq!(v["action"], "forward");
     assert_eq!(v["rule"], "app.wiki.bypass");
-    let v = json(&[
-        "decide",
-        "--config",
-        cfg,
-        "--host",
-        "wiki.localhost",
-        "--ip",
-        "198.51.100.7",
-    ]);
+    let v = json(&["decide", "--config", cfg, "--host", "wiki.localhost", "--ip", "198.51.100.7"]);
     assert_eq!(v["action"], "challenge_login");
-    let v = json(&[
-        "decide",
-        "--config",
-        cfg,
-        "--host",
-        "wiki.localhost",
-        "--ip",
-        "198.51.100.7",
-        "--user",
-        "alice",
-    ]);
+    let v = json(&["decide", "--config", cfg, "--host", "wiki.localhost", "--ip", "198.51.100.7", "--user", "alice"]);
     assert_eq!(v["action"], "challenge_second_factor");
     assert_eq!(v["policy_group"], "staff");
     assert_eq!(v["allowed"], true);
     assert_eq!(v["otp_required"], true);
     assert_eq!(v["rule"], "policy_group.staff.otp_skip (false)");
-    let (code, _, err) = portcullis(&[
-        "decide",
-        "--config",
-        cfg,
-        "--host",
-        "nope.localhost",
-        "--ip",
-        "127.0.0.1",
-    ]);
+    let (code, _, err) = portcullis(&["decide", "--config", cfg, "--host", "nope.localhost", "--ip", "127.0.0.1"]);
     assert_eq!(code, 2);
     assert!(err.contains("no app serves host"), "{err}");
 }

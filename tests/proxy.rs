@@ -17,20 +17,12 @@ fn upstream_headers(echo: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| {
-            (
-                h[0].as_str().unwrap().to_ascii_lowercase(),
-                h[1].as_str().unwrap().to_string(),
-            )
-        })
+        .map(|h| (h[0].as_str().unwrap().to_ascii_lowercase(), h[1].as_str().unwrap().to_string()))
         .collect()
 }
 
 fn header<'a>(hs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    hs.iter()
-        .filter(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-        .collect()
+    hs.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -38,12 +30,7 @@ async fn internal_is_forwarded_external_is_sent_to_login() {
     let env = Env::new("", APPS);
     let _p = env.start();
 
-    let r = env
-        .client(INTERNAL)
-        .get(env.url("wiki.localhost", "/page?x=1"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.client(INTERNAL).get(env.url("wiki.localhost", "/page?x=1")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let echo: Value = r.json().await.unwrap();
     let hs = upstream_headers(&echo);
@@ -63,36 +50,18 @@ async fn internal_is_forwarded_external_is_sent_to_login() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FOUND);
-    assert_eq!(
-        r.headers()["location"],
-        "/.portcullis/login?rd=/page%3Fx%3D1"
-    );
+    assert_eq!(r.headers()["location"], "/.portcullis/login?rd=/page%3Fx%3D1");
 
     // An API client gets 401 JSON instead.
-    let r = env
-        .client(EXTERNAL)
-        .get(env.url("wiki.localhost", "/api"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.client(EXTERNAL).get(env.url("wiki.localhost", "/api")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "login_required");
 
     // Wildcard hosts match; unknown hosts get a plain 404.
-    let r = env
-        .client(EXTERNAL)
-        .get(env.url("a.open.localhost", "/"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.client(EXTERNAL).get(env.url("a.open.localhost", "/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = env
-        .client(EXTERNAL)
-        .get(env.url("unknown.localhost", "/"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.client(EXTERNAL).get(env.url("unknown.localhost", "/")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(!r.text().await.unwrap().contains("\"peer\""));
 }
@@ -123,11 +92,7 @@ async fn forwarded_for_is_believed_only_from_trusted_proxies() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let hs = upstream_headers(&r.json().await.unwrap());
-    assert_eq!(
-        header(&hs, "x-forwarded-for"),
-        vec![INTERNAL],
-        "the proxy sets X-Forwarded-For itself"
-    );
+    assert_eq!(header(&hs, "x-forwarded-for"), vec![INTERNAL], "the proxy sets X-Forwarded-For itself");
 
     // A trusted proxy relaying an external client: challenged.
     let r = env
@@ -164,14 +129,8 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
     for name in spoofed {
         req = req.header(name, "evil");
     }
-    req = req.header(
-        "cookie",
-        "__Host-portcullis-session=stolen; app=kept; portcullis_pass=x",
-    );
-    req = req
-        .header("connection", "x-drop-me")
-        .header("x-drop-me", "1")
-        .header("x-keep", "1");
+    req = req.header("cookie", "__Host-portcullis-session=stolen; app=kept; portcullis_pass=x");
+    req = req.header("connection", "x-drop-me").header("x-drop-me", "1").header("x-keep", "1");
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let hs = upstream_headers(&r.json().await.unwrap());
@@ -179,10 +138,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
         assert_ne!(value, "evil", "spoofed header {name} reached the upstream");
     }
     assert_eq!(header(&hs, "cookie"), vec!["app=kept"]);
-    assert!(
-        header(&hs, "x-drop-me").is_empty(),
-        "a header named in Connection is hop-by-hop"
-    );
+    assert!(header(&hs, "x-drop-me").is_empty(), "a header named in Connection is hop-by-hop");
     assert_eq!(header(&hs, "x-keep"), vec!["1"]);
     assert_eq!(header(&hs, "x-forwarded-host"), vec!["wiki.localhost"]);
 }
@@ -203,14 +159,8 @@ async fn the_portal_prefix_never_reaches_the_upstream() {
         let r = c.get(env.url("wiki.localhost", path)).send().await.unwrap();
         let status = r.status();
         let body = r.text().await.unwrap();
-        assert!(
-            !body.contains("\"peer\""),
-            "{path} reached the upstream: {body}"
-        );
-        assert!(
-            status.is_client_error() || status.is_server_error(),
-            "{path}: {status}"
-        );
+        assert!(!body.contains("\"peer\""), "{path} reached the upstream: {body}");
+        assert!(status.is_client_error() || status.is_server_error(), "{path}: {status}");
     }
 }
 
@@ -218,32 +168,16 @@ async fn the_portal_prefix_never_reaches_the_upstream() {
 async fn http2_and_http_redirect() {
     let env = Env::new("", APPS);
     let _p = env.start();
-    let r = env
-        .client(INTERNAL)
-        .get(env.url("wiki.localhost", "/h2"))
-        .send()
-        .await
-        .unwrap();
+    let r = env.client(INTERNAL).get(env.url("wiki.localhost", "/h2")).send().await.unwrap();
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
     assert_eq!(r.status(), StatusCode::OK);
     let echo: Value = r.json().await.unwrap();
     assert_eq!(echo["path"], "/h2");
 
-    let plain = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = plain
-        .get(format!("http://{}/x?y=1", env.http))
-        .header("host", "wiki.localhost")
-        .send()
-        .await
-        .unwrap();
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = plain.get(format!("http://{}/x?y=1", env.http)).header("host", "wiki.localhost").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::PERMANENT_REDIRECT);
-    assert_eq!(
-        r.headers()["location"],
-        format!("https://wiki.localhost:{}/x?y=1", env.https.port())
-    );
+    assert_eq!(r.headers()["location"], format!("https://wiki.localhost:{}/x?y=1", env.https.port()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -263,65 +197,34 @@ async fn bad_config_on_reload_keeps_the_old_one() {
     assert_eq!(status, 422, "{body}");
     let report: Value = serde_json::from_str(&body).unwrap();
     let errors = report["errors"].to_string();
-    assert!(
-        errors.contains("portcullis.toml:") && errors.contains("127.0.0.300"),
-        "{errors}"
-    );
-    ok(env
-        .client(INTERNAL)
-        .get(env.url("wiki.localhost", "/"))
-        .send()
-        .await
-        .unwrap()
-        .status());
+    assert!(errors.contains("portcullis.toml:") && errors.contains("127.0.0.300"), "{errors}");
+    ok(env.client(INTERNAL).get(env.url("wiki.localhost", "/")).send().await.unwrap().status());
     let (_, health) = env.admin(Method::GET, "/healthz", Some(&token)).await;
     assert!(health.contains("\"ok\":false"), "{health}");
     assert!(env.log().contains("previous config keeps serving"));
 
     // A good config through SIGHUP: the internal address now needs a login.
-    env.rewrite(
-        "",
-        &APPS.replace("bypass = \"internal_ip\"", "bypass = \"never\""),
-    );
+    env.rewrite("", &APPS.replace("bypass = \"internal_ip\"", "bypass = \"never\""));
     unsafe_free_kill(_p.0.id(), "HUP");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let s = env
-            .client(INTERNAL)
-            .get(env.url("wiki.localhost", "/"))
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let s = env.client(INTERNAL).get(env.url("wiki.localhost", "/")).send().await.unwrap().status();
         if s == StatusCode::UNAUTHORIZED {
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "SIGHUP reload did not take effect"
-        );
+        assert!(std::time::Instant::now() < deadline, "SIGHUP reload did not take effect");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let (status, metrics) = env.admin(Method::GET, "/metrics", Some(&token)).await;
     assert_eq!(status, 200);
-    assert!(
-        metrics.contains("portcullis_config_reloads_total{result=\"failed\"} 1"),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("portcullis_config_reloads_total{result=\"ok\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("portcullis_config_reloads_total{result=\"failed\"} 1"), "{metrics}");
+    assert!(metrics.contains("portcullis_config_reloads_total{result=\"ok\"} 1"), "{metrics}");
     assert!(metrics.contains("portcullis_requests_total{app=\"wiki\",decision=\"forward\"}"));
 }
 
 /// Sends a signal with the `kill` command (no unsafe code in the tests).
 pub fn unsafe_free_kill(pid: u32, signal: &str) {
-    let s = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
+    let s = std::process::Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
     assert!(s.success());
 }
 
@@ -335,23 +238,10 @@ async fn sigterm_completes_requests_in_flight() {
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let t0 = std::time::Instant::now();
     unsafe_free_kill(p.0.id(), "TERM");
-    let r = slow
-        .await
-        .unwrap()
-        .expect("the in-flight request completed");
+    let r = slow.await.unwrap().expect("the in-flight request completed");
     assert_eq!(r.status(), StatusCode::OK);
-    let status = tokio::task::spawn_blocking(move || p.0.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let status = tokio::task::spawn_blocking(move || p.0.wait()).await.unwrap().unwrap();
     assert!(status.success(), "{status:?}");
-    assert!(
-        t0.elapsed() < std::time::Duration::from_secs(5),
-        "drained exit took {:?}",
-        t0.elapsed()
-    );
-    assert!(
-        std::net::TcpStream::connect(env.https).is_err(),
-        "still accepting after shutdown"
-    );
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "drained exit took {:?}", t0.elapsed());
+    assert!(std::net::TcpStream::connect(env.https).is_err(), "still accepting after shutdown");
 }

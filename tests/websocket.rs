@@ -12,18 +12,13 @@ async fn tls_connect(env: &Env, from: &str) -> tokio_rustls::client::TlsStream<T
     for c in portcullis::tls::read_cert_chain(&env.ca).unwrap() {
         roots.add(c).unwrap();
     }
-    let mut cfg = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut cfg = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let sock = TcpSocket::new_v4().unwrap();
     sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
     let tcp = sock.connect(env.https).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("wiki.localhost").unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(cfg))
-        .connect(name, tcp)
-        .await
-        .unwrap()
+    tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -41,19 +36,12 @@ async fn websocket_upgrade_passes_through() {
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut chunk = [0u8; 1024];
         let n = s.read(&mut chunk).await.unwrap();
-        assert!(
-            n > 0,
-            "connection closed during the handshake: {}",
-            String::from_utf8_lossy(&buf)
-        );
+        assert!(n > 0, "connection closed during the handshake: {}", String::from_utf8_lossy(&buf));
         buf.extend_from_slice(&chunk[..n]);
     }
     let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(
-        head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
-        "{head}"
-    );
+    assert!(head.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{head}");
 
     // A masked text frame "hello"; the echo comes back unmasked.
     let mask = [1u8, 2, 3, 4];

@@ -1,9 +1,12 @@
-//! The admin API, as a pure function from (method, path, Authorization) to a
-//! response; `proxy::server` puts it on its own listener (loopback by default).
-//! Every route but `/healthz` needs the bearer token from the token file.
+//! The admin API: (method, path, Authorization, body) → response, on its own
+//! listener (loopback by default; `proxy::server` wires it). Every route but
+//! `/healthz` needs the bearer token from the token file.
 
+use crate::auth::Auth;
 use crate::live::Live;
+use serde_json::json;
 use std::path::Path;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 pub struct AdminReply {
@@ -12,12 +15,16 @@ pub struct AdminReply {
     pub body: String,
 }
 
-fn json(status: u16, v: serde_json::Value) -> AdminReply {
-    AdminReply {
-        status,
-        content_type: "application/json",
-        body: format!("{v}\n"),
-    }
+pub fn reply(status: u16, v: serde_json::Value) -> AdminReply {
+    AdminReply { status, content_type: "application/json", body: format!("{v}\n") }
+}
+
+/// One admin request as the listener read it.
+pub struct AdminRequest<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub authorization: Option<&'a [u8]>,
+    pub body: &'a [u8],
 }
 
 #[derive(Clone)]
@@ -37,40 +44,50 @@ impl AdminApi {
         given.ct_eq(self.token.as_bytes()).into()
     }
 
-    pub fn handle(
-        &self,
-        live: &Live,
-        method: &str,
-        path: &str,
-        authorization: Option<&[u8]>,
-    ) -> AdminReply {
-        let authorized = self.authorized(authorization);
-        match (method, path) {
+    pub async fn handle(&self, live: &Arc<Live>, auth: &Auth, req: AdminRequest<'_>) -> AdminReply {
+        let authorized = self.authorized(req.authorization);
+        match (req.method, req.path) {
             ("GET", "/healthz") => {
-                let mut v =
-                    serde_json::json!({"status": "ok", "config_generation": live.generation()});
+                let mut v = json!({"status": "ok", "config_generation": live.generation()});
                 if authorized {
                     v["last_reload"] = serde_json::to_value(live.last_reload()).unwrap_or_default();
                 }
-                json(200, v)
+                reply(200, v)
             }
-            _ if !authorized => json(
+            _ if !authorized => reply(
                 401,
-                serde_json::json!({"error": "unauthorized", "message": "send `Authorization: Bearer <token>` with the token from admin.token_file"}),
+                json!({"error": "unauthorized", "message": "send `Authorization: Bearer <token>` with the token from admin.token_file"}),
             ),
-            ("GET", "/metrics") => AdminReply {
-                status: 200,
-                content_type: "text/plain; version=0.0.4",
-                body: crate::metrics::render(),
-            },
-            ("POST", "/reload") => match live.reload() {
-                Ok(r) => json(200, serde_json::to_value(r).unwrap_or_default()),
-                Err(r) => json(422, serde_json::to_value(r).unwrap_or_default()),
-            },
-            (_, "/healthz" | "/metrics" | "/reload") => {
-                json(405, serde_json::json!({"error": "method_not_allowed"}))
+            ("GET", "/metrics") => {
+                AdminReply { status: 200, content_type: "text/plain; version=0.0.4", body: crate::metrics::render() }
             }
-            _ => json(404, serde_json::json!({"error": "not_found"})),
+            ("GET", "/locked") => super::users::locked(auth).await,
+            ("POST", "/reload") => {
+                let live = live.clone();
+                match tokio::task::spawn_blocking(move || live.reload()).await {
+                    Ok(Ok(r)) => reply(200, serde_json::to_value(r).unwrap_or_default()),
+                    Ok(Err(r)) => reply(422, serde_json::to_value(r).unwrap_or_default()),
+                    Err(_) => reply(500, json!({"error": "internal"})),
+                }
+            }
+            ("POST", path) => {
+                let body = if req.body.iter().all(u8::is_ascii_whitespace) {
+                    json!({})
+                } else {
+                    match serde_json::from_slice::<serde_json::Value>(req.body) {
+                        Ok(v) => v,
+                        Err(e) => {
+                            return reply(
+                                400,
+                                json!({"error": "bad_request", "message": format!("the body is not JSON: {e}")}),
+                            )
+                        }
+                    }
+                };
+                super::users::handle(&live.current(), auth, path, &body).await
+            }
+            (_, "/healthz" | "/metrics" | "/locked") => reply(405, json!({"error": "method_not_allowed"})),
+            _ => reply(404, json!({"error": "not_found"})),
         }
     }
 }
@@ -81,16 +98,12 @@ pub fn ensure_token(path: &Path) -> Result<String, String> {
         Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
         Ok(_) => return Err(format!("admin token file `{}` is empty", path.display())),
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(format!(
-                "cannot read admin token file `{}`: {e}",
-                path.display()
-            ))
+            return Err(format!("cannot read admin token file `{}`: {e}", path.display()))
         }
         Err(_) => {}
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
     crate::tls::write(path, &format!("{token}\n"), 0o600)?;
@@ -100,9 +113,9 @@ pub fn ensure_token(path: &Path) -> Result<String, String> {
 
 /// Reads an existing token (for the CLI client).
 pub fn read_token(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|t| t.trim().to_string())
-        .map_err(|e| format!("cannot read admin token file `{}`: {e} (it is created when portcullis first starts)", path.display()))
+    std::fs::read_to_string(path).map(|t| t.trim().to_string()).map_err(|e| {
+        format!("cannot read admin token file `{}`: {e} (it is created when portcullis first starts)", path.display())
+    })
 }
 
 #[cfg(test)]
@@ -116,10 +129,7 @@ mod tests {
         let p = dir.path().join("sub/admin.token");
         let t1 = ensure_token(&p).unwrap();
         assert_eq!(t1.len(), 64);
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(ensure_token(&p).unwrap(), t1);
         assert_eq!(read_token(&p).unwrap(), t1);
     }

@@ -15,14 +15,9 @@ const MAX_HEAD: usize = 64 * 1024;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:3000".into());
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:3000".into());
     let listener = TcpListener::bind(&addr).await?;
-    println!(
-        "demo upstream listening on http://{}",
-        listener.local_addr()?
-    );
+    println!("demo upstream listening on http://{}", listener.local_addr()?);
     loop {
         let (stream, peer) = listener.accept().await?;
         tokio::spawn(async move {
@@ -39,10 +34,7 @@ struct Request {
 
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -54,17 +46,10 @@ async fn serve(mut s: TcpStream, peer: String) -> std::io::Result<()> {
         };
         buf.drain(..used);
         let body = read_body(&mut s, &mut buf, &req).await?;
-        if req
-            .header("upgrade")
-            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
-        {
+        if req.header("upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")) {
             return websocket(s, &req, buf).await;
         }
-        if let Some(ms) = req
-            .path
-            .strip_prefix("/slow?ms=")
-            .and_then(|m| m.parse::<u64>().ok())
-        {
+        if let Some(ms) = req.path.strip_prefix("/slow?ms=").and_then(|m| m.parse::<u64>().ok()) {
             tokio::time::sleep(Duration::from_millis(ms.min(30_000))).await;
         }
         let echo = serde_json::json!({
@@ -72,24 +57,16 @@ async fn serve(mut s: TcpStream, peer: String) -> std::io::Result<()> {
             "headers": req.headers, "body_bytes": body,
         });
         let text = serde_json::to_string_pretty(&echo).unwrap_or_default() + "\n";
-        let head = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            text.len()
-        );
+        let head =
+            format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", text.len());
         s.write_all(format!("{head}{text}").as_bytes()).await?;
-        if req
-            .header("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
-        {
+        if req.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close")) {
             return Ok(());
         }
     }
 }
 
-async fn read_head(
-    s: &mut TcpStream,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<(Request, usize)>> {
+async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Option<(Request, usize)>> {
     loop {
         let mut headers = [httparse::EMPTY_HEADER; 128];
         let mut parsed = httparse::Request::new(&mut headers);
@@ -100,12 +77,7 @@ async fn read_head(
                 headers: parsed
                     .headers
                     .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).into_owned()))
                     .collect(),
             };
             return Ok(Some((req, used)));
@@ -118,10 +90,7 @@ async fn read_head(
 
 /// Reads and discards the body; returns its length.
 async fn read_body(s: &mut TcpStream, buf: &mut Vec<u8>, req: &Request) -> std::io::Result<usize> {
-    if let Some(n) = req
-        .header("content-length")
-        .and_then(|v| v.trim().parse::<usize>().ok())
-    {
+    if let Some(n) = req.header("content-length").and_then(|v| v.trim().parse::<usize>().ok()) {
         while buf.len() < n {
             if s.read_buf(buf).await? == 0 {
                 break;
@@ -131,10 +100,7 @@ async fn read_body(s: &mut TcpStream, buf: &mut Vec<u8>, req: &Request) -> std::
         buf.drain(..n);
         return Ok(n);
     }
-    if !req
-        .header("transfer-encoding")
-        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"))
-    {
+    if !req.header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked")) {
         return Ok(0);
     }
     let mut total = 0;
@@ -145,15 +111,9 @@ async fn read_body(s: &mut TcpStream, buf: &mut Vec<u8>, req: &Request) -> std::
             }
             continue;
         };
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&buf[..line_end])
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim(),
-            16,
-        )
-        .unwrap_or(0);
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).split(';').next().unwrap_or("").trim(), 16)
+                .unwrap_or(0);
         while buf.len() < line_end + 2 + size + 2 {
             if s.read_buf(buf).await? == 0 {
                 return Ok(total);
@@ -199,17 +159,9 @@ async fn websocket(mut s: TcpStream, req: &Request, mut buf: Vec<u8>) -> std::io
             }
             continue;
         }
-        let mask: [u8; 4] = if masked {
-            [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]
-        } else {
-            [0; 4]
-        };
+        let mask: [u8; 4] = if masked { [buf[at], buf[at + 1], buf[at + 2], buf[at + 3]] } else { [0; 4] };
         at += if masked { 4 } else { 0 };
-        let payload: Vec<u8> = buf[at..at + len]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ mask[i % 4])
-            .collect();
+        let payload: Vec<u8> = buf[at..at + len].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
         buf.drain(..need);
         if opcode == 8 {
             return s.write_all(&[0x88, 0]).await;

@@ -17,11 +17,7 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let src = Source::read(path)?;
     let file: ConfigFile = src.parse()?;
-    let mut c = Compiler {
-        src: &src,
-        errors: Vec::new(),
-        warnings: Vec::new(),
-    };
+    let mut c = Compiler { src: &src, errors: Vec::new(), warnings: Vec::new() };
     let config = c.compile(file);
     match config {
         Some(config) if c.errors.is_empty() => Ok(config),
@@ -38,11 +34,8 @@ struct Compiler<'a> {
 impl Compiler<'_> {
     fn compile(&mut self, file: ConfigFile) -> Option<Config> {
         let networks = self.networks(&file);
-        let groups: Vec<PolicyGroup> = file
-            .policy_group
-            .iter()
-            .filter_map(|(name, g)| self.group(name, g.get_ref(), &networks))
-            .collect();
+        let groups: Vec<PolicyGroup> =
+            file.policy_group.iter().filter_map(|(name, g)| self.group(name, g.get_ref(), &networks)).collect();
         let server = self.server(&file.server);
         let admin = self.admin(&file, server.as_ref());
         let (apps, hosts) = self.apps(&file.app, &groups, &networks);
@@ -50,9 +43,9 @@ impl Compiler<'_> {
         if let Some(server) = &server {
             self.check_trust(server, &groups, &apps);
         }
-        let portal = Portal {
-            contact: file.portal.contact.map(|c| c.into_inner()),
-        };
+        let portal = Portal { contact: file.portal.contact.as_ref().map(|c| c.get_ref().clone()) };
+        let totp = self.totp(&file);
+        let lockout = self.lockout(&file);
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -63,13 +56,14 @@ impl Compiler<'_> {
             hosts,
             users: users?,
             portal,
+            totp,
+            lockout,
             warnings: std::mem::take(&mut self.warnings),
         })
     }
 
     fn err(&mut self, at: &Text, message: impl Into<String>) {
-        self.errors
-            .push(self.src.error_at(at.span().start, message));
+        self.errors.push(self.src.error_at(at.span().start, message));
     }
 
     fn err_at(&mut self, offset: usize, message: impl Into<String>) {
@@ -80,13 +74,7 @@ impl Compiler<'_> {
         match t.get_ref().parse() {
             Ok(a) => Some(a),
             Err(_) => {
-                self.err(
-                    t,
-                    format!(
-                        "{what}: `{}` is not an address:port such as `127.0.0.1:8443`",
-                        t.get_ref()
-                    ),
-                );
+                self.err(t, format!("{what}: `{}` is not an address:port such as `127.0.0.1:8443`", t.get_ref()));
                 None
             }
         }
@@ -104,12 +92,7 @@ impl Compiler<'_> {
         let https = self.addr(&s.https, "server.https");
         let http = s.http.as_ref().and_then(|t| self.addr(t, "server.http"));
         let tls = self.tls(&s.tls_cert, &s.tls_key);
-        let trusted_proxies = TrustedProxies(
-            s.trusted_proxies
-                .iter()
-                .filter_map(|t| self.cidr(t))
-                .collect(),
-        );
+        let trusted_proxies = TrustedProxies(s.trusted_proxies.iter().filter_map(|t| self.cidr(t)).collect());
         let threads = match &s.threads {
             Some(t) if !(1..=256).contains(t.get_ref()) => {
                 self.err_at(t.span().start, "server.threads must be between 1 and 256");
@@ -125,10 +108,7 @@ impl Compiler<'_> {
             tls_cert_path: s.tls_cert.get_ref().into(),
             tls_key_path: s.tls_key.get_ref().into(),
             trusted_proxies,
-            state_dir: s
-                .state_dir
-                .as_ref()
-                .map_or_else(|| "state".into(), |t| t.get_ref().into()),
+            state_dir: s.state_dir.as_ref().map_or_else(|| "state".into(), |t| t.get_ref().into()),
             grace_period: self.duration(s.grace_period.as_ref(), DEFAULT_GRACE),
             threads,
         })
@@ -151,15 +131,73 @@ impl Compiler<'_> {
         };
         let ck = rustls::sign::CertifiedKey::new(chain?, signing_key?);
         if let Err(e) = ck.keys_match() {
-            self.err(
-                key,
-                format!(
-                    "server.tls_key does not belong to the certificate in server.tls_cert ({e})"
-                ),
-            );
+            self.err(key, format!("server.tls_key does not belong to the certificate in server.tls_cert ({e})"));
             return None;
         }
         Some(Arc::new(ck))
+    }
+
+    fn int(
+        &mut self,
+        v: Option<&toml::Spanned<i64>>,
+        what: &str,
+        range: std::ops::RangeInclusive<i64>,
+        default: i64,
+    ) -> i64 {
+        match v {
+            Some(n) if !range.contains(n.get_ref()) => {
+                self.err_at(n.span().start, format!("{what} must be between {} and {}", range.start(), range.end()));
+                default
+            }
+            Some(n) => *n.get_ref(),
+            None => default,
+        }
+    }
+
+    fn totp(&mut self, file: &ConfigFile) -> TotpSettings {
+        let t = &file.totp;
+        let period = self.int(t.period.as_ref(), "totp.period", 30..=60, 30) as u64;
+        if period != 30 && period != 60 {
+            self.err_at(t.period.as_ref().map_or(0, |p| p.span().start), "totp.period must be 30 or 60");
+        }
+        let offset = match &t.timezone {
+            Some(tz) => crate::challenge::cooldown::parse_offset(tz.get_ref()).unwrap_or_else(|e| {
+                self.err(tz, format!("totp.timezone: {e}"));
+                0
+            }),
+            None => 0,
+        };
+        let quiet = t.quiet_window.as_ref().and_then(|w| {
+            let tz = t.timezone.as_ref().map_or("UTC", |z| z.get_ref().as_str());
+            crate::challenge::cooldown::QuietWindow::parse(w.get_ref(), tz)
+                .map_err(|e| self.err(w, format!("totp.quiet_window: {e}")))
+                .ok()
+        });
+        let secs = self.duration(t.cooldown.as_ref(), Duration::from_secs(20 * 60)).as_secs();
+        TotpSettings {
+            period,
+            issuer: t.issuer.as_ref().map_or_else(|| "portcullis".to_string(), |i| i.get_ref().clone()),
+            cooldown: crate::challenge::cooldown::Cooldown { secs, quiet },
+            utc_offset: offset,
+        }
+    }
+
+    fn lockout(&mut self, file: &ConfigFile) -> LockoutSettings {
+        let l = &file.lockout;
+        let duration = match &l.lockout {
+            None => None,
+            Some(t) if t.get_ref() == "until_unlocked" => None,
+            Some(t) => Some(duration::parse(t.get_ref()).unwrap_or_else(|e| {
+                self.err(t, format!("lockout.lockout must be `until_unlocked` or a duration: {e}"));
+                Duration::from_secs(0)
+            })),
+        };
+        LockoutSettings {
+            max_failures: self.int(l.max_failures.as_ref(), "lockout.max_failures", 1..=100, 5) as u32,
+            duration,
+            per_address_max: self.int(l.per_address_max.as_ref(), "lockout.per_address_max", 1..=100_000, 30) as u64,
+            per_address_window: self.duration(l.per_address_window.as_ref(), Duration::from_secs(600)),
+        }
     }
 
     fn admin(&mut self, file: &ConfigFile, server: Option<&Server>) -> Option<Admin> {
@@ -168,13 +206,13 @@ impl Compiler<'_> {
             None => SocketAddr::from(([127, 0, 0, 1], 9091)),
         };
         if !listen.ip().is_loopback() {
-            self.warnings.push(format!("admin.listen {listen} is not a loopback address: the admin API is reachable from the network"));
+            self.warnings.push(format!(
+                "admin.listen {listen} is not a loopback address: the admin API is reachable from the network"
+            ));
         }
         let token_file = match &file.admin.token_file {
             Some(t) => t.get_ref().into(),
-            None => server
-                .map_or_else(|| "state".into(), |s| s.state_dir.clone())
-                .join("admin.token"),
+            None => server.map_or_else(|| "state".into(), |s| s.state_dir.clone()).join("admin.token"),
         };
         Some(Admin { listen, token_file })
     }
@@ -201,20 +239,13 @@ impl Compiler<'_> {
     }
 
     /// Compiles an expression and maps its error position into the file.
-    fn condition(
-        &mut self,
-        t: Option<&Text>,
-        default: Condition,
-        what: &str,
-        networks: &NetworkTable,
-    ) -> Condition {
+    fn condition(&mut self, t: Option<&Text>, default: Condition, what: &str, networks: &NetworkTable) -> Condition {
         let Some(t) = t else { return default };
         match Condition::compile(t.get_ref(), networks) {
             Ok(c) => c,
             Err(e) => {
                 let start = t.span().start;
-                let quote = if self.src.text[start..].starts_with("\"\"\"")
-                    || self.src.text[start..].starts_with("'''")
+                let quote = if self.src.text[start..].starts_with("\"\"\"") || self.src.text[start..].starts_with("'''")
                 {
                     3
                 } else {
@@ -226,25 +257,12 @@ impl Compiler<'_> {
         }
     }
 
-    fn group(
-        &mut self,
-        name: &str,
-        g: &PolicyGroupFile,
-        networks: &NetworkTable,
-    ) -> Option<PolicyGroup> {
+    fn group(&mut self, name: &str, g: &PolicyGroupFile, networks: &NetworkTable) -> Option<PolicyGroup> {
         let what = |k: &str| format!("policy_group.{name}.{k}");
-        let allow = self.condition(
-            g.allow.as_ref(),
-            Condition::always(),
-            &what("allow"),
-            networks,
-        );
-        let otp_skip = self.condition(
-            g.otp_skip.as_ref(),
-            Condition::never(),
-            &what("otp_skip"),
-            networks,
-        );
+        let allow = self.condition(g.allow.as_ref(), Condition::always(), &what("allow"), networks);
+        let otp_skip = self.condition(g.otp_skip.as_ref(), Condition::never(), &what("otp_skip"), networks);
+        let default_enroll = Condition::compile("internal_ip", networks).unwrap_or_else(|_| Condition::never());
+        let enroll_when = self.condition(g.enroll_when.as_ref(), default_enroll, &what("enroll_when"), networks);
         let mut second_factors = Vec::new();
         for f in g.second_factors.iter().flatten() {
             match f.get_ref().as_str() {
@@ -252,10 +270,7 @@ impl Compiler<'_> {
                 "push" => second_factors.push(SecondFactor::Push),
                 other => self.err(
                     f,
-                    format!(
-                        "{}: unknown second factor `{other}` (expected `totp` or `push`)",
-                        what("second_factors")
-                    ),
+                    format!("{}: unknown second factor `{other}` (expected `totp` or `push`)", what("second_factors")),
                 ),
             }
         }
@@ -266,9 +281,9 @@ impl Compiler<'_> {
             name: name.to_string(),
             allow,
             otp_skip,
+            enroll_when,
             second_factors,
-            session_lifetime: self
-                .duration(g.session_lifetime.as_ref(), Duration::from_secs(12 * 3600)),
+            session_lifetime: self.duration(g.session_lifetime.as_ref(), Duration::from_secs(12 * 3600)),
             idle_timeout: self.duration(g.idle_timeout.as_ref(), Duration::from_secs(2 * 3600)),
         })
     }
@@ -292,14 +307,8 @@ impl Compiler<'_> {
                     Ok(()) => {}
                     Err(HostError::Invalid(m)) => self.err(h, format!("app `{name}`: {m}")),
                     Err(HostError::Duplicate { host, other_app }) => {
-                        let other = apps
-                            .get(other_app)
-                            .map_or(name.as_str(), |x| x.name.as_str())
-                            .to_string();
-                        self.err(
-                            h,
-                            format!("app `{name}`: host `{host}` is already used by app `{other}`"),
-                        )
+                        let other = apps.get(other_app).map_or(name.as_str(), |x| x.name.as_str()).to_string();
+                        self.err(h, format!("app `{name}`: host `{host}` is already used by app `{other}`"))
                     }
                 }
             }
@@ -312,30 +321,19 @@ impl Compiler<'_> {
                 .filter_map(|g| {
                     let id = groups.iter().position(|x| &x.name == g.get_ref());
                     if id.is_none() {
-                        self.err(
-                            g,
-                            format!("app `{name}`: no policy group named `{}`", g.get_ref()),
-                        );
+                        self.err(g, format!("app `{name}`: no policy group named `{}`", g.get_ref()));
                     }
                     id
                 })
                 .collect();
-            let bypass = self.condition(
-                a.bypass.as_ref(),
-                Condition::never(),
-                &format!("app `{name}` bypass"),
-                networks,
-            );
+            let bypass =
+                self.condition(a.bypass.as_ref(), Condition::never(), &format!("app `{name}` bypass"), networks);
             let device_cert = self.device_cert_mode(a, &name);
             if let Some(upstream) = self.upstream(a, &name) {
                 apps.push(App {
                     counters: metrics::app_counters(&name),
                     name,
-                    hosts: a
-                        .hosts
-                        .iter()
-                        .map(|h| h.get_ref().to_ascii_lowercase())
-                        .collect(),
+                    hosts: a.hosts.iter().map(|h| h.get_ref().to_ascii_lowercase()).collect(),
                     upstream,
                     policy_groups,
                     bypass,
@@ -353,12 +351,7 @@ impl Compiler<'_> {
             Some("require") => DeviceCertMode::Require,
             Some(other) => {
                 let t = a.device_cert.as_ref().expect("matched Some");
-                self.err(
-                    t,
-                    format!(
-                        "app `{name}`: device_cert `{other}` must be `off`, `request` or `require`"
-                    ),
-                );
+                self.err(t, format!("app `{name}`: device_cert `{other}` must be `off`, `request` or `require`"));
                 DeviceCertMode::Off
             }
         }
@@ -371,19 +364,9 @@ impl Compiler<'_> {
             self.err(&a.upstream, format!("app `{name}`: upstream `{written}` is not a reachable host:port (it is resolved when the config loads)"));
             return None;
         };
-        let host = super::hosts::strip_port(&written)
-            .unwrap_or(&written)
-            .to_string();
-        let sni = a
-            .upstream_sni
-            .as_ref()
-            .map_or(host, |t| t.get_ref().clone());
-        Some(Upstream {
-            addr,
-            tls: a.upstream_tls,
-            sni,
-            written,
-        })
+        let host = super::hosts::strip_port(&written).unwrap_or(&written).to_string();
+        let sni = a.upstream_sni.as_ref().map_or(host, |t| t.get_ref().clone());
+        Some(Upstream { addr, tls: a.upstream_tls, sni, written })
     }
 
     fn users(&mut self, file: &Text, groups: &[PolicyGroup]) -> Option<Users> {
@@ -405,16 +388,10 @@ impl Compiler<'_> {
     /// Refuses a config whose IP conditions mean nothing because every address is a trusted proxy.
     fn check_trust(&mut self, server: &Server, groups: &[PolicyGroup], apps: &[App]) {
         let t = &server.trusted_proxies.0;
-        let all_v4 = t
-            .iter()
-            .any(|c| c.contains([0, 0, 0, 0].into()) && c.contains([255; 4].into()));
-        let all_v6 = t
-            .iter()
-            .any(|c| c.contains([0u16; 8].into()) && c.contains([0xffffu16; 8].into()));
-        let uses_ip = groups
-            .iter()
-            .any(|g| g.allow.uses_ip() || g.otp_skip.uses_ip())
-            || apps.iter().any(|a| a.bypass.uses_ip());
+        let all_v4 = t.iter().any(|c| c.contains([0, 0, 0, 0].into()) && c.contains([255; 4].into()));
+        let all_v6 = t.iter().any(|c| c.contains([0u16; 8].into()) && c.contains([0xffffu16; 8].into()));
+        let uses_ip =
+            groups.iter().any(|g| g.allow.uses_ip() || g.otp_skip.uses_ip()) || apps.iter().any(|a| a.bypass.uses_ip());
         if (all_v4 || all_v6) && uses_ip {
             self.err_at(0, "server.trusted_proxies trusts every address of an IP family (a /0), so any client could claim an internal IP through X-Forwarded-For; list only your load balancers");
         }

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 /// Parses a duration; the message says what is accepted.
 pub fn parse(text: &str) -> Result<Duration, String> {
-    let bad =
-        || format!("`{text}` is not a duration (use e.g. `90s`, `30m`, `12h`, `7d`, `1h30m`)");
+    let bad = || format!("`{text}` is not a duration (use e.g. `90s`, `30m`, `12h`, `7d`, `1h30m`)");
     let s = text.trim();
     if s.is_empty() || s.len() > 32 {
         return Err(bad());
@@ -25,10 +24,7 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             _ => return Err(bad()),
         };
         let n: u64 = digits.parse().map_err(|_| bad())?;
-        total = n
-            .checked_mul(unit)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+        total = n.checked_mul(unit).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
         digits.clear();
     }
     if !digits.is_empty() {

@@ -22,6 +22,10 @@ pub struct ConfigFile {
     #[serde(default)]
     pub portal: PortalFile,
     #[serde(default)]
+    pub totp: TotpFile,
+    #[serde(default)]
+    pub lockout: LockoutFile,
+    #[serde(default)]
     pub policy_group: BTreeMap<String, Spanned<PolicyGroupFile>>,
     #[serde(default)]
     pub app: Vec<Spanned<AppFile>>,
@@ -60,11 +64,31 @@ pub struct PortalFile {
     pub contact: Option<Text>,
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpFile {
+    pub period: Option<Spanned<i64>>,
+    pub issuer: Option<Text>,
+    pub cooldown: Option<Text>,
+    pub quiet_window: Option<Text>,
+    pub timezone: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockoutFile {
+    pub max_failures: Option<Spanned<i64>>,
+    pub lockout: Option<Text>,
+    pub per_address_max: Option<Spanned<i64>>,
+    pub per_address_window: Option<Text>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyGroupFile {
     pub allow: Option<Text>,
     pub otp_skip: Option<Text>,
+    pub enroll_when: Option<Text>,
     pub second_factors: Option<Vec<Text>>,
     pub session_lifetime: Option<Text>,
     pub idle_timeout: Option<Text>,

@@ -76,9 +76,7 @@ fn valid_dns_name(name: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -123,10 +121,7 @@ mod tests {
         let mut t = table();
         assert_eq!(
             t.add("Wiki.localhost", 2),
-            Err(HostError::Duplicate {
-                host: "wiki.localhost".into(),
-                other_app: 0
-            })
+            Err(HostError::Duplicate { host: "wiki.localhost".into(), other_app: 0 })
         );
         assert!(matches!(t.add("bad host", 2), Err(HostError::Invalid(_))));
         assert!(matches!(t.add("*.", 2), Err(HostError::Invalid(_))));

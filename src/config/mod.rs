@@ -22,6 +22,7 @@ use std::time::Duration;
 
 pub use compile::load;
 pub use source::{ConfigError, ConfigErrors};
+pub use users::User;
 
 /// The whole runtime configuration, immutable once built.
 #[derive(Debug)]
@@ -35,6 +36,8 @@ pub struct Config {
     pub hosts: HostTable,
     pub users: users::Users,
     pub portal: Portal,
+    pub totp: TotpSettings,
+    pub lockout: LockoutSettings,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
 }
@@ -56,6 +59,26 @@ pub struct Server {
 pub struct Admin {
     pub listen: SocketAddr,
     pub token_file: PathBuf,
+}
+
+/// `[totp]`: the authenticator settings and the cooldown after a revocation.
+#[derive(Debug, Clone)]
+pub struct TotpSettings {
+    pub period: u64,
+    pub issuer: String,
+    pub cooldown: crate::challenge::cooldown::Cooldown,
+    /// Seconds east of UTC, for showing times to users.
+    pub utc_offset: i32,
+}
+
+/// `[lockout]`: when repeated failures lock a user, and the per-address brake.
+#[derive(Debug, Clone)]
+pub struct LockoutSettings {
+    pub max_failures: u32,
+    /// `None`: until an administrator unlocks.
+    pub duration: Option<Duration>,
+    pub per_address_max: u64,
+    pub per_address_window: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -91,6 +114,8 @@ pub struct PolicyGroup {
     pub name: String,
     pub allow: Condition,
     pub otp_skip: Condition,
+    /// When a user without an authenticator may enroll one by themselves.
+    pub enroll_when: Condition,
     pub second_factors: Vec<SecondFactor>,
     pub session_lifetime: Duration,
     pub idle_timeout: Duration,

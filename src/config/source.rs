@@ -13,10 +13,7 @@ pub struct Source {
 impl Source {
     pub fn read(path: &Path) -> Result<Source, ConfigErrors> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Ok(Source {
-                path: path.to_path_buf(),
-                text,
-            }),
+            Ok(text) => Ok(Source { path: path.to_path_buf(), text }),
             Err(e) => Err(ConfigErrors::one(ConfigError {
                 file: path.to_path_buf(),
                 line: 0,
@@ -37,12 +34,7 @@ impl Source {
 
     pub fn error_at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
         let (line, column) = self.line_col(offset);
-        ConfigError {
-            file: self.path.clone(),
-            line,
-            column,
-            message: message.into(),
-        }
+        ConfigError { file: self.path.clone(), line, column, message: message.into() }
     }
 
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, ConfigErrors> {
@@ -74,14 +66,7 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message)
         } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
         }
     }
 }
@@ -117,10 +102,7 @@ mod tests {
 
     #[test]
     fn line_and_column_are_one_based() {
-        let s = Source {
-            path: "x.toml".into(),
-            text: "a = 1\nbé = 2\n".into(),
-        };
+        let s = Source { path: "x.toml".into(), text: "a = 1\nbé = 2\n".into() };
         assert_eq!(s.line_col(0), (1, 1));
         assert_eq!(s.line_col(6), (2, 1));
         assert_eq!(s.line_col(9), (2, 3));
@@ -129,10 +111,7 @@ mod tests {
 
     #[test]
     fn toml_syntax_errors_are_located() {
-        let s = Source {
-            path: "x.toml".into(),
-            text: "a = 1\nb = \n".into(),
-        };
+        let s = Source { path: "x.toml".into(), text: "a = 1\nb = \n".into() };
         let e = s.parse::<toml::Value>().unwrap_err();
         assert_eq!(e.0[0].line, 2);
     }

@@ -37,10 +37,7 @@ impl Users {
 }
 
 /// Reads and checks the users file; `group_id` resolves policy group names.
-pub fn load(
-    src: &Source,
-    group_id: &dyn Fn(&str) -> Option<GroupId>,
-) -> Result<Users, ConfigErrors> {
+pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<Users, ConfigErrors> {
     let file: UsersFile = src.parse()?;
     let mut errors = Vec::new();
     let mut users = HashMap::new();
@@ -50,9 +47,7 @@ pub fn load(
         if !valid_username(name) {
             errors.push(src.error_at(
                 u.username.span().start,
-                format!(
-                    "`{name}` is not a valid username (1–64 letters, digits, `.`, `_`, `-`, `@`)"
-                ),
+                format!("`{name}` is not a valid username (1–64 letters, digits, `.`, `_`, `-`, `@`)"),
             ));
             continue;
         }
@@ -62,10 +57,7 @@ pub fn load(
         let Some(group) = group_id(u.policy_group.get_ref()) else {
             errors.push(src.error_at(
                 u.policy_group.span().start,
-                format!(
-                    "user `{name}`: no policy group named `{}` in the config",
-                    u.policy_group.get_ref()
-                ),
+                format!("user `{name}`: no policy group named `{}` in the config", u.policy_group.get_ref()),
             ));
             continue;
         };
@@ -78,10 +70,7 @@ pub fn load(
             groups: u.groups.clone(),
         };
         if users.insert(name.to_string(), user).is_some() {
-            errors.push(src.error_at(
-                entry.span().start,
-                format!("user `{name}` is defined twice"),
-            ));
+            errors.push(src.error_at(entry.span().start, format!("user `{name}` is defined twice")));
         }
     }
     if errors.is_empty() {
@@ -92,23 +81,15 @@ pub fn load(
 }
 
 fn valid_username(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
 }
 
 fn check_hash(phc: &str) -> Result<(), String> {
     let hash = argon2::PasswordHash::new(phc).map_err(|e| {
-        format!(
-            "the password is not a PHC hash string ({e}); make one with `portcullis hash-password`"
-        )
+        format!("the password is not a PHC hash string ({e}); make one with `portcullis hash-password`")
     })?;
     if hash.algorithm.as_str() != "argon2id" {
-        return Err(format!(
-            "the password hash uses `{}`; only argon2id is accepted",
-            hash.algorithm
-        ));
+        return Err(format!("the password hash uses `{}`; only argon2id is accepted", hash.algorithm));
     }
     Ok(())
 }
@@ -117,14 +98,10 @@ fn check_hash(phc: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    const HASH: &str =
-        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
 
     fn src(text: &str) -> Source {
-        Source {
-            path: "users.toml".into(),
-            text: text.into(),
-        }
+        Source { path: "users.toml".into(), text: text.into() }
     }
 
     fn group(name: &str) -> Option<GroupId> {
@@ -133,17 +110,14 @@ mod tests {
 
     #[test]
     fn loads_users() {
-        let text = format!(
-            "[[user]]\nusername = \"alice\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n"
-        );
+        let text = format!("[[user]]\nusername = \"alice\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n");
         let users = load(&src(&text), &group).unwrap();
         assert_eq!(users.get("alice").unwrap().display_name, "alice");
     }
 
     #[test]
     fn reports_every_problem_with_position() {
-        let text =
-            "[[user]]\nusername = \"alice\"\npassword = \"plain\"\npolicy_group = \"nope\"\n\
+        let text = "[[user]]\nusername = \"alice\"\npassword = \"plain\"\npolicy_group = \"nope\"\n\
              [[user]]\nusername = \"bob\"\npassword = \"$2b$12$abc\"\npolicy_group = \"staff\"\n";
         let errs = load(&src(text), &group).unwrap_err().0;
         assert_eq!(errs.len(), 3, "{errs:?}");
@@ -154,11 +128,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let e = load(
-            &src("[[user]]\nusername = \"a\"\npasword = \"x\"\n"),
-            &group,
-        )
-        .unwrap_err();
+        let e = load(&src("[[user]]\nusername = \"a\"\npasword = \"x\"\n"), &group).unwrap_err();
         assert!(e.0[0].message.contains("unknown field"), "{e}");
     }
 }

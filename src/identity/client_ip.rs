@@ -89,9 +89,7 @@ fn is_port_suffix(s: &str) -> bool {
     let Some(digits) = s.strip_prefix(':') else {
         return false;
     };
-    (1..=5).contains(&digits.len())
-        && digits.bytes().all(|b| b.is_ascii_digit())
-        && digits.parse::<u16>().is_ok()
+    (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) && digits.parse::<u16>().is_ok()
 }
 
 #[cfg(test)]
@@ -136,10 +134,7 @@ mod tests {
         assert_eq!(resolve("10.0.0.2", &[""]), ip("10.0.0.2"));
         assert_eq!(resolve("10.0.0.2", &["   "]), ip("10.0.0.2"));
         assert_eq!(resolve("10.0.0.2", &["198.51.100.1,"]), ip("10.0.0.2"));
-        assert_eq!(
-            resolve("10.0.0.2", &["198.51.100.1,,10.0.0.3"]),
-            ip("10.0.0.3")
-        );
+        assert_eq!(resolve("10.0.0.2", &["198.51.100.1,,10.0.0.3"]), ip("10.0.0.3"));
     }
 
     #[test]
@@ -157,14 +152,7 @@ mod tests {
 
     #[test]
     fn garbage_stops_the_walk_at_the_last_trusted_hop() {
-        for garbage in [
-            "unknown",
-            "_hidden",
-            "1.2.3",
-            "1.2.3.4.5",
-            "fe80::1%eth0",
-            "::1]",
-        ] {
+        for garbage in ["unknown", "_hidden", "1.2.3", "1.2.3.4.5", "fe80::1%eth0", "::1]"] {
             let header = format!("198.51.100.1, {garbage}, 10.0.0.3");
             assert_eq!(resolve("10.0.0.2", &[&header]), ip("10.0.0.3"), "{garbage}");
         }
@@ -184,18 +172,12 @@ mod tests {
 
     #[test]
     fn whitespace_around_hops_is_ignored() {
-        assert_eq!(
-            resolve("10.0.0.2", &[" \t198.51.100.1\t "]),
-            ip("198.51.100.1")
-        );
+        assert_eq!(resolve("10.0.0.2", &[" \t198.51.100.1\t "]), ip("198.51.100.1"));
     }
 
     #[test]
     fn ports_are_stripped() {
-        assert_eq!(
-            resolve("10.0.0.2", &["198.51.100.1:5678"]),
-            ip("198.51.100.1")
-        );
+        assert_eq!(resolve("10.0.0.2", &["198.51.100.1:5678"]), ip("198.51.100.1"));
         assert_eq!(resolve("10.0.0.2", &["198.51.100.1:"]), ip("10.0.0.2"));
         assert_eq!(resolve("10.0.0.2", &["198.51.100.1:99999"]), ip("10.0.0.2"));
         assert_eq!(resolve("10.0.0.2", &["198.51.100.1:80:80"]), ip("10.0.0.2"));
@@ -214,20 +196,14 @@ mod tests {
 
     #[test]
     fn ipv4_mapped_ipv6_is_normalised() {
-        assert_eq!(
-            resolve("::ffff:10.0.0.2", &["::ffff:198.51.100.1"]),
-            ip("198.51.100.1")
-        );
+        assert_eq!(resolve("::ffff:10.0.0.2", &["::ffff:198.51.100.1"]), ip("198.51.100.1"));
         assert_eq!(resolve("::ffff:203.0.113.9", &[]), ip("203.0.113.9"));
         assert_eq!(resolve("10.0.0.2", &["[::ffff:10.0.0.3]"]), ip("10.0.0.3"));
     }
 
     #[test]
     fn multiple_headers_are_one_list_in_order() {
-        let got = resolve(
-            "10.0.0.2",
-            &["203.0.113.5, 10.0.0.5", "10.0.0.4", "10.0.0.3"],
-        );
+        let got = resolve("10.0.0.2", &["203.0.113.5, 10.0.0.5", "10.0.0.4", "10.0.0.3"]);
         assert_eq!(got, ip("203.0.113.5"));
         let got = resolve("10.0.0.2", &["198.51.100.7", "203.0.113.5, 10.0.0.4"]);
         assert_eq!(got, ip("203.0.113.5"));
@@ -235,10 +211,7 @@ mod tests {
 
     #[test]
     fn all_trusted_chain_gives_the_leftmost_hop() {
-        assert_eq!(
-            resolve("10.0.0.2", &["10.0.0.9, 10.0.0.4", "10.0.0.3"]),
-            ip("10.0.0.9")
-        );
+        assert_eq!(resolve("10.0.0.2", &["10.0.0.9, 10.0.0.4", "10.0.0.3"]), ip("10.0.0.9"));
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Who and where the client is: the client IP behind trusted proxies; device
-//! certificates, entrance passes and sessions join here.
+//! Who and where the client is: the client IP behind trusted proxies, the
+//! signed cookies, and the session they carry; device certificates and
+//! entrance passes join here.
 
 pub mod client_ip;
+pub mod cookie;
+pub mod session;

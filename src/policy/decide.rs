@@ -79,12 +79,7 @@ impl Decision {
 }
 
 /// Decides one request. `groups` is `Config::groups`.
-pub fn decide(
-    app: &App,
-    groups: &[PolicyGroup],
-    facts: &Facts,
-    session: Option<&SessionFacts>,
-) -> Decision {
+pub fn decide(app: &App, groups: &[PolicyGroup], facts: &Facts, session: Option<&SessionFacts>) -> Decision {
     if app.bypass.eval(facts) {
         return Decision::new(Action::Forward, Rule::Bypass);
     }
@@ -104,10 +99,7 @@ pub fn decide(
     if group.otp_skip.eval(facts) {
         return Decision::new(Action::Forward, Rule::OtpSkip);
     }
-    Decision::new(
-        Action::Challenge(Challenge::SecondFactor),
-        Rule::OtpRequired,
-    )
+    Decision::new(Action::Challenge(Challenge::SecondFactor), Rule::OtpRequired)
 }
 
 #[cfg(test)]
@@ -129,6 +121,7 @@ mod tests {
             name: name.into(),
             allow: Condition::compile(allow, n).unwrap(),
             otp_skip: Condition::compile(otp_skip, n).unwrap(),
+            enroll_when: Condition::never(),
             second_factors: vec![SecondFactor::Totp],
             session_lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
@@ -152,16 +145,8 @@ mod tests {
         }
     }
 
-    const INSIDE: Facts = Facts {
-        networks: NetMask(1),
-        entrance_pass: false,
-        device_cert: false,
-    };
-    const OUTSIDE: Facts = Facts {
-        networks: NetMask(0),
-        entrance_pass: false,
-        device_cert: false,
-    };
+    const INSIDE: Facts = Facts { networks: NetMask(1), entrance_pass: false, device_cert: false };
+    const OUTSIDE: Facts = Facts { networks: NetMask(0), entrance_pass: false, device_cert: false };
 
     /// The decision table: every row is (bypass, group, level, facts) → (action, rule).
     #[test]
@@ -183,36 +168,12 @@ mod tests {
             ("always", None, OUTSIDE, Action::Forward, Rule::Bypass),
             ("never", s(0, first), INSIDE, Action::Forward, Rule::OtpSkip),
             ("never", s(0, first), OUTSIDE, otp, Rule::OtpRequired),
-            (
-                "never",
-                s(0, both),
-                OUTSIDE,
-                Action::Forward,
-                Rule::SecondFactorDone,
-            ),
+            ("never", s(0, both), OUTSIDE, Action::Forward, Rule::SecondFactorDone),
             ("never", s(1, both), OUTSIDE, Action::Deny, Rule::AllowFalse),
             ("never", s(1, first), INSIDE, otp, Rule::OtpRequired),
-            (
-                "never",
-                s(1, both),
-                INSIDE,
-                Action::Forward,
-                Rule::SecondFactorDone,
-            ),
-            (
-                "never",
-                s(2, first),
-                OUTSIDE,
-                Action::Deny,
-                Rule::GroupNotAdmitted,
-            ),
-            (
-                "never",
-                s(9, both),
-                INSIDE,
-                Action::Deny,
-                Rule::GroupNotAdmitted,
-            ),
+            ("never", s(1, both), INSIDE, Action::Forward, Rule::SecondFactorDone),
+            ("never", s(2, first), OUTSIDE, Action::Deny, Rule::GroupNotAdmitted),
+            ("never", s(9, both), INSIDE, Action::Deny, Rule::GroupNotAdmitted),
         ];
         for (i, (bypass, session, facts, action, rule)) in rows.into_iter().enumerate() {
             let d = decide(&app(bypass, &n), &groups, &facts, session.as_ref());
@@ -225,9 +186,6 @@ mod tests {
         let n = networks();
         let g = group("staff", "always", "internal_ip", &n);
         let d = Decision::new(Action::Forward, Rule::OtpSkip);
-        assert_eq!(
-            d.rule_name(&app("never", &n), Some(&g)),
-            "policy_group.staff.otp_skip"
-        );
+        assert_eq!(d.rule_name(&app("never", &n), Some(&g)), "policy_group.staff.otp_skip");
     }
 }

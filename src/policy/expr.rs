@@ -103,18 +103,10 @@ impl Condition {
 
     /// `table_atoms` is the most atoms a truth table may hold; tests pass 0
     /// to force the postfix path.
-    fn compile_with(
-        src: &str,
-        networks: &NetworkTable,
-        table_atoms: usize,
-    ) -> Result<Condition, ExprError> {
+    fn compile_with(src: &str, networks: &NetworkTable, table_atoms: usize) -> Result<Condition, ExprError> {
         let ops = Parser::parse(src, networks)?;
         if stack_depth(&ops) > 128 {
-            return Err(ExprError::at(
-                src,
-                0,
-                ExprErrorKind::TooDeep { limit: MAX_NESTING },
-            ));
+            return Err(ExprError::at(src, 0, ExprErrorKind::TooDeep { limit: MAX_NESTING }));
         }
         let atoms = distinct_atoms(&ops);
         let uses_ip = atoms.iter().any(|a| matches!(a, Atom::Network(_)));
@@ -123,11 +115,7 @@ impl Condition {
         } else {
             Program::Postfix(ops.into_boxed_slice())
         };
-        Ok(Condition {
-            source: src.trim().to_string(),
-            program,
-            uses_ip,
-        })
+        Ok(Condition { source: src.trim().to_string(), program, uses_ip })
     }
 
     /// The condition that always holds.
@@ -142,11 +130,7 @@ impl Condition {
 
     fn constant(source: &str, value: bool) -> Condition {
         let program = truth_table(&[Op::Const(value)], &[]);
-        Condition {
-            source: source.to_string(),
-            program,
-            uses_ip: false,
-        }
+        Condition { source: source.to_string(), program, uses_ip: false }
     }
 
     /// Whether the condition holds for a request with these facts.
@@ -238,11 +222,7 @@ fn truth_table(ops: &[Op], atoms: &[Atom]) -> Program {
         };
         bits |= u64::from(run_postfix(ops, value_of)) << index;
     }
-    Program::Table {
-        atoms: table_atoms,
-        count: atoms.len() as u8,
-        bits,
-    }
+    Program::Table { atoms: table_atoms, count: atoms.len() as u8, bits }
 }
 
 /// A condition that could not be compiled: where, and what was wrong.
@@ -273,10 +253,7 @@ pub enum ExprErrorKind {
     /// A word that is not a keyword.
     UnknownWord(String),
     /// Something other than what the grammar allows here.
-    Expected {
-        expected: &'static str,
-        found: String,
-    },
+    Expected { expected: &'static str, found: String },
     /// A complete condition is followed by more text.
     TrailingInput { found: String },
     /// `network("name")` names no defined network.
@@ -288,33 +265,17 @@ pub enum ExprErrorKind {
 impl ExprError {
     fn at(src: &str, offset: usize, kind: ExprErrorKind) -> ExprError {
         let before = &src.as_bytes()[..offset.min(src.len())];
-        let line_start = before
-            .iter()
-            .rposition(|b| *b == b'\n')
-            .map_or(0, |i| i + 1);
+        let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let line = before.iter().filter(|b| **b == b'\n').count() + 1;
         // Count characters, not bytes: skip UTF-8 continuation bytes.
-        let column = before[line_start..]
-            .iter()
-            .filter(|b| (**b & 0xC0) != 0x80)
-            .count()
-            + 1;
-        ExprError {
-            offset,
-            line,
-            column,
-            kind,
-        }
+        let column = before[line_start..].iter().filter(|b| (**b & 0xC0) != 0x80).count() + 1;
+        ExprError { offset, line, column, kind }
     }
 }
 
 impl fmt::Display for ExprError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "line {}, column {}: {}",
-            self.line, self.column, self.kind
-        )
+        write!(f, "line {}, column {}: {}", self.line, self.column, self.kind)
     }
 }
 
@@ -324,16 +285,10 @@ impl fmt::Display for ExprErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ExprErrorKind::Empty => {
-                write!(
-                    f,
-                    "the condition is empty; write e.g. `always` or `internal_ip and device_cert`"
-                )
+                write!(f, "the condition is empty; write e.g. `always` or `internal_ip and device_cert`")
             }
             ExprErrorKind::TooLong { len, limit } => {
-                write!(
-                    f,
-                    "the condition is {len} bytes long; at most {limit} are accepted"
-                )
+                write!(f, "the condition is {len} bytes long; at most {limit} are accepted")
             }
             ExprErrorKind::TooDeep { limit } => {
                 write!(f, "parentheses and `not` are nested more than {limit} deep")
@@ -348,15 +303,13 @@ impl fmt::Display for ExprErrorKind {
             ExprErrorKind::Expected { expected, found } => {
                 write!(f, "expected {expected} but found {found}")
             }
-            ExprErrorKind::TrailingInput { found } => write!(
-                f,
-                "unexpected {found} after a complete condition; expected `and`, `or` or the end"
-            ),
+            ExprErrorKind::TrailingInput { found } => {
+                write!(f, "unexpected {found} after a complete condition; expected `and`, `or` or the end")
+            }
             ExprErrorKind::UnknownNetwork { name, known } => write_unknown_network(f, name, known),
-            ExprErrorKind::NoInternalNetwork => write!(
-                f,
-                "`internal_ip` needs a network named \"{INTERNAL}\", and none is defined"
-            ),
+            ExprErrorKind::NoInternalNetwork => {
+                write!(f, "`internal_ip` needs a network named \"{INTERNAL}\", and none is defined")
+            }
         }
     }
 }
@@ -429,13 +382,7 @@ impl<'a> Lexer<'a> {
                 let len = len.unwrap_or(trimmed.len());
                 (len, Token::Word(&trimmed[..len]))
             }
-            c => {
-                return Err(ExprError::at(
-                    self.src,
-                    start,
-                    ExprErrorKind::UnexpectedChar(c),
-                ))
-            }
+            c => return Err(ExprError::at(self.src, start, ExprErrorKind::UnexpectedChar(c))),
         };
         self.pos = start + len;
         Ok((start, token))
@@ -446,11 +393,7 @@ impl<'a> Lexer<'a> {
         let body = &self.src[start + 1..];
         match body.find(quote) {
             Some(end) => Ok((end + 2, Token::Str(&body[..end]))),
-            None => Err(ExprError::at(
-                self.src,
-                start,
-                ExprErrorKind::UnterminatedString,
-            )),
+            None => Err(ExprError::at(self.src, start, ExprErrorKind::UnterminatedString)),
         }
     }
 }
@@ -468,10 +411,7 @@ struct Parser<'a> {
 impl<'a> Parser<'a> {
     fn parse(src: &'a str, networks: &'a NetworkTable) -> Result<Vec<Op>, ExprError> {
         if src.len() > MAX_SOURCE_LEN {
-            let kind = ExprErrorKind::TooLong {
-                len: src.len(),
-                limit: MAX_SOURCE_LEN,
-            };
+            let kind = ExprErrorKind::TooLong { len: src.len(), limit: MAX_SOURCE_LEN };
             return Err(ExprError::at(src, 0, kind));
         }
         if src.trim().is_empty() {
@@ -479,22 +419,11 @@ impl<'a> Parser<'a> {
         }
         let mut lexer = Lexer { src, pos: 0 };
         let peeked = lexer.next_token()?;
-        let mut parser = Parser {
-            lexer,
-            peeked,
-            networks,
-            ops: Vec::new(),
-            depth: 0,
-        };
+        let mut parser = Parser { lexer, peeked, networks, ops: Vec::new(), depth: 0 };
         parser.or()?;
         match parser.peeked {
             (_, Token::End) => Ok(parser.ops),
-            (at, found) => Err(parser.error(
-                at,
-                ExprErrorKind::TrailingInput {
-                    found: found.describe(),
-                },
-            )),
+            (at, found) => Err(parser.error(at, ExprErrorKind::TrailingInput { found: found.describe() })),
         }
     }
 
@@ -508,17 +437,10 @@ impl<'a> Parser<'a> {
         Ok(std::mem::replace(&mut self.peeked, next))
     }
 
-    fn expect(
-        &mut self,
-        want: Token<'_>,
-        expected: &'static str,
-    ) -> Result<(usize, Token<'a>), ExprError> {
+    fn expect(&mut self, want: Token<'_>, expected: &'static str) -> Result<(usize, Token<'a>), ExprError> {
         let (at, found) = self.peeked;
         if std::mem::discriminant(&found) != std::mem::discriminant(&want) {
-            let kind = ExprErrorKind::Expected {
-                expected,
-                found: found.describe(),
-            };
+            let kind = ExprErrorKind::Expected { expected, found: found.describe() };
             return Err(self.error(at, kind));
         }
         self.advance()
@@ -581,10 +503,7 @@ impl<'a> Parser<'a> {
                 return Err(self.error(at, ExprErrorKind::UnknownWord(w.to_string())));
             }
             found => {
-                let kind = ExprErrorKind::Expected {
-                    expected: PRIMARY,
-                    found: found.describe(),
-                };
+                let kind = ExprErrorKind::Expected { expected: PRIMARY, found: found.describe() };
                 return Err(self.error(at, kind));
             }
         };
@@ -607,13 +526,7 @@ impl<'a> Parser<'a> {
         self.expect(Token::Close, "`)` after the network name")?;
         self.networks.id(name).ok_or_else(|| {
             let known = self.networks.names().map(str::to_string).collect();
-            self.error(
-                at,
-                ExprErrorKind::UnknownNetwork {
-                    name: name.to_string(),
-                    known,
-                },
-            )
+            self.error(at, ExprErrorKind::UnknownNetwork { name: name.to_string(), known })
         })
     }
 }
@@ -644,14 +557,8 @@ mod tests {
     }
 
     fn facts(nets: &[u8], entrance_pass: bool, device_cert: bool) -> Facts {
-        let networks = nets
-            .iter()
-            .fold(NetMask::EMPTY, |m, i| m.with(NetworkId(*i)));
-        Facts {
-            networks,
-            entrance_pass,
-            device_cert,
-        }
+        let networks = nets.iter().fold(NetMask::EMPTY, |m, i| m.with(NetworkId(*i)));
+        Facts { networks, entrance_pass, device_cert }
     }
 
     /// Every combination of internal, lab, entrance_pass, device_cert.
@@ -659,10 +566,7 @@ mod tests {
         (0..16u8).map(|i| {
             let bit = |n: u8| (i >> n) & 1 == 1;
             let nets: Vec<u8> = [0u8, 1].into_iter().filter(|n| bit(*n)).collect();
-            (
-                facts(&nets, bit(2), bit(3)),
-                [bit(0), bit(1), bit(2), bit(3)],
-            )
+            (facts(&nets, bit(2), bit(3)), [bit(0), bit(1), bit(2), bit(3)])
         })
     }
 
@@ -729,129 +633,53 @@ mod tests {
 
     fn assert_error(src: &str, line: usize, column: usize, kind: ExprErrorKind) -> String {
         let e = error(src);
-        assert_eq!(
-            (e.line, e.column, &e.kind),
-            (line, column, &kind),
-            "{src:?}: {e}"
-        );
+        assert_eq!((e.line, e.column, &e.kind), (line, column, &kind), "{src:?}: {e}");
         e.to_string()
     }
 
     #[test]
     fn errors_say_what_and_where() {
-        let missing = ExprErrorKind::Expected {
-            expected: "`)`",
-            found: "end of input".into(),
-        };
+        let missing = ExprErrorKind::Expected { expected: "`)`", found: "end of input".into() };
         let text = assert_error(
             "(device_cert or",
             1,
             16,
-            ExprErrorKind::Expected {
-                expected: PRIMARY,
-                found: "end of input".into(),
-            },
+            ExprErrorKind::Expected { expected: PRIMARY, found: "end of input".into() },
         );
-        assert!(
-            text.starts_with("line 1, column 16: expected a condition"),
-            "{text}"
-        );
+        assert!(text.starts_with("line 1, column 16: expected a condition"), "{text}");
         let text = assert_error("(internal_ip and device_cert", 1, 29, missing);
-        assert_eq!(
-            text,
-            "line 1, column 29: expected `)` but found end of input"
-        );
+        assert_eq!(text, "line 1, column 29: expected `)` but found end of input");
         assert_error("   ", 1, 1, ExprErrorKind::Empty);
-        assert_error(
-            "device_cert &&\nentrance_pass",
-            1,
-            13,
-            ExprErrorKind::UnexpectedChar('&'),
-        );
-        assert!(error("device_cert || entrance_pass")
-            .to_string()
-            .contains("write `and`, `or` and `not` instead"));
-        assert_error(
-            "network(\n  \"lab)",
-            2,
-            3,
-            ExprErrorKind::UnterminatedString,
-        );
-        assert_error(
-            "internal",
-            1,
-            1,
-            ExprErrorKind::UnknownWord("internal".into()),
-        );
+        assert_error("device_cert &&\nentrance_pass", 1, 13, ExprErrorKind::UnexpectedChar('&'));
+        assert!(error("device_cert || entrance_pass").to_string().contains("write `and`, `or` and `not` instead"));
+        assert_error("network(\n  \"lab)", 2, 3, ExprErrorKind::UnterminatedString);
+        assert_error("internal", 1, 1, ExprErrorKind::UnknownWord("internal".into()));
         assert_error(
             "device_cert entrance_pass",
             1,
             13,
-            ExprErrorKind::TrailingInput {
-                found: "`entrance_pass`".into(),
-            },
+            ExprErrorKind::TrailingInput { found: "`entrance_pass`".into() },
         );
-        assert_error(
-            "always)",
-            1,
-            7,
-            ExprErrorKind::TrailingInput {
-                found: "`)`".into(),
-            },
-        );
-        assert_error(
-            "and always",
-            1,
-            1,
-            ExprErrorKind::Expected {
-                expected: PRIMARY,
-                found: "`and`".into(),
-            },
-        );
+        assert_error("always)", 1, 7, ExprErrorKind::TrailingInput { found: "`)`".into() });
+        assert_error("and always", 1, 1, ExprErrorKind::Expected { expected: PRIMARY, found: "`and`".into() });
         let expected = "`(` after `network`";
-        assert_error(
-            "network lab",
-            1,
-            9,
-            ExprErrorKind::Expected {
-                expected,
-                found: "`lab`".into(),
-            },
-        );
+        assert_error("network lab", 1, 9, ExprErrorKind::Expected { expected, found: "`lab`".into() });
         let expected = "a quoted network name, e.g. \"lab\"";
-        assert_error(
-            "network(lab)",
-            1,
-            9,
-            ExprErrorKind::Expected {
-                expected,
-                found: "`lab`".into(),
-            },
-        );
+        assert_error("network(lab)", 1, 9, ExprErrorKind::Expected { expected, found: "`lab`".into() });
         let expected = "`)` after the network name";
-        assert_error(
-            "network('lab'",
-            1,
-            14,
-            ExprErrorKind::Expected {
-                expected,
-                found: "end of input".into(),
-            },
-        );
+        assert_error("network('lab'", 1, 14, ExprErrorKind::Expected { expected, found: "end of input".into() });
     }
 
     #[test]
     fn unknown_network_lists_known_ones() {
         let e = error("always and\n  network(\"labs\")");
         assert_eq!((e.line, e.column, e.offset), (2, 11, 21));
-        let ExprErrorKind::UnknownNetwork { name, known } = &e.kind else {
-            panic!("{e:?}")
-        };
+        let ExprErrorKind::UnknownNetwork { name, known } = &e.kind else { panic!("{e:?}") };
         assert_eq!(name, "labs");
         assert_eq!(known.len(), 10);
-        assert!(e.to_string().contains(
-            r#"unknown network "labs"; the defined networks are "internal", "lab", "office""#
-        ));
+        assert!(e
+            .to_string()
+            .contains(r#"unknown network "labs"; the defined networks are "internal", "lab", "office""#));
         let empty = NetworkTableBuilder::new().build();
         let e = Condition::compile("network('x')", &empty).unwrap_err();
         assert!(e.to_string().ends_with("no networks are defined"), "{e}");
@@ -862,10 +690,7 @@ mod tests {
         let mut b = NetworkTableBuilder::new();
         b.add("lab", &[]).unwrap();
         let e = Condition::compile("device_cert or internal_ip", &b.build()).unwrap_err();
-        assert_eq!(
-            (e.offset, e.column, &e.kind),
-            (15, 16, &ExprErrorKind::NoInternalNetwork)
-        );
+        assert_eq!((e.offset, e.column, &e.kind), (15, 16, &ExprErrorKind::NoInternalNetwork));
         assert!(e.to_string().contains("needs a network named \"internal\""));
     }
 
@@ -874,48 +699,22 @@ mod tests {
         let mut b = NetworkTableBuilder::new();
         b.add("é", &[]).unwrap();
         let e = Condition::compile("network(\"é\") or ü", &b.build()).unwrap_err();
-        assert_eq!(
-            (e.offset, e.column, e.kind),
-            (17, 17, ExprErrorKind::UnexpectedChar('ü'))
-        );
+        assert_eq!((e.offset, e.column, e.kind), (17, 17, ExprErrorKind::UnexpectedChar('ü')));
     }
 
     #[test]
     fn too_long_and_too_deep_are_refused() {
         let long = format!("always{}", " ".repeat(MAX_SOURCE_LEN));
-        assert_eq!(
-            error(&long).kind,
-            ExprErrorKind::TooLong {
-                len: MAX_SOURCE_LEN + 6,
-                limit: MAX_SOURCE_LEN
-            }
-        );
-        let ok = format!(
-            "{}always{}",
-            "(".repeat(MAX_NESTING),
-            ")".repeat(MAX_NESTING)
-        );
+        assert_eq!(error(&long).kind, ExprErrorKind::TooLong { len: MAX_SOURCE_LEN + 6, limit: MAX_SOURCE_LEN });
+        let ok = format!("{}always{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
         assert!(compile(&ok).eval(&Facts::default()));
-        let deep = format!(
-            "{}always{}",
-            "(".repeat(MAX_NESTING + 1),
-            ")".repeat(MAX_NESTING + 1)
-        );
+        let deep = format!("{}always{}", "(".repeat(MAX_NESTING + 1), ")".repeat(MAX_NESTING + 1));
         let e = error(&deep);
-        assert_eq!(
-            (e.offset, &e.kind),
-            (MAX_NESTING, &ExprErrorKind::TooDeep { limit: MAX_NESTING })
-        );
+        assert_eq!((e.offset, &e.kind), (MAX_NESTING, &ExprErrorKind::TooDeep { limit: MAX_NESTING }));
         let nots = format!("{}always", "not ".repeat(1000));
-        assert_eq!(
-            error(&nots).kind,
-            ExprErrorKind::TooDeep { limit: MAX_NESTING }
-        );
+        assert_eq!(error(&nots).kind, ExprErrorKind::TooDeep { limit: MAX_NESTING });
         let hostile = "(".repeat(MAX_SOURCE_LEN);
-        assert_eq!(
-            error(&hostile).kind,
-            ExprErrorKind::TooDeep { limit: MAX_NESTING }
-        );
+        assert_eq!(error(&hostile).kind, ExprErrorKind::TooDeep { limit: MAX_NESTING });
     }
 
     #[test]
@@ -1008,21 +807,14 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let pieces = [
-            "(", ")", " ", "\n", "not", "and", "or", "always", "'", "\"", "é", "&", "lab",
-        ];
+        let pieces = ["(", ")", " ", "\n", "not", "and", "or", "always", "'", "\"", "é", "&", "lab"];
         let mut rng = XorShift(0x1234_5678_9abc_def1);
         let table = networks();
         for _ in 0..20_000 {
             let len = (rng.next() % 12) as usize;
-            let src: String = (0..len)
-                .map(|_| pieces[(rng.next() as usize) % pieces.len()])
-                .collect();
+            let src: String = (0..len).map(|_| pieces[(rng.next() as usize) % pieces.len()]).collect();
             if let Err(e) = Condition::compile(&src, &table) {
-                assert!(
-                    e.offset <= src.len() && src.is_char_boundary(e.offset),
-                    "{src:?}"
-                );
+                assert!(e.offset <= src.len() && src.is_char_boundary(e.offset), "{src:?}");
                 assert!(!e.to_string().is_empty());
             }
         }
@@ -1050,9 +842,6 @@ mod tests {
                 assert_eq!(slow.eval(&facts), want, "{src}");
             }
         }
-        assert!(
-            tables > 100 && postfixes > 50,
-            "{tables} tables, {postfixes} postfix"
-        );
+        assert!(tables > 100 && postfixes > 50, "{tables} tables, {postfixes} postfix");
     }
 }

@@ -83,20 +83,11 @@ impl Cidr {
         let max = max_len(addr);
         if prefix_len > max {
             let len = u16::from(prefix_len);
-            return Err(CidrError::new(
-                &input,
-                CidrErrorKind::PrefixTooLong { len, max },
-            ));
+            return Err(CidrError::new(&input, CidrErrorKind::PrefixTooLong { len, max }));
         }
-        let canonical = Cidr {
-            addr: mask_addr(addr, prefix_len),
-            prefix_len,
-        };
+        let canonical = Cidr { addr: mask_addr(addr, prefix_len), prefix_len };
         if canonical.addr != addr {
-            return Err(CidrError::new(
-                &input,
-                CidrErrorKind::HostBitsSet { canonical },
-            ));
+            return Err(CidrError::new(&input, CidrErrorKind::HostBitsSet { canonical }));
         }
         Ok(canonical)
     }
@@ -127,11 +118,7 @@ impl Cidr {
                 _ => {
                     let first = u128::from(a);
                     let last = first | host_bits(128, self.prefix_len);
-                    Range {
-                        family: Family::V6,
-                        first,
-                        last,
-                    }
+                    Range { family: Family::V6, first, last }
                 }
             },
         }
@@ -141,11 +128,7 @@ impl Cidr {
 fn v4_range(addr: u32, prefix_len: u8) -> Range {
     let first = u128::from(addr);
     let last = first | host_bits(32, prefix_len);
-    Range {
-        family: Family::V4,
-        first,
-        last,
-    }
+    Range { family: Family::V4, first, last }
 }
 
 /// The lookup key of an address: its family and its value as an integer.
@@ -196,38 +179,25 @@ impl FromStr for Cidr {
             Some((a, l)) => (a, Some(l)),
             None => (text, None),
         };
-        let addr: IpAddr = addr_text
-            .parse()
-            .map_err(|_| CidrError::new(text, CidrErrorKind::BadAddress(addr_text.to_string())))?;
+        let addr: IpAddr =
+            addr_text.parse().map_err(|_| CidrError::new(text, CidrErrorKind::BadAddress(addr_text.to_string())))?;
         let prefix_len = match len_text {
             None => max_len(addr),
             Some(l) => parse_prefix_len(text, l, max_len(addr))?,
         };
-        Cidr::new(addr, prefix_len).map_err(|e| CidrError {
-            input: text.to_string(),
-            ..e
-        })
+        Cidr::new(addr, prefix_len).map_err(|e| CidrError { input: text.to_string(), ..e })
     }
 }
 
 fn parse_prefix_len(input: &str, text: &str, max: u8) -> Result<u8, CidrError> {
-    let digits_only =
-        !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
+    let digits_only = !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
     let len: u16 = match text.parse() {
         Ok(n) if digits_only => n,
-        _ => {
-            return Err(CidrError::new(
-                input,
-                CidrErrorKind::BadPrefix(text.to_string()),
-            ))
-        }
+        _ => return Err(CidrError::new(input, CidrErrorKind::BadPrefix(text.to_string()))),
     };
     match u8::try_from(len) {
         Ok(l) if l <= max => Ok(l),
-        _ => Err(CidrError::new(
-            input,
-            CidrErrorKind::PrefixTooLong { len, max },
-        )),
+        _ => Err(CidrError::new(input, CidrErrorKind::PrefixTooLong { len, max })),
     }
 }
 
@@ -263,10 +233,7 @@ pub enum CidrErrorKind {
 
 impl CidrError {
     fn new(input: &str, kind: CidrErrorKind) -> CidrError {
-        CidrError {
-            input: input.trim().to_string(),
-            kind,
-        }
+        CidrError { input: input.trim().to_string(), kind }
     }
 }
 
@@ -310,15 +277,11 @@ pub enum NetworkError {
 impl fmt::Display for NetworkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            NetworkError::TooMany { name, limit } => write!(
-                f,
-                "network {name:?}: at most {limit} named networks can be defined; merge some"
-            ),
+            NetworkError::TooMany { name, limit } => {
+                write!(f, "network {name:?}: at most {limit} named networks can be defined; merge some")
+            }
             NetworkError::Duplicate { name } => {
-                write!(
-                    f,
-                    "network {name:?} is defined twice; list all its prefixes once"
-                )
+                write!(f, "network {name:?} is defined twice; list all its prefixes once")
             }
         }
     }
@@ -341,18 +304,13 @@ impl NetworkTableBuilder {
     /// Adds a named network; returns its id. Error when > 64 networks or duplicate name.
     pub fn add(&mut self, name: &str, cidrs: &[Cidr]) -> Result<NetworkId, NetworkError> {
         if self.names.iter().any(|n| n == name) {
-            return Err(NetworkError::Duplicate {
-                name: name.to_string(),
-            });
+            return Err(NetworkError::Duplicate { name: name.to_string() });
         }
         let id = match u8::try_from(self.names.len()) {
             Ok(i) if usize::from(i) < MAX_NETWORKS => NetworkId(i),
             _ => {
                 let name = name.to_string();
-                return Err(NetworkError::TooMany {
-                    name,
-                    limit: MAX_NETWORKS,
-                });
+                return Err(NetworkError::TooMany { name, limit: MAX_NETWORKS });
             }
         };
         self.names.push(name.to_string());
@@ -490,12 +448,7 @@ impl<K: Key> Intervals<K> {
             dir.push(i as u32);
         }
         dir.push((starts.len() - 1) as u32);
-        Intervals {
-            starts,
-            masks,
-            dir,
-            shift,
-        }
+        Intervals { starts, masks, dir, shift }
     }
 
     #[inline]
@@ -583,9 +536,7 @@ mod tests {
 
     fn names(t: &NetworkTable, addr: &str) -> Vec<String> {
         let mask = t.lookup(ip(addr));
-        let ids = (0..t.len() as u8)
-            .map(NetworkId)
-            .filter(|id| mask.contains(*id));
+        let ids = (0..t.len() as u8).map(NetworkId).filter(|id| mask.contains(*id));
         ids.map(|id| t.name(id).to_string()).collect()
     }
 
@@ -606,56 +557,20 @@ mod tests {
     fn every_cidr_error_says_what_is_wrong() {
         assert_eq!(err("  ").kind, CidrErrorKind::Empty);
         assert!(err("").to_string().contains("empty network prefix"));
-        assert_eq!(
-            err("10.0.0/8").kind,
-            CidrErrorKind::BadAddress("10.0.0".into())
-        );
-        assert_eq!(
-            err("10.0.0/8").to_string(),
-            r#""10.0.0/8": "10.0.0" is not an IPv4 or IPv6 address"#
-        );
-        for bad in [
-            "10.0.0.0/",
-            "10.0.0.0/x",
-            "10.0.0.0/+8",
-            "10.0.0.0/-1",
-            "::/1234",
-        ] {
-            assert!(
-                matches!(err(bad).kind, CidrErrorKind::BadPrefix(_)),
-                "{bad}"
-            );
+        assert_eq!(err("10.0.0/8").kind, CidrErrorKind::BadAddress("10.0.0".into()));
+        assert_eq!(err("10.0.0/8").to_string(), r#""10.0.0/8": "10.0.0" is not an IPv4 or IPv6 address"#);
+        for bad in ["10.0.0.0/", "10.0.0.0/x", "10.0.0.0/+8", "10.0.0.0/-1", "::/1234"] {
+            assert!(matches!(err(bad).kind, CidrErrorKind::BadPrefix(_)), "{bad}");
         }
-        assert_eq!(
-            err("10.0.0.0/33").to_string(),
-            r#""10.0.0.0/33": prefix length 33 is longer than 32 for IPv4"#
-        );
-        assert_eq!(
-            err("::/129").kind,
-            CidrErrorKind::PrefixTooLong { len: 129, max: 128 }
-        );
-        assert!(err("::/999")
-            .to_string()
-            .contains("longer than 128 for IPv6"));
+        assert_eq!(err("10.0.0.0/33").to_string(), r#""10.0.0.0/33": prefix length 33 is longer than 32 for IPv4"#);
+        assert_eq!(err("::/129").kind, CidrErrorKind::PrefixTooLong { len: 129, max: 128 });
+        assert!(err("::/999").to_string().contains("longer than 128 for IPv6"));
         let host = err("10.0.0.1/8");
-        assert_eq!(
-            host.kind,
-            CidrErrorKind::HostBitsSet {
-                canonical: cidr("10.0.0.0/8")
-            }
-        );
-        assert!(
-            host.to_string().contains("did you mean \"10.0.0.0/8\"?"),
-            "{host}"
-        );
-        assert!(err("2001:db8::1/32")
-            .to_string()
-            .contains("\"2001:db8::/32\""));
+        assert_eq!(host.kind, CidrErrorKind::HostBitsSet { canonical: cidr("10.0.0.0/8") });
+        assert!(host.to_string().contains("did you mean \"10.0.0.0/8\"?"), "{host}");
+        assert!(err("2001:db8::1/32").to_string().contains("\"2001:db8::/32\""));
         let new_err = Cidr::new(ip("10.0.0.0"), 40).unwrap_err();
-        assert_eq!(
-            new_err.kind,
-            CidrErrorKind::PrefixTooLong { len: 40, max: 32 }
-        );
+        assert_eq!(new_err.kind, CidrErrorKind::PrefixTooLong { len: 40, max: 32 });
     }
 
     #[test]
@@ -664,10 +579,7 @@ mod tests {
         assert!(c.contains(ip("10.1.0.0")) && c.contains(ip("10.1.255.255")));
         assert!(!c.contains(ip("10.2.0.0")) && !c.contains(ip("10.0.255.255")));
         assert!(c.contains(ip("::ffff:10.1.2.3")));
-        assert!(
-            !c.contains(ip("::a01:203")),
-            "IPv4-compatible is not mapped"
-        );
+        assert!(!c.contains(ip("::a01:203")), "IPv4-compatible is not mapped");
         assert!(cidr("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
         assert!(cidr("0.0.0.0/0").contains(ip("255.255.255.255")));
         assert!(!cidr("0.0.0.0/0").contains(ip("2001:db8::1")));
@@ -676,10 +588,7 @@ mod tests {
 
     #[test]
     fn overlapping_and_nested_prefixes_both_apply() {
-        let t = table(&[
-            ("internal", &["10.0.0.0/8"]),
-            ("lab", &["10.1.0.0/16", "10.1.2.0/24"]),
-        ]);
+        let t = table(&[("internal", &["10.0.0.0/8"]), ("lab", &["10.1.0.0/16", "10.1.2.0/24"])]);
         assert_eq!(names(&t, "10.1.2.3"), ["internal", "lab"]);
         assert_eq!(names(&t, "10.1.255.255"), ["internal", "lab"]);
         assert_eq!(names(&t, "10.2.0.0"), ["internal"]);
@@ -707,30 +616,19 @@ mod tests {
 
     #[test]
     fn slash_zero_and_full_length_prefixes() {
-        let t = table(&[
-            ("all4", &["0.0.0.0/0"]),
-            ("all6", &["::/0"]),
-            ("one", &["1.2.3.4/32"]),
-        ]);
+        let t = table(&[("all4", &["0.0.0.0/0"]), ("all6", &["::/0"]), ("one", &["1.2.3.4/32"])]);
         assert_eq!(names(&t, "0.0.0.0"), ["all4"]);
         assert_eq!(names(&t, "255.255.255.255"), ["all4"]);
         assert_eq!(names(&t, "1.2.3.4"), ["all4", "one"]);
         assert_eq!(names(&t, "1.2.3.5"), ["all4"]);
         assert_eq!(names(&t, "::"), ["all6"]);
-        assert_eq!(
-            names(&t, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"),
-            ["all6"]
-        );
+        assert_eq!(names(&t, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"), ["all6"]);
         assert_eq!(names(&t, "::ffff:1.2.3.4"), ["all4", "one"]);
     }
 
     #[test]
     fn adjacent_ranges_do_not_bleed() {
-        let t = table(&[
-            ("a", &["10.0.0.0/25"]),
-            ("b", &["10.0.0.128/25"]),
-            ("c", &["10.0.1.0/24"]),
-        ]);
+        let t = table(&[("a", &["10.0.0.0/25"]), ("b", &["10.0.0.128/25"]), ("c", &["10.0.1.0/24"])]);
         assert_eq!(names(&t, "10.0.0.127"), ["a"]);
         assert_eq!(names(&t, "10.0.0.128"), ["b"]);
         assert_eq!(names(&t, "10.0.0.255"), ["b"]);
@@ -760,13 +658,7 @@ mod tests {
             assert_eq!(b.add(&format!("n{i}"), &[]), Ok(NetworkId(i as u8)));
         }
         let many = b.add("last", &[]).unwrap_err();
-        assert_eq!(
-            many,
-            NetworkError::TooMany {
-                name: "last".into(),
-                limit: 64
-            }
-        );
+        assert_eq!(many, NetworkError::TooMany { name: "last".into(), limit: 64 });
         assert_eq!(b.build().len(), 64);
     }
 
@@ -795,9 +687,7 @@ mod tests {
     /// Addresses clustered in a few /8s (v4) and /16s (v6) so prefixes overlap.
     fn random_addr(rng: &mut XorShift) -> IpAddr {
         match rng.next() % 3 {
-            0 => IpAddr::V4(Ipv4Addr::from(
-                (rng.next() as u32 & 0x03ff_ffff) | 0x0a00_0000,
-            )),
+            0 => IpAddr::V4(Ipv4Addr::from((rng.next() as u32 & 0x03ff_ffff) | 0x0a00_0000)),
             1 => IpAddr::V6(Ipv6Addr::from((rng.wide() >> 4) | (0x2001u128 << 112))),
             _ => IpAddr::V6(Ipv4Addr::from(rng.next() as u32 | 0x0a00_0000).to_ipv6_mapped()),
         }
@@ -847,10 +737,8 @@ mod tests {
                 } else {
                     edge_of(&all[(rng.next() as usize) % all.len()].0, rng.next())
                 };
-                let naive = all
-                    .iter()
-                    .filter(|(c, _)| c.contains(probe))
-                    .fold(NetMask::EMPTY, |m, (_, id)| m.with(*id));
+                let naive =
+                    all.iter().filter(|(c, _)| c.contains(probe)).fold(NetMask::EMPTY, |m, (_, id)| m.with(*id));
                 assert_eq!(t.lookup(probe), naive, "{probe} with {count} prefixes");
             }
         }

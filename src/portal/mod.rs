@@ -3,13 +3,22 @@
 //! the upstream, in whatever spelling a client or an app's path normaliser
 //! might read as the prefix (`/.Portcullis/`, `/%2eportcullis/`, `//.portcullis/`).
 
+pub mod api;
+pub mod browser;
+pub mod form;
 pub mod redirect;
 
+use crate::auth::{Auth, ValidSession};
+use crate::challenge::pages::Lang;
 use crate::config::hosts::AppId;
 use crate::config::Config;
+use crate::identity::cookie::set_cookie;
+use crate::identity::session::SESSION_COOKIE;
+use crate::policy::expr::Facts;
 use crate::proxy::respond::Reply;
 use pingora::proxy::Session;
-use pingora::Result;
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 const PREFIX: &[u8] = b"/.portcullis";
 
@@ -32,10 +41,7 @@ pub fn is_portal_path(path: &str) -> bool {
     }
     s.len() >= PREFIX.len()
         && s[..PREFIX.len()].eq_ignore_ascii_case(PREFIX)
-        && matches!(
-            s.get(PREFIX.len()),
-            None | Some(b'/') | Some(b'?') | Some(b';')
-        )
+        && matches!(s.get(PREFIX.len()), None | Some(b'/') | Some(b'?') | Some(b';'))
 }
 
 /// Percent-decodes (three rounds, to defeat double encoding) up to 64 bytes.
@@ -45,11 +51,7 @@ fn decode_prefix(b: &[u8], out: &mut [u8; 64]) -> usize {
     for _ in 0..3 {
         let (mut r, mut w) = (0, 0);
         while r < n {
-            let byte = match (
-                out[r],
-                out.get(r + 1).and_then(|&h| hex(h)),
-                out.get(r + 2).and_then(|&l| hex(l)),
-            ) {
+            let byte = match (out[r], out.get(r + 1).and_then(|&h| hex(h)), out.get(r + 2).and_then(|&l| hex(l))) {
                 (b'%', Some(h), Some(l)) if r + 2 < n => {
                     r += 3;
                     h * 16 + l
@@ -71,22 +73,152 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
-/// Answers a portal request. Sign-in (password and TOTP) is built on this
-/// prefix; until then every portal path says so plainly.
-pub async fn handle(session: &mut Session, config: &Config, _app: AppId) -> Result<()> {
-    let path = session.req_header().uri.path().to_string();
-    let contact = config.portal.contact.as_deref();
-    let reply = if path.starts_with("/.portcullis/api/") {
-        Reply::json(
-            503,
-            &serde_json::json!({"error": "login_unavailable", "message": "sign-in is not available on this server yet"}),
-        )
-    } else if path == "/.portcullis/login" || path == "/.portcullis/otp" {
-        Reply::html(503, "Sign-in unavailable", "Signing in through portcullis is not available on this server yet. Ask your administrator.", contact)
-    } else {
-        Reply::html(404, "Not found", "There is no such portal page.", None)
+/// One portal request: what the proxy already knows about it.
+pub struct Portal<'a> {
+    pub config: &'a Config,
+    pub auth: &'a Auth,
+    pub app: AppId,
+    pub facts: Facts,
+    pub client_ip: IpAddr,
+    pub session: Option<&'a ValidSession>,
+}
+
+/// What every handler needs, read once from the request.
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub host: String,
+    pub lang: Lang,
+    /// The browser's flow id; `new_flow` when it was made for this response.
+    pub flow: String,
+    pub new_flow: bool,
+    pub fields: HashMap<String, String>,
+}
+
+impl Request {
+    /// A field of the form or JSON body, or else of the query string.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// `rd` as sent (still percent-encoded), for [`redirect::validate_return`].
+    pub fn rd(&self) -> String {
+        self.fields
+            .get("rd")
+            .cloned()
+            .or_else(|| raw_query_param(&self.query, "rd").map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+/// A query parameter's raw (undecoded) value.
+fn raw_query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
+    query.split('&').find_map(|kv| kv.strip_prefix(name).and_then(|rest| rest.strip_prefix('=')))
+}
+
+impl Portal<'_> {
+    /// Answers a portal request; nothing under the prefix reaches the upstream.
+    pub async fn handle(&self, session: &mut Session) -> pingora::Result<()> {
+        let reply = match self.read(session).await {
+            Ok(req) => {
+                let is_api = req.path.starts_with("/.portcullis/api/");
+                let mut reply = if is_api { self.api(&req).await } else { self.browser(&req).await };
+                if req.new_flow {
+                    let value = self.auth.keys.load().sign("flow", req.flow.as_bytes());
+                    reply = reply.with_header("set-cookie", set_cookie(form::FLOW_COOKIE, &value, None));
+                }
+                reply
+            }
+            Err(reply) => reply,
+        };
+        reply.send(session).await
+    }
+
+    async fn read(&self, session: &mut Session) -> Result<Request, Reply> {
+        let h = session.req_header();
+        let (method, path) = (h.method.as_str().to_string(), h.uri.path().to_string());
+        let query = h.uri.query().unwrap_or("").to_string();
+        let host = h
+            .uri
+            .host()
+            .map(str::to_string)
+            .or_else(|| {
+                let v = h.headers.get(http::header::HOST)?.to_str().ok()?;
+                crate::config::hosts::strip_port(v).map(str::to_string)
+            })
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let header = |n: &str| h.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let (accept_language, content_type) = (header("accept-language"), header("content-type").unwrap_or_default());
+        let mut fields = form::parse_form(query.as_bytes());
+        let lang = Lang::negotiate(fields.get("lang").map(String::as_str), accept_language.as_deref());
+        let cookies = h.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
+        let existing = form::flow_id(cookies, &self.auth.keys.load());
+        let is_api = path.starts_with("/.portcullis/api/");
+        if method == "POST" {
+            if is_api && !self.api_request_allowed(session, &content_type) {
+                return Err(Reply::json(
+                    415,
+                    &serde_json::json!({"error": "bad_request", "message": "send Content-Type: application/json from the same origin"}),
+                ));
+            }
+            let body = form::read_body(session).await.map_err(|e| body_error(e, is_api))?;
+            let parsed = if is_api {
+                form::parse_json(&body).map_err(|e| body_error(e, true))?
+            } else {
+                form::parse_form(&body)
+            };
+            fields.retain(|k, _| k == "rd" || k == "lang" || k == "enroll");
+            fields.extend(parsed);
+        }
+        let (flow, new_flow) = match existing {
+            Some(f) => (f, false),
+            None => (form::new_flow_id(), true),
+        };
+        Ok(Request { method, path, query, host, lang, flow, new_flow, fields })
+    }
+
+    /// JSON posts must say so (a cross-site form cannot) and not come from another site.
+    fn api_request_allowed(&self, session: &Session, content_type: &str) -> bool {
+        let h = &session.req_header().headers;
+        let json = content_type.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        let site = h.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        json && site.is_none_or(|s| s == "same-origin" || s == "none")
+    }
+
+    /// Where to send the browser after a login: the validated `rd`, or the dashboard.
+    pub fn return_location(&self, host: &str, rd: &str) -> String {
+        let is_app_host = |h: &str| self.config.hosts.matches(h);
+        match redirect::validate_return(rd, host, &is_app_host) {
+            Some(redirect::ReturnTo::Path(p)) => p,
+            Some(redirect::ReturnTo::Url { host, path }) => format!("https://{host}{path}"),
+            None => "/.portcullis/".to_string(),
+        }
+    }
+
+    /// The `Set-Cookie` for a new session.
+    pub fn session_cookie(&self, s: &crate::identity::session::Session) -> String {
+        let value = s.to_cookie(&self.auth.keys.load());
+        set_cookie(SESSION_COOKIE, &value, Some(s.expires_at.saturating_sub(self.auth.clock.now())))
+    }
+
+    pub fn contact(&self) -> Option<&str> {
+        self.config.portal.contact.as_deref()
+    }
+}
+
+fn body_error(e: form::BodyError, is_api: bool) -> Reply {
+    let (status, msg) = match e {
+        form::BodyError::TooLarge => (413, "the request body is too large"),
+        form::BodyError::Read => (400, "the request body could not be read"),
+        form::BodyError::Malformed(m) => (400, m),
     };
-    reply.send(session).await
+    if is_api {
+        Reply::json(status, &serde_json::json!({"error": "bad_request", "message": msg}))
+    } else {
+        Reply::html(status, "Bad request", msg, None)
+    }
 }
 
 #[cfg(test)]
@@ -111,16 +243,7 @@ mod tests {
         ] {
             assert!(is_portal_path(p), "{p}");
         }
-        for p in [
-            "/",
-            "/portcullis",
-            "/.portcullisx",
-            "/a/.portcullis/",
-            "/.well-known/x",
-            "",
-            "/%",
-            "/%2",
-        ] {
+        for p in ["/", "/portcullis", "/.portcullisx", "/a/.portcullis/", "/.well-known/x", "", "/%", "/%2"] {
             assert!(!is_portal_path(p), "{p}");
         }
     }

@@ -10,9 +10,7 @@
 //! `https` URL on a configured app host; printable ASCII only; everything else
 //! is refused and the caller sends the browser to the dashboard.
 
-use percent_encoding::{
-    percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC,
-};
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 
 /// The validated place to send the browser back to.
 ///
@@ -35,21 +33,10 @@ const PORTAL_PREFIX: &str = "/.portcullis/";
 
 /// Characters re-encoded in a returned path: space (decoded from `%20`) and
 /// the ones that would let a value break out of an HTML attribute.
-const PATH_ESCAPES: &AsciiSet = &CONTROLS
-    .add(b' ')
-    .add(b'"')
-    .add(b'\'')
-    .add(b'<')
-    .add(b'>')
-    .add(b'`');
+const PATH_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'\'').add(b'<').add(b'>').add(b'`');
 
 /// Characters encoded in an `rd` query value: all but unreserved and `/`.
-const PARAM_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'/');
+const PARAM_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
 
 /// Validate `rd`, the raw (still percent-encoded) query value.
 ///
@@ -57,11 +44,7 @@ const PARAM_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
 /// request; `is_app_host(h)` says whether `h` is a configured app host. An
 /// `https` URL on `current_host` without a port comes back as a `Path`.
 /// Returns `None` for anything unsafe.
-pub fn validate_return(
-    rd: &str,
-    current_host: &str,
-    is_app_host: &dyn Fn(&str) -> bool,
-) -> Option<ReturnTo> {
+pub fn validate_return(rd: &str, current_host: &str, is_app_host: &dyn Fn(&str) -> bool) -> Option<ReturnTo> {
     if rd.len() > 3 * MAX_RETURN_LEN {
         return None;
     }
@@ -83,10 +66,7 @@ pub fn validate_return(
     if host == current_host && host.len() == authority.len() {
         return Some(ReturnTo::Path(path));
     }
-    Some(ReturnTo::Url {
-        host: authority.to_ascii_lowercase(),
-        path,
-    })
+    Some(ReturnTo::Url { host: authority.to_ascii_lowercase(), path })
 }
 
 /// Build a safe `rd` value for a redirect to the login page from the
@@ -149,19 +129,29 @@ fn app_host(authority: &str, is_app_host: &dyn Fn(&str) -> bool) -> Option<Strin
         None => (authority, None),
     };
     let port_ok = port.is_none_or(|p| {
-        (1..=5).contains(&p.len())
-            && p.bytes().all(|b| b.is_ascii_digit())
-            && p.parse::<u16>().is_ok()
+        (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
     });
-    let host_ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    let host_ok = !host.is_empty() && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     if !port_ok || !host_ok {
         return None;
     }
     let host = host.to_ascii_lowercase();
     is_app_host(&host).then_some(host)
+}
+
+/// Puts an `rd` value that is already percent-encoded into another URL's
+/// query: `%` is kept (no double encoding), anything that could end or change
+/// the query is encoded.
+pub fn encode_raw(rd: &str) -> String {
+    let mut out = String::with_capacity(rd.len());
+    for b in rd.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/%".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -170,9 +160,7 @@ mod tests {
 
     fn apps(host: &str) -> bool {
         matches!(host, "wiki.localhost" | "other-app.localhost")
-            || host
-                .strip_suffix(".apps.localhost")
-                .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+            || host.strip_suffix(".apps.localhost").is_some_and(|label| !label.is_empty() && !label.contains('.'))
     }
 
     fn check(rd: &str) -> Option<ReturnTo> {
@@ -184,10 +172,7 @@ mod tests {
     }
 
     fn url(host: &str, path: &str) -> Option<ReturnTo> {
-        Some(ReturnTo::Url {
-            host: host.to_string(),
-            path: path.to_string(),
-        })
+        Some(ReturnTo::Url { host: host.to_string(), path: path.to_string() })
     }
 
     #[test]
@@ -198,47 +183,23 @@ mod tests {
         assert_eq!(check("/a/b%20c"), path("/a/b%20c"));
         assert_eq!(check("/a/b%2520c"), path("/a/b%20c"));
         assert_eq!(check("/a%2Fb"), path("/a/b"));
-        assert_eq!(
-            check("/search?q=a+b&x=%3Cy%3E"),
-            path("/search?q=a+b&x=%3Cy%3E")
-        );
+        assert_eq!(check("/search?q=a+b&x=%3Cy%3E"), path("/search?q=a+b&x=%3Cy%3E"));
     }
 
     #[test]
     fn good_app_urls() {
-        assert_eq!(
-            check("https://other-app.localhost/x"),
-            url("other-app.localhost", "/x")
-        );
-        assert_eq!(
-            check("https%3A%2F%2Fother-app.localhost%2Fx"),
-            url("other-app.localhost", "/x")
-        );
-        assert_eq!(
-            check("HTTPS://Other-App.LOCALHOST"),
-            url("other-app.localhost", "/")
-        );
-        assert_eq!(
-            check("https://other-app.localhost?a=1"),
-            url("other-app.localhost", "/?a=1")
-        );
-        assert_eq!(
-            check("https://other-app.localhost:8443/x"),
-            url("other-app.localhost:8443", "/x")
-        );
-        assert_eq!(
-            check("https://a1.apps.localhost/x"),
-            url("a1.apps.localhost", "/x")
-        );
+        assert_eq!(check("https://other-app.localhost/x"), url("other-app.localhost", "/x"));
+        assert_eq!(check("https%3A%2F%2Fother-app.localhost%2Fx"), url("other-app.localhost", "/x"));
+        assert_eq!(check("HTTPS://Other-App.LOCALHOST"), url("other-app.localhost", "/"));
+        assert_eq!(check("https://other-app.localhost?a=1"), url("other-app.localhost", "/?a=1"));
+        assert_eq!(check("https://other-app.localhost:8443/x"), url("other-app.localhost:8443", "/x"));
+        assert_eq!(check("https://a1.apps.localhost/x"), url("a1.apps.localhost", "/x"));
     }
 
     #[test]
     fn url_on_the_current_host_becomes_a_path() {
         assert_eq!(check("https://wiki.localhost/page?x=1"), path("/page?x=1"));
-        assert_eq!(
-            check("https://wiki.localhost:8443/page"),
-            url("wiki.localhost:8443", "/page")
-        );
+        assert_eq!(check("https://wiki.localhost:8443/page"), url("wiki.localhost:8443", "/page"));
     }
 
     #[test]
@@ -348,10 +309,7 @@ mod tests {
         assert_eq!(check("/.portcullis/logout"), None);
         assert_eq!(check("/.portcullis"), None);
         assert_eq!(check("%2F.portcullis%2Flogin"), None);
-        assert_eq!(
-            check("https://other-app.localhost/.portcullis/logout"),
-            None
-        );
+        assert_eq!(check("https://other-app.localhost/.portcullis/logout"), None);
         assert_eq!(check("/.portcullisx"), path("/.portcullisx"));
         let long = format!("/{}", "a".repeat(MAX_RETURN_LEN));
         assert_eq!(check(&long), None);
@@ -368,21 +326,12 @@ mod tests {
 
     #[test]
     fn encode_round_trips_through_validate() {
-        for target in [
-            "/",
-            "/page?x=1#frag",
-            "/a/b%20c",
-            "/q?a=1&b=2+3",
-            "/~u/x.y_z-w",
-        ] {
+        for target in ["/", "/page?x=1#frag", "/a/b%20c", "/q?a=1&b=2+3", "/~u/x.y_z-w"] {
             let rd = encode_return_param(target);
             assert!(!rd.contains(['&', '?', '#', '=', '+', ' ']), "{rd}");
             assert_eq!(check(&rd), path(target), "{target} -> {rd}");
         }
-        assert_eq!(
-            encode_return_param("/page?x=1&y=2"),
-            "/page%3Fx%3D1%26y%3D2"
-        );
+        assert_eq!(encode_return_param("/page?x=1&y=2"), "/page%3Fx%3D1%26y%3D2");
         assert_eq!(encode_return_param("/a/b%20c"), "/a/b%2520c");
     }
 
@@ -402,9 +351,6 @@ mod tests {
         ] {
             assert_eq!(encode_return_param(target), "/", "{target:?}");
         }
-        assert_eq!(
-            encode_return_param(&format!("/{}", "a".repeat(MAX_RETURN_LEN))),
-            "/"
-        );
+        assert_eq!(encode_return_param(&format!("/{}", "a".repeat(MAX_RETURN_LEN))), "/");
     }
 }

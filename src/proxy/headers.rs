@@ -42,9 +42,9 @@ const NOT_REMOVABLE: [&str; 3] = ["host", "content-length", "transfer-encoding"]
 /// owns. Does not allocate.
 pub fn is_owned(name: &[u8]) -> bool {
     OWNED.iter().any(|owned| eq_normalised(name, owned))
-        || OWNED_PREFIXES.iter().any(|prefix| {
-            name.len() >= prefix.len() && eq_normalised(&name[..prefix.len()], prefix)
-        })
+        || OWNED_PREFIXES
+            .iter()
+            .any(|prefix| name.len() >= prefix.len() && eq_normalised(&name[..prefix.len()], prefix))
 }
 
 /// The header names (lowercased) to remove before forwarding, given the values
@@ -56,16 +56,9 @@ pub fn is_owned(name: &[u8]) -> bool {
 /// naming an owned header are left out (owned headers are stripped and set by
 /// the proxy anyway, so listing them must not remove the proxy's own values),
 /// and so are `host`, `content-length` and `transfer-encoding`.
-pub fn hop_by_hop_names<'a>(
-    connection_values: impl Iterator<Item = &'a [u8]>,
-    keep_upgrade: bool,
-) -> Vec<String> {
+pub fn hop_by_hop_names<'a>(connection_values: impl Iterator<Item = &'a [u8]>, keep_upgrade: bool) -> Vec<String> {
     let kept = |name: &str| keep_upgrade && (name == "connection" || name == "upgrade");
-    let mut names: Vec<String> = HOP_BY_HOP
-        .iter()
-        .filter(|name| !kept(name))
-        .map(|name| name.to_string())
-        .collect();
+    let mut names: Vec<String> = HOP_BY_HOP.iter().filter(|name| !kept(name)).map(|name| name.to_string()).collect();
     let tokens = connection_values.flat_map(|value| value.split(|&b| b == b','));
     for token in tokens {
         let token = token.trim_ascii();
@@ -108,21 +101,23 @@ fn is_own_cookie(piece: &[u8], prefixes: &[&str]) -> bool {
         return false;
     };
     let name = piece[..eq].trim_ascii();
-    prefixes.iter().any(|prefix| {
-        name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
-    })
+    prefixes
+        .iter()
+        .any(|prefix| name.len() >= prefix.len() && name[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// `name` equals `normalised` after lowercasing and mapping `_` to `-`.
 fn eq_normalised(name: &[u8], normalised: &str) -> bool {
     name.len() == normalised.len()
-        && name.iter().zip(normalised.bytes()).all(|(&b, n)| {
-            if b == b'_' {
-                n == b'-'
-            } else {
-                b.to_ascii_lowercase() == n
-            }
-        })
+        && name.iter().zip(normalised.bytes()).all(
+            |(&b, n)| {
+                if b == b'_' {
+                    n == b'-'
+                } else {
+                    b.to_ascii_lowercase() == n
+                }
+            },
+        )
 }
 
 /// A token character (RFC 9110 §5.6.2): what a header name is made of.
@@ -133,40 +128,22 @@ fn is_tchar(b: u8) -> bool {
 /// Applies all of the above to the request going upstream: owned headers in any
 /// spelling, hop-by-hop headers, and the proxy's cookies are removed. Allocates
 /// only when there is something to remove.
-pub fn clean_request(
-    req: &mut pingora::http::RequestHeader,
-    is_upgrade: bool,
-) -> pingora::Result<()> {
-    let mut doomed: Vec<String> = req
-        .headers
-        .keys()
-        .filter(|n| is_owned(n.as_str().as_bytes()))
-        .map(|n| n.as_str().to_string())
-        .collect();
+pub fn clean_request(req: &mut pingora::http::RequestHeader, is_upgrade: bool) -> pingora::Result<()> {
+    let mut doomed: Vec<String> =
+        req.headers.keys().filter(|n| is_owned(n.as_str().as_bytes())).map(|n| n.as_str().to_string()).collect();
     let has_hop = HOP_BY_HOP.iter().any(|h| req.headers.contains_key(*h));
     if has_hop {
-        let connection = req
-            .headers
-            .get_all(http::header::CONNECTION)
-            .into_iter()
-            .map(|v| v.as_bytes());
+        let connection = req.headers.get_all(http::header::CONNECTION).into_iter().map(|v| v.as_bytes());
         doomed.extend(hop_by_hop_names(connection, is_upgrade));
     }
     for name in &doomed {
         req.remove_header(name.as_str());
     }
-    let cookies: Vec<Vec<u8>> = req
-        .headers
-        .get_all(http::header::COOKIE)
-        .into_iter()
-        .map(|v| v.as_bytes().to_vec())
-        .collect();
+    let cookies: Vec<Vec<u8>> =
+        req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes().to_vec()).collect();
     if cookies.iter().any(|c| has_own_cookie(c)) {
         req.remove_header(&http::header::COOKIE);
-        for value in cookies
-            .iter()
-            .filter_map(|c| strip_cookies(c, super::OWN_COOKIE_PREFIXES))
-        {
+        for value in cookies.iter().filter_map(|c| strip_cookies(c, super::OWN_COOKIE_PREFIXES)) {
             req.append_header(http::header::COOKIE, value)?;
         }
     }
@@ -174,11 +151,7 @@ pub fn clean_request(
 }
 
 fn has_own_cookie(value: &[u8]) -> bool {
-    super::OWN_COOKIE_PREFIXES.iter().any(|p| {
-        value
-            .windows(p.len())
-            .any(|w| w.eq_ignore_ascii_case(p.as_bytes()))
-    })
+    super::OWN_COOKIE_PREFIXES.iter().any(|p| value.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes())))
 }
 
 #[cfg(test)]
@@ -244,13 +217,7 @@ mod tests {
     #[test]
     fn hop_by_hop_fixed_set() {
         let got = names(&[], false);
-        for name in [
-            "connection",
-            "keep-alive",
-            "proxy-connection",
-            "te",
-            "trailer",
-        ] {
+        for name in ["connection", "keep-alive", "proxy-connection", "te", "trailer"] {
             assert!(got.contains(&name.to_string()), "{name}");
         }
         for name in ["upgrade", "proxy-authorization", "proxy-authenticate"] {
@@ -277,10 +244,7 @@ mod tests {
 
     #[test]
     fn connection_cannot_remove_owned_or_framing_headers() {
-        let got = names(
-            &["X-Forwarded-For, x_portcullis_user, Host, Content-Length"],
-            false,
-        );
+        let got = names(&["X-Forwarded-For, x_portcullis_user, Host, Content-Length"], false);
         assert_eq!(got.len(), HOP_BY_HOP.len());
         let got = names(&["transfer-encoding"], false);
         assert!(!got.contains(&"transfer-encoding".to_string()));
@@ -321,10 +285,7 @@ mod tests {
     #[test]
     fn strip_cookies_edge_cases() {
         // Pieces without '=' are kept, even when they look like ours.
-        assert_eq!(
-            strip("__Host-portcullis_s").as_deref(),
-            Some("__Host-portcullis_s")
-        );
+        assert_eq!(strip("__Host-portcullis_s").as_deref(), Some("__Host-portcullis_s"));
         assert_eq!(strip("flag; a=1").as_deref(), Some("flag; a=1"));
         // Whitespace around the name, other case, empty value: still ours.
         assert_eq!(strip(" __Host-portcullis_s =1;a=1").as_deref(), Some("a=1"));
@@ -332,10 +293,7 @@ mod tests {
         assert_eq!(strip("__Host-portcullis_s=; a=1").as_deref(), Some("a=1"));
         // Our name appearing in a value or later in a name is not ours.
         let got = strip("a=__Host-portcullis_s=1; x__Host-portcullis=2");
-        assert_eq!(
-            got.as_deref(),
-            Some("a=__Host-portcullis_s=1; x__Host-portcullis=2")
-        );
+        assert_eq!(got.as_deref(), Some("a=__Host-portcullis_s=1; x__Host-portcullis=2"));
         // Non-UTF-8 bytes pass through untouched.
         let got = strip_cookies(b"a=\xff\xfe;__Host-pc-pass=1", &["__Host-pc-pass"]);
         assert_eq!(got.as_deref(), Some(&b"a=\xff\xfe"[..]));

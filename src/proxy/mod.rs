@@ -6,6 +6,7 @@ pub mod headers;
 pub mod respond;
 pub mod server;
 
+use crate::auth::{Auth, ValidSession};
 use crate::config::hosts::{strip_port, AppId};
 use crate::config::Config;
 use crate::identity::client_ip::client_ip;
@@ -29,6 +30,7 @@ pub const OWN_COOKIE_PREFIXES: &[&str] = &["__Host-portcullis", "portcullis"];
 
 pub struct Portcullis {
     pub live: Arc<Live>,
+    pub auth: Arc<Auth>,
 }
 
 /// Per-request state shared across the phases.
@@ -39,6 +41,7 @@ pub struct Ctx {
     client_ip: IpAddr,
     outcome: Outcome,
     auth: &'static str,
+    session: Option<ValidSession>,
     started: Instant,
 }
 
@@ -58,10 +61,7 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
 }
 
 fn peer_ip(session: &Session) -> IpAddr {
-    session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
+    session.client_addr().and_then(|a| a.as_inet()).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }
 
 impl Portcullis {
@@ -76,16 +76,14 @@ impl Portcullis {
                     Rule::OtpSkip => "first_factor",
                     _ => "both_factors",
                 };
+                if d.rule == Rule::Bypass && ctx.session.is_none() {
+                    ctx.auth = "none";
+                }
                 None
             }
             Action::Deny => {
                 ctx.outcome = Outcome::Deny;
-                Some(Reply::html(
-                    403,
-                    "Access denied",
-                    "You may not use this application from here.",
-                    contact,
-                ))
+                Some(Reply::html(403, "Access denied", "You may not use this application from here.", contact))
             }
             Action::Challenge(c) => {
                 ctx.outcome = Outcome::Challenge;
@@ -94,17 +92,12 @@ impl Portcullis {
                     Challenge::SecondFactor => "otp",
                 };
                 let uri = &session.req_header().uri;
-                let rd = portal::redirect::encode_return_param(
-                    uri.path_and_query().map_or("/", |p| p.as_str()),
-                );
+                let rd = portal::redirect::encode_return_param(uri.path_and_query().map_or("/", |p| p.as_str()));
                 let location = format!("/.portcullis/{page}?rd={rd}");
                 Some(if respond::is_browser_navigation(session) {
                     Reply::redirect(302, location)
                 } else {
-                    Reply::json(
-                        401,
-                        &serde_json::json!({"error": format!("{page}_required"), "location": location}),
-                    )
+                    Reply::json(401, &serde_json::json!({"error": format!("{page}_required"), "location": location}))
                 })
             }
         }
@@ -124,6 +117,7 @@ impl ProxyHttp for Portcullis {
             client_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             outcome: Outcome::Forward,
             auth: "",
+            session: None,
             started: Instant::now(),
         }
     }
@@ -133,42 +127,38 @@ impl ProxyHttp for Portcullis {
         let req = session.req_header();
         let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {
             metrics::count_unknown_host();
-            Reply::html(
-                404,
-                "Not found",
-                "No application is served at this address.",
-                None,
-            )
-            .send(session)
-            .await?;
+            Reply::html(404, "Not found", "No application is served at this address.", None).send(session).await?;
             return Ok(true);
         };
         ctx.app = Some(app_id);
-        let xff = req
-            .headers
-            .get_all("x-forwarded-for")
-            .into_iter()
-            .map(|v| v.as_bytes());
+        let xff = req.headers.get_all("x-forwarded-for").into_iter().map(|v| v.as_bytes());
         ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
+        let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
+        ctx.session = self.auth.session(&config, app_id, cookies);
+        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert: false };
         if portal::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
-            portal::handle(session, &config, app_id).await?;
+            let portal = portal::Portal {
+                config: &config,
+                auth: &self.auth,
+                app: app_id,
+                facts,
+                client_ip: ctx.client_ip,
+                session: ctx.session.as_ref(),
+            };
+            portal.handle(session).await?;
             return Ok(true);
         }
-        let facts = Facts {
-            networks: config.networks.lookup(ctx.client_ip),
-            entrance_pass: false,
-            device_cert: false,
-        };
         let app = config.app(app_id);
-        let decision = decide(app, &config.groups, &facts, None);
+        let decision = decide(app, &config.groups, &facts, ctx.session.as_ref().map(|s| &s.facts));
         match self.challenge_or_deny(session, ctx, decision) {
             None => Ok(false),
             Some(reply) => {
                 log::info!(target: "audit", "{}", serde_json::json!({
                     "app": app.name, "client_ip": ctx.client_ip.to_string(),
                     "path": session.req_header().uri.path(), "decision": format!("{:?}", decision.action),
-                    "rule": decision.rule_name(app, None),
+                    "user": ctx.session.as_ref().map(|s| s.session.user.as_str()),
+                    "rule": decision.rule_name(app, ctx.session.as_ref().map(|s| &config.groups[s.facts.group])),
                 }));
                 reply.send(session).await?;
                 Ok(true)
@@ -177,10 +167,7 @@ impl ProxyHttp for Portcullis {
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        let app = ctx
-            .app
-            .map(|id| ctx.config.app(id))
-            .ok_or_else(|| Error::new(ErrorType::InternalError))?;
+        let app = ctx.app.map(|id| ctx.config.app(id)).ok_or_else(|| Error::new(ErrorType::InternalError))?;
         let up = &app.upstream;
         Ok(Box::new(HttpPeer::new(up.addr, up.tls, up.sni.clone())))
     }
@@ -202,6 +189,32 @@ impl ProxyHttp for Portcullis {
         req.insert_header("x-forwarded-proto", "https")?;
         req.insert_header("x-forwarded-host", host)?;
         req.insert_header("x-portcullis-auth", ctx.auth)?;
+        if let Some(user) = ctx.session.as_ref().and_then(|s| ctx.config.users.get(&s.session.user)) {
+            req.insert_header("x-portcullis-user", user.username.as_str())?;
+            req.insert_header("x-portcullis-groups", user.groups.join(","))?;
+            if let Some(email) = &user.email {
+                req.insert_header("x-portcullis-email", email.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut pingora::http::ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        // Sliding idle timeout: an active session's cookie is re-issued now and then.
+        if let Some(s) = ctx.session.as_ref().filter(|s| s.refresh && ctx.outcome == Outcome::Forward) {
+            let mut fresh = s.session.clone();
+            fresh.seen_at = self.auth.clock.now();
+            let max_age = fresh.expires_at.saturating_sub(fresh.seen_at);
+            let value = fresh.to_cookie(&self.auth.keys.load());
+            let cookie =
+                crate::identity::cookie::set_cookie(crate::identity::session::SESSION_COOKIE, &value, Some(max_age));
+            resp.append_header(http::header::SET_COOKIE, cookie)?;
+        }
         Ok(())
     }
 

@@ -13,13 +13,16 @@ pub struct Reply {
     pub content_type: &'static str,
     pub body: Bytes,
     pub location: Option<String>,
+    /// Further headers (`set-cookie`, `content-security-policy`, …).
+    pub extra: Vec<(&'static str, String)>,
 }
+
+/// The portal pages' policy: no scripts, no external resources, no framing.
+pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 impl Reply {
     pub fn html(status: u16, title: &str, message: &str, contact: Option<&str>) -> Reply {
-        let contact = contact.map_or(String::new(), |c| {
-            format!("<p class=\"contact\">{}</p>", escape(c))
-        });
+        let contact = contact.map_or(String::new(), |c| format!("<p class=\"contact\">{}</p>", escape(c)));
         let body = format!(
             "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -27,23 +30,24 @@ impl Reply {
             t = escape(title),
             m = escape(message),
         );
-        Reply {
-            status,
-            content_type: "text/html; charset=utf-8",
-            body: body.into(),
-            location: None,
-        }
+        Reply::page(status, body)
+    }
+
+    /// A complete HTML document rendered elsewhere (the portal pages).
+    pub fn page(status: u16, html: String) -> Reply {
+        let extra = vec![("content-security-policy", PAGE_CSP.to_string()), ("x-frame-options", "DENY".to_string())];
+        Reply { status, content_type: "text/html; charset=utf-8", body: html.into(), location: None, extra }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
         let mut body = value.to_string();
         body.push('\n');
-        Reply {
-            status,
-            content_type: "application/json",
-            body: body.into(),
-            location: None,
-        }
+        Reply { status, content_type: "application/json", body: body.into(), location: None, extra: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
+        self.extra.push((name, value));
+        self
     }
 
     pub fn redirect(status: u16, location: String) -> Reply {
@@ -63,6 +67,9 @@ impl Reply {
         if let Some(loc) = self.location {
             h.insert_header("location", loc)?;
         }
+        for (name, value) in self.extra {
+            h.append_header(name, value)?;
+        }
         session.write_response_header(Box::new(h), false).await?;
         session.write_response_body(Some(self.body), true).await?;
         Ok(())
@@ -74,21 +81,14 @@ impl Reply {
 /// ones at least ask for HTML.
 pub fn is_browser_navigation(session: &Session) -> bool {
     let h = &session.req_header().headers;
-    let is = |name: &str, value: &[u8]| {
-        h.get(name)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value))
-    };
+    let is = |name: &str, value: &[u8]| h.get(name).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(value));
     if is("sec-fetch-mode", b"navigate") || is("sec-fetch-dest", b"document") {
         return true;
     }
     if h.contains_key("sec-fetch-mode") {
         return false;
     }
-    h.get("accept").is_some_and(|v| {
-        v.as_bytes()
-            .windows(9)
-            .any(|w| w.eq_ignore_ascii_case(b"text/html"))
-    })
+    h.get("accept").is_some_and(|v| v.as_bytes().windows(9).any(|w| w.eq_ignore_ascii_case(b"text/html")))
 }
 
 pub fn escape(s: &str) -> String {

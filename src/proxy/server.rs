@@ -3,9 +3,11 @@
 //! shutdown that drains in-flight requests, in one place.
 
 use super::Portcullis;
-use crate::admin::api::{ensure_token, AdminApi};
+use crate::admin::api::{ensure_token, AdminApi, AdminRequest};
+use crate::auth::Auth;
 use crate::config::hosts::strip_port;
 use crate::live::Live;
+use crate::store::{embedded::EmbeddedStore, SharedStore};
 use async_trait::async_trait;
 use http::Response;
 use pingora::apps::http_app::ServeHttp;
@@ -27,6 +29,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
         log::warn!("{w}");
     }
     let token = ensure_token(&config.admin.token_file)?;
+    let auth = open_auth(&config.server.state_dir)?;
     log::info!("{}", config.summary());
     let (https, http, admin, grace, threads) = (
         config.server.https,
@@ -48,7 +51,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Portcullis { live: live.clone() },
+        Portcullis { live: live.clone(), auth: auth.clone() },
         "portcullis https",
     );
     let mut tls = TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
@@ -58,34 +61,51 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     server.add_service(proxy);
 
     if let Some(http) = http {
-        let mut redirect = Service::new(
-            "portcullis http redirect".into(),
-            RedirectToHttps {
-                https_port: https.port(),
-            },
-        );
+        let mut redirect =
+            Service::new("portcullis http redirect".into(), RedirectToHttps { https_port: https.port() });
         redirect.add_tcp(&http.to_string());
         server.add_service(redirect);
     }
     let mut admin_service = Service::new(
         "portcullis admin".into(),
-        AdminService {
-            live: live.clone(),
-            api: AdminApi::new(token),
-        },
+        AdminService { live: live.clone(), auth: auth.clone(), api: AdminApi::new(token) },
     );
     admin_service.add_tcp(&admin.to_string());
     server.add_service(admin_service);
-    server.add_service(background_service(
-        "sighup reload",
-        ReloadOnHup(live.clone()),
-    ));
+    server.add_service(background_service("sighup reload", ReloadOnHup(live.clone())));
+    server.add_service(background_service("revocation feed", FollowChanges(auth)));
 
     log::info!("portcullis listening on https://{https} (admin http://{admin})");
-    server.run(RunArgs {
-        shutdown_signal: Box::new(DrainOnSignal { live, grace }),
-    });
+    server.run(RunArgs { shutdown_signal: Box::new(DrainOnSignal { live, grace }) });
     Ok(())
+}
+
+/// Opens the embedded store and the sign-in keys in `state_dir` (mode 0700),
+/// and reads the revocations before the first request is served.
+fn open_auth(state_dir: &std::path::Path) -> Result<Arc<Auth>, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(state_dir)
+        .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
+    let store: SharedStore = Arc::new(EmbeddedStore::open(state_dir).map_err(|e| e.to_string())?);
+    let auth = Arc::new(Auth::system(state_dir, store)?);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(auth.reload_revocations()).map_err(|e| e.to_string())?;
+    Ok(auth)
+}
+
+struct FollowChanges(Arc<Auth>);
+
+#[async_trait]
+impl BackgroundService for FollowChanges {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        tokio::select! {
+            _ = self.0.clone().follow_changes() => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 /// SIGTERM or SIGINT: stop accepting, let requests in flight finish, and exit
@@ -142,12 +162,7 @@ impl BackgroundService for ReloadOnHup {
     }
 }
 
-fn response(
-    status: u16,
-    content_type: &str,
-    body: String,
-    location: Option<String>,
-) -> Response<Vec<u8>> {
+fn response(status: u16, content_type: &str, body: String, location: Option<String>) -> Response<Vec<u8>> {
     let mut b = Response::builder()
         .status(status)
         .header("content-type", content_type)
@@ -161,32 +176,29 @@ fn response(
 
 struct AdminService {
     live: Arc<Live>,
+    auth: Arc<Auth>,
     api: AdminApi,
 }
+
+/// Admin request bodies are small JSON objects.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
 
 #[async_trait]
 impl ServeHttp for AdminService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        let auth = req
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .map(|v| v.as_bytes().to_vec());
+        let auth = req.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
         let (method, path) = (req.method.as_str().to_string(), req.uri.path().to_string());
-        let (live, api) = (self.live.clone(), self.api.clone());
-        // Reload reads files: keep it off the async workers.
-        let r =
-            tokio::task::spawn_blocking(move || api.handle(&live, &method, &path, auth.as_deref()))
-                .await;
-        match r {
-            Ok(r) => response(r.status, r.content_type, r.body, None),
-            Err(_) => response(
-                500,
-                "application/json",
-                "{\"error\":\"internal\"}\n".into(),
-                None,
-            ),
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = session.read_request_body().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_ADMIN_BODY {
+                return response(413, "application/json", "{\"error\":\"body too large\"}\n".into(), None);
+            }
         }
+        let request = AdminRequest { method: &method, path: &path, authorization: auth.as_deref(), body: &body };
+        let r = self.api.handle(&self.live, &self.auth, request).await;
+        response(r.status, r.content_type, r.body, None)
     }
 }
 
@@ -199,36 +211,15 @@ struct RedirectToHttps {
 impl ServeHttp for RedirectToHttps {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .and_then(strip_port);
-        let valid = host.filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
-        });
+        let host = req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).and_then(strip_port);
+        let valid =
+            host.filter(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b)));
         let Some(host) = valid else {
-            return response(
-                400,
-                "text/plain",
-                "a Host header is required\n".into(),
-                None,
-            );
+            return response(400, "text/plain", "a Host header is required\n".into(), None);
         };
-        let port = if self.https_port == 443 {
-            String::new()
-        } else {
-            format!(":{}", self.https_port)
-        };
+        let port = if self.https_port == 443 { String::new() } else { format!(":{}", self.https_port) };
         let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
         let location = format!("https://{host}{port}{path}");
-        response(
-            308,
-            "text/plain",
-            format!("see {location}\n"),
-            Some(location),
-        )
+        response(308, "text/plain", format!("see {location}\n"), Some(location))
     }
 }

@@ -11,14 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A valid argon2id PHC string (of "portcullis-demo").
-pub const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Hl1M5lfb7VhmW4mGcQZaEJfXv5mVQ1YNXxrPq9Y5Ycs";
+pub const HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Hl1M5lfb7VhmW4mGcQZaEJfXv5mVQ1YNXxrPq9Y5Ycs";
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 pub fn wait_for_port(addr: SocketAddr) {
@@ -109,9 +106,7 @@ impl Env {
         let users = dir.path().join("users.toml");
         std::fs::write(
             &users,
-            format!(
-                "[[user]]\nusername = \"alice\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n"
-            ),
+            format!("[[user]]\nusername = \"alice\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n"),
         )
         .unwrap();
         let env = Env {
@@ -129,12 +124,7 @@ impl Env {
         env
     }
 
-    fn config_text(
-        &self,
-        server_extra: &str,
-        apps: &str,
-        certs: &portcullis::tls::DevCerts,
-    ) -> String {
+    fn config_text(&self, server_extra: &str, apps: &str, certs: &portcullis::tls::DevCerts) -> String {
         let d = self.dir.path().display();
         format!(
             "[server]\nhttps = \"{}\"\nhttp = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\nstate_dir = \"{d}/state\"\ngrace_period = \"5s\"\nthreads = 2\n{server_extra}\n\
@@ -174,10 +164,7 @@ impl Env {
     }
 
     pub fn token(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("state/admin.token"))
-            .unwrap()
-            .trim()
-            .to_string()
+        std::fs::read_to_string(self.dir.path().join("state/admin.token")).unwrap().trim().to_string()
     }
 
     /// An HTTPS client bound to `from` (e.g. 127.0.0.2), trusting the dev CA,
@@ -190,12 +177,7 @@ impl Env {
             .local_address(local)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(20));
-        for host in [
-            "wiki.localhost",
-            "a.open.localhost",
-            "localhost",
-            "unknown.localhost",
-        ] {
+        for host in ["wiki.localhost", "a.open.localhost", "localhost", "unknown.localhost"] {
             b = b.resolve(host, self.https);
         }
         b.build().unwrap()
@@ -205,14 +187,8 @@ impl Env {
         format!("https://{host}:{}{path}", self.https.port())
     }
 
-    pub async fn admin(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        token: Option<&str>,
-    ) -> (u16, String) {
-        let mut req =
-            reqwest::Client::new().request(method, format!("http://{}{path}", self.admin));
+    pub async fn admin(&self, method: reqwest::Method, path: &str, token: Option<&str>) -> (u16, String) {
+        let mut req = reqwest::Client::new().request(method, format!("http://{}{path}", self.admin));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -223,10 +199,7 @@ impl Env {
 
 /// Runs the portcullis binary with arguments; returns (exit code, stdout, stderr).
 pub fn portcullis(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_portcullis")).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -1,0 +1,134 @@
+//! User administration through the admin API: locked users and unlock, token
+//! revocation (a lost phone), sign-out everywhere, enrollment links, and
+//! cookie key rotation. Each operation changes the store, then this
+//! instance's snapshot at once; other instances learn it from the change feed.
+
+use super::api::{reply, AdminReply};
+use crate::auth::Auth;
+use crate::config::Config;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long an enrollment link stays valid.
+const ENROLL_LINK_TTL: Duration = Duration::from_secs(72 * 3600);
+
+fn unavailable(e: crate::store::StoreError) -> AdminReply {
+    reply(503, json!({"error": "store_unavailable", "message": e.to_string()}))
+}
+
+/// The user names of a body: `{"user": "a"}` or `{"users": ["a", "b"]}`.
+fn users_of(body: &Value) -> Vec<String> {
+    let one = body.get("user").and_then(Value::as_str).map(str::to_string);
+    let many = body
+        .get("users")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string));
+    one.into_iter().chain(many).collect()
+}
+
+pub async fn locked(auth: &Auth) -> AdminReply {
+    match auth.store().locked(auth.clock.now()).await {
+        Ok(list) => {
+            let rows: Vec<Value> = list
+                .into_iter()
+                .map(|(user, l)| json!({"user": user, "at": l.at, "until": l.until, "reason": l.reason}))
+                .collect();
+            reply(200, json!({"locked": rows}))
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+pub async fn handle(cfg: &Config, auth: &Auth, path: &str, body: &Value) -> AdminReply {
+    if path == "/keys/rotate" {
+        return rotate_keys(cfg, auth);
+    }
+    let users = users_of(body);
+    if users.is_empty() {
+        return reply(
+            400,
+            json!({"error": "bad_request", "message": "name the user: {\"user\": \"alice\"} or {\"users\": [...]}"}),
+        );
+    }
+    if let Some(unknown) = users.iter().find(|u| cfg.users.get(u).is_none()) {
+        return reply(
+            404,
+            json!({"error": "unknown_user", "message": format!("no user named `{unknown}` in the users file")}),
+        );
+    }
+    let result = match path {
+        "/unlock" => unlock(auth, &users).await,
+        "/revoke-totp" => revoke_totp(auth, &users).await,
+        "/sign-out" => sign_out(auth, &users).await,
+        "/enroll-link" => return enroll_link(cfg, auth, &users[0]).await,
+        _ => return reply(404, json!({"error": "not_found"})),
+    };
+    result.unwrap_or_else(unavailable)
+}
+
+async fn unlock(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::store::StoreError> {
+    let (mut unlocked, mut not_locked) = (Vec::new(), Vec::new());
+    for u in users {
+        if auth.store().unlock(u).await? {
+            unlocked.push(u)
+        } else {
+            not_locked.push(u)
+        }
+        log::info!(target: "audit", "{}", json!({"event": "unlock", "user": u}));
+    }
+    Ok(reply(200, json!({"unlocked": unlocked, "not_locked": not_locked})))
+}
+
+async fn revoke_totp(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::store::StoreError> {
+    let now = auth.clock.now();
+    for u in users {
+        auth.store().revoke_totp(u, now).await?;
+        auth.sign_out_everywhere(u).await?;
+        log::info!(target: "audit", "{}", json!({"event": "revoke_totp", "user": u}));
+    }
+    Ok(reply(200, json!({"revoked": users, "signed_out": true})))
+}
+
+async fn sign_out(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::store::StoreError> {
+    for u in users {
+        auth.sign_out_everywhere(u).await?;
+        log::info!(target: "audit", "{}", json!({"event": "sign_out_everywhere", "user": u}));
+    }
+    Ok(reply(200, json!({"signed_out": users})))
+}
+
+/// A single-use link on the first app host the user may use.
+async fn enroll_link(cfg: &Config, auth: &Auth, user: &str) -> AdminReply {
+    let group = cfg.users.get(user).map(|u| u.policy_group);
+    let host = cfg
+        .apps
+        .iter()
+        .find(|a| group.is_some_and(|g| a.admits(g)))
+        .and_then(|a| a.hosts.iter().find(|h| !h.starts_with("*.")));
+    let code = match auth.login.make_enroll_link(user, ENROLL_LINK_TTL).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(e),
+    };
+    let port = match cfg.server.https.port() {
+        443 => String::new(),
+        p => format!(":{p}"),
+    };
+    let path = format!("/.portcullis/login?enroll={code}");
+    let url = host.map(|h| format!("https://{h}{port}{path}"));
+    log::info!(target: "audit", "{}", json!({"event": "enroll_link", "user": user}));
+    reply(200, json!({"user": user, "url": url, "path": path, "expires_in_secs": ENROLL_LINK_TTL.as_secs()}))
+}
+
+/// New current cookie key; the old one keeps verifying until the next rotation.
+fn rotate_keys(cfg: &Config, auth: &Auth) -> AdminReply {
+    let next = auth.keys.load().rotate();
+    if let Err(e) = next.save(&cfg.server.state_dir.join("cookie.keys")) {
+        return reply(500, json!({"error": "cannot_save", "message": e}));
+    }
+    let id = next.current_id();
+    auth.keys.store(std::sync::Arc::new(next));
+    log::info!(target: "audit", "{}", json!({"event": "rotate_cookie_keys", "current_key": id}));
+    reply(200, json!({"current_key": id}))
+}

@@ -1,0 +1,320 @@
+//! The body of each page: the markup between `<h1>` and `</main>`.
+
+use super::html::{escape, fill, query_component, safe_href};
+use super::{text, Page, PageCtx, Text};
+use std::fmt::Write as _;
+
+const LOGIN: &str = "/.portcullis/login";
+const TOTP: &str = "/.portcullis/otp";
+const RECOVERY: &str = "/.portcullis/recovery";
+const ENROLL_CONFIRM: &str = "/.portcullis/enroll/confirm";
+const REGENERATE: &str = "/.portcullis/recovery/regenerate";
+const LOGOUT: &str = "/.portcullis/logout";
+const DASHBOARD: &str = "/.portcullis/";
+
+/// Attributes of a one-time-code input, for phones to offer the numeric keypad and
+/// codes arriving by notification.
+const CODE_INPUT: &str = "type=\"text\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
+                          pattern=\"[0-9]*\" required autofocus";
+
+pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
+    let mut b = Body { ctx, out: String::with_capacity(2048) };
+    match *page {
+        Page::Login { username, error } => b.login(username, error),
+        Page::Totp { error, clock_hint } => b.totp(error, clock_hint),
+        Page::Recovery { error } => b.recovery(error),
+        Page::EnrollStart { qr_svg, key_string, period } => b.enroll_start(qr_svg, key_string, period),
+        Page::EnrollConfirm { error, clock_hint } => b.enroll_confirm(error, clock_hint),
+        Page::RecoveryCodes { codes, continue_href } => b.recovery_codes(codes, continue_href),
+        Page::Dashboard { display_name, username, has_totp, recovery_left, session_level } => {
+            b.dashboard(display_name, username, has_totp, recovery_left, session_level)
+        }
+        Page::Locked => b.notice(Text::LockedBody, true),
+        Page::Denied => b.notice(Text::DeniedBody, true),
+        Page::AskAdmin => b.notice(Text::AskAdminBody, true),
+        Page::Cooldown { until_text } => {
+            let line = fill(text(ctx.lang, Text::CooldownBody), &[("until", until_text)]);
+            b.raw_paragraph(&line);
+            b.contact();
+        }
+        Page::Unavailable => {
+            b.notice(Text::UnavailableBody, false);
+            b.link(LOGIN, true, Text::TryAgainLink);
+        }
+        Page::TooMany => {
+            b.notice(Text::TooManyBody, false);
+            b.link(LOGIN, true, Text::TryAgainLink);
+        }
+        Page::SignedOut => {
+            b.notice(Text::SignedOutBody, false);
+            b.link(LOGIN, true, Text::SignInAgainLink);
+        }
+        Page::Error { message } => {
+            b.error(Some(message));
+            b.link(LOGIN, true, Text::StartOverLink);
+        }
+    }
+    b.out
+}
+
+struct Body<'a> {
+    ctx: &'a PageCtx<'a>,
+    out: String,
+}
+
+impl Body<'_> {
+    fn login(&mut self, username: &str, error: Option<Text>) {
+        self.paragraph(Text::LoginIntro);
+        self.error(error);
+        // No action: the form posts back to the URL it came from, keeping the query
+        // (an enrollment link's `enroll=` code, `rd=`, `lang=`).
+        self.form_open(None, true);
+        let (focus_user, focus_password) = if username.is_empty() { (" autofocus", "") } else { ("", " autofocus") };
+        self.label("username", Text::UsernameLabel);
+        let _ = writeln!(
+            self.out,
+            "<input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" \
+             autocapitalize=\"none\" spellcheck=\"false\" required{focus_user} value=\"{}\">",
+            escape(username)
+        );
+        self.label("password", Text::PasswordLabel);
+        let _ = writeln!(
+            self.out,
+            "<input id=\"password\" name=\"password\" type=\"password\" \
+             autocomplete=\"current-password\" required{focus_password}>"
+        );
+        self.form_close(Text::SignInButton);
+    }
+
+    fn totp(&mut self, error: Option<Text>, clock_hint: bool) {
+        self.paragraph(Text::TotpIntro);
+        self.code_form(TOTP, error, clock_hint);
+        self.link(RECOVERY, true, Text::UseRecoveryCodeLink);
+    }
+
+    fn recovery(&mut self, error: Option<Text>) {
+        self.paragraph(Text::RecoveryIntro);
+        self.error(error);
+        self.form_open(Some(RECOVERY), true);
+        self.label("code", Text::RecoveryCodeLabel);
+        let _ = writeln!(
+            self.out,
+            "<input id=\"code\" name=\"code\" type=\"text\" autocomplete=\"off\" \
+             autocapitalize=\"none\" spellcheck=\"false\" required autofocus{}>",
+            described_by(error)
+        );
+        self.form_close(Text::VerifyButton);
+        self.link(TOTP, true, Text::UseAuthenticatorLink);
+    }
+
+    fn enroll_start(&mut self, qr_svg: &str, key_string: &str, period: u64) {
+        self.step(Text::EnrollStep1);
+        self.paragraph(Text::EnrollScanQr);
+        // The SVG is the server's own output (the QR encoder), not user data.
+        let _ = writeln!(
+            self.out,
+            "<figure class=\"qr\"><div role=\"img\" aria-labelledby=\"qr-caption\">{qr_svg}</div>\
+             <figcaption id=\"qr-caption\" class=\"hint\">{}</figcaption></figure>",
+            self.t(Text::QrCaption)
+        );
+        self.paragraph(Text::EnrollKeyIntro);
+        let _ = writeln!(
+            self.out,
+            "<p>{}: <code class=\"key\">{}</code></p>",
+            self.t(Text::EnrollKeyLabel),
+            escape(&group_in_fours(key_string))
+        );
+        let period = period.to_string();
+        let details = fill(self.text(Text::EnrollKeyDetails), &[("period", &period)]);
+        let _ = writeln!(self.out, "<p class=\"hint\">{details}</p>");
+        // A link, not a GET form: a form would put the CSRF token into the URL.
+        self.link_as_button(&self.href(ENROLL_CONFIRM, true), Text::NextButton);
+    }
+
+    fn enroll_confirm(&mut self, error: Option<Text>, clock_hint: bool) {
+        self.step(Text::EnrollStep2);
+        self.paragraph(Text::EnrollConfirmIntro);
+        self.code_form(ENROLL_CONFIRM, error, clock_hint);
+    }
+
+    fn recovery_codes(&mut self, codes: &[String], continue_href: &str) {
+        self.paragraph(Text::RecoveryCodesIntro);
+        let _ = writeln!(self.out, "<p><strong>{}</strong></p>", self.t(Text::RecoveryCodesOnce));
+        self.out.push_str("<ol class=\"codes\">\n");
+        for code in codes {
+            let _ = writeln!(self.out, "<li><code>{}</code></li>", escape(code));
+        }
+        self.out.push_str("</ol>\n");
+        self.link_as_button(safe_href(continue_href, DASHBOARD), Text::ContinueLink);
+    }
+
+    fn dashboard(
+        &mut self,
+        display_name: &str,
+        username: &str,
+        has_totp: bool,
+        recovery_left: usize,
+        session_level: &str,
+    ) {
+        let who = [("name", display_name), ("username", username)];
+        let level = [("level", session_level)];
+        let lines = [fill(self.text(Text::SignedInAs), &who), fill(self.text(Text::SessionLevel), &level)];
+        lines.iter().for_each(|line| self.raw_paragraph(line));
+
+        self.heading(Text::SecondFactorsHeading);
+        if has_totp {
+            let left = recovery_left.to_string();
+            let left = fill(self.text(Text::RecoveryCodesLeft), &[("count", &left)]);
+            let _ = writeln!(self.out, "<ul><li>{}</li><li>{left}</li></ul>", self.t(Text::TotpEnrolled));
+            self.form_open(Some(REGENERATE), false);
+            self.hint(Text::RegenerateNote);
+            self.form_close_secondary(Text::RegenerateButton);
+        } else {
+            self.paragraph(Text::TotpNotEnrolled);
+        }
+
+        self.heading(Text::SignOutHeading);
+        self.form_open(Some(LOGOUT), false);
+        self.form_close(Text::SignOutButton);
+        self.form_open(Some(LOGOUT), false);
+        self.out.push_str("<input type=\"hidden\" name=\"everywhere\" value=\"1\">\n");
+        self.hint(Text::SignOutEverywhereNote);
+        self.form_close_secondary(Text::SignOutEverywhereButton);
+    }
+
+    /// A stop page: one paragraph, and the contact line where asked.
+    fn notice(&mut self, body: Text, with_contact: bool) {
+        self.paragraph(body);
+        if with_contact {
+            self.contact();
+        }
+    }
+
+    fn code_form(&mut self, action: &str, error: Option<Text>, clock_hint: bool) {
+        self.error(error);
+        if clock_hint {
+            self.hint(Text::ClockHint);
+        }
+        self.form_open(Some(action), true);
+        self.label("code", Text::CodeLabel);
+        let _ = writeln!(self.out, "<input id=\"code\" name=\"code\" {CODE_INPUT}{}>", described_by(error));
+        self.form_close(Text::VerifyButton);
+    }
+}
+
+/// The small pieces pages are built from; each appends escaped markup.
+impl Body<'_> {
+    fn text(&self, t: Text) -> &'static str {
+        text(self.ctx.lang, t)
+    }
+
+    fn t(&self, t: Text) -> String {
+        escape(self.text(t))
+    }
+
+    fn paragraph(&mut self, t: Text) {
+        let line = self.t(t);
+        self.raw_paragraph(&line);
+    }
+
+    /// `html` is already escaped.
+    fn raw_paragraph(&mut self, html: &str) {
+        let _ = writeln!(self.out, "<p>{html}</p>");
+    }
+
+    fn hint(&mut self, t: Text) {
+        let _ = writeln!(self.out, "<p class=\"hint\">{}</p>", self.t(t));
+    }
+
+    fn heading(&mut self, t: Text) {
+        let _ = writeln!(self.out, "<h2>{}</h2>", self.t(t));
+    }
+
+    fn step(&mut self, t: Text) {
+        let _ = writeln!(self.out, "<p><strong>{}</strong></p>", self.t(t));
+    }
+
+    fn label(&mut self, input_id: &str, t: Text) {
+        let _ = writeln!(self.out, "<label for=\"{input_id}\">{}</label>", self.t(t));
+    }
+
+    fn error(&mut self, error: Option<Text>) {
+        if let Some(error) = error {
+            let _ = writeln!(self.out, "<p id=\"form-error\" class=\"error\" role=\"alert\">{}</p>", self.t(error));
+        }
+    }
+
+    fn contact(&mut self) {
+        if let Some(contact) = self.ctx.contact.filter(|c| !c.trim().is_empty()) {
+            let _ = writeln!(self.out, "<p class=\"contact\">{} {}</p>", self.t(Text::ContactPrefix), escape(contact));
+        }
+    }
+
+    /// A portal path with the page's language and, when asked, the return target.
+    fn href(&self, path: &str, with_rd: bool) -> String {
+        let mut href = format!("{path}?lang={}", self.ctx.lang.code());
+        if with_rd && !self.ctx.rd.is_empty() {
+            let _ = write!(href, "&rd={}", query_component(self.ctx.rd));
+        }
+        href
+    }
+
+    fn link(&mut self, path: &str, with_rd: bool, t: Text) {
+        let href = escape(&self.href(path, with_rd));
+        let _ = writeln!(self.out, "<p><a href=\"{href}\">{}</a></p>", self.t(t));
+    }
+
+    fn link_as_button(&mut self, href: &str, t: Text) {
+        let _ = writeln!(self.out, "<p><a class=\"button\" href=\"{}\">{}</a></p>", escape(href), self.t(t));
+    }
+
+    /// Opens a POST form with the CSRF token and, for the sign-in flow, the return target.
+    fn form_open(&mut self, path: Option<&str>, with_rd: bool) {
+        let action = match path {
+            Some(path) => format!(" action=\"{}\"", escape(&self.href(path, false))),
+            None => String::new(),
+        };
+        let csrf = escape(self.ctx.csrf);
+        let _ = writeln!(
+            self.out,
+            "<form method=\"post\"{action}>\n<input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">"
+        );
+        if with_rd && !self.ctx.rd.is_empty() {
+            let _ = writeln!(self.out, "<input type=\"hidden\" name=\"rd\" value=\"{}\">", escape(self.ctx.rd));
+        }
+    }
+
+    fn form_close(&mut self, button: Text) {
+        let _ = writeln!(self.out, "<button type=\"submit\">{}</button>\n</form>", self.t(button));
+    }
+
+    fn form_close_secondary(&mut self, button: Text) {
+        let _ = writeln!(self.out, "<button type=\"submit\" class=\"secondary\">{}</button>\n</form>", self.t(button));
+    }
+}
+
+/// Points a code input at the error above it, so screen readers read both.
+fn described_by(error: Option<Text>) -> &'static str {
+    match error {
+        Some(_) => " aria-describedby=\"form-error\" aria-invalid=\"true\"",
+        None => "",
+    }
+}
+
+/// `JBSWY3DPEHPK3PXP` → `JBSW Y3DP EHPK 3PXP`, easier to type into desktop apps.
+fn group_in_fours(key: &str) -> String {
+    let chars: Vec<char> = key.chars().filter(|c| !c.is_whitespace()).collect();
+    chars.chunks(4).map(|group| group.iter().collect::<String>()).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_grouped_in_fours_whatever_its_spacing() {
+        assert_eq!(group_in_fours("JBSWY3DPEHPK3PXP"), "JBSW Y3DP EHPK 3PXP");
+        assert_eq!(group_in_fours("JBS WY3 DPE HPK3PXPAB"), "JBSW Y3DP EHPK 3PXP AB");
+        assert_eq!(group_in_fours(""), "");
+    }
+}

@@ -1,0 +1,117 @@
+//! The English catalog.
+
+use super::Text;
+
+pub(super) fn text(t: Text) -> &'static str {
+    match t {
+        Text::LanguageName => "English",
+        Text::LanguageSwitchLabel => "Language",
+        Text::ContactPrefix => "Need help? Contact:",
+
+        Text::LoginTitle => "Sign in",
+        Text::LoginIntro => "Sign in with your username and password to continue.",
+        Text::UsernameLabel => "Username",
+        Text::PasswordLabel => "Password",
+        Text::SignInButton => "Sign in",
+
+        Text::TotpTitle => "Two-step verification",
+        Text::TotpIntro => "Enter the 6-digit code shown in your authenticator app.",
+        Text::CodeLabel => "6-digit code",
+        Text::VerifyButton => "Verify",
+        Text::ClockHint => {
+            "If your codes are not accepted, check that the date and time on the device \
+             running your authenticator app are set automatically."
+        }
+        Text::UseRecoveryCodeLink => "Can't use your authenticator app? Use a recovery code",
+        Text::RecoveryTitle => "Use a recovery code",
+        Text::RecoveryIntro => {
+            "Enter one of the recovery codes you saved when you set up two-step verification. \
+             Each code works only once."
+        }
+        Text::RecoveryCodeLabel => "Recovery code",
+        Text::UseAuthenticatorLink => "Use a code from your authenticator app instead",
+
+        Text::EnrollTitle => "Set up two-step verification",
+        Text::EnrollStep1 => "Step 1 of 3: add your account to an authenticator app",
+        Text::EnrollScanQr => {
+            "Scan this QR code with an authenticator app on your phone, such as Google Authenticator."
+        }
+        Text::QrCaption => "QR code to add your account to an authenticator app",
+        Text::EnrollKeyIntro => "On a computer (WinAuth, OTP Manager and similar apps), enter this key instead:",
+        Text::EnrollKeyLabel => "Key",
+        Text::EnrollKeyDetails => "Type: time-based (TOTP), 6 digits, every {period} seconds.",
+        Text::NextButton => "Next",
+        Text::EnrollStep2 => "Step 2 of 3: confirm with a code",
+        Text::EnrollConfirmIntro => "Enter the 6-digit code your authenticator app now shows for this account.",
+        Text::RecoveryCodesTitle => "Your recovery codes",
+        Text::RecoveryCodesIntro => {
+            "If you lose access to your authenticator app, each of these codes signs you in once. \
+             Write them down or print them, and keep them somewhere safe."
+        }
+        Text::RecoveryCodesOnce => "These codes are shown only this once.",
+        Text::ContinueLink => "Continue",
+
+        Text::DashboardTitle => "Your account",
+        Text::SignedInAs => "Signed in as {name} ({username}).",
+        Text::SessionLevel => "This session was verified with: {level}",
+        Text::LevelBothFactors => "password and one-time password",
+        Text::LevelFirstFactor => "password (one-time password not required here)",
+        Text::SecondFactorsHeading => "Two-step verification",
+        Text::TotpEnrolled => "Authenticator app: set up",
+        Text::TotpNotEnrolled => "Authenticator app: not set up",
+        Text::RecoveryCodesLeft => "Unused recovery codes: {count}",
+        Text::RegenerateButton => "Create new recovery codes",
+        Text::RegenerateNote => "Your current recovery codes stop working when you create new ones.",
+        Text::SignOutHeading => "Sign out",
+        Text::SignOutButton => "Sign out",
+        Text::SignOutEverywhereButton => "Sign out on all devices",
+        Text::SignOutEverywhereNote => "Use this if you signed in on a device you no longer have or a shared computer.",
+
+        Text::LockedTitle => "Account locked",
+        Text::LockedBody => {
+            "Your account has been locked after too many failed attempts. \
+             Contact your administrator to unlock it."
+        }
+        Text::DeniedTitle => "Access denied",
+        Text::DeniedBody => {
+            "You cannot access this application from your current network or device. \
+             If you think this is a mistake, contact your administrator."
+        }
+        Text::AskAdminTitle => "Two-step verification is not set up",
+        Text::AskAdminBody => {
+            "Before you can sign in, you need to set up two-step verification. \
+             Ask your administrator for an enrollment link."
+        }
+        Text::CooldownTitle => "Please wait",
+        Text::CooldownBody => {
+            "Your authenticator app was recently removed from your account. \
+             You can set it up again and sign in after {until}."
+        }
+        Text::UnavailableTitle => "Sign-in temporarily unavailable",
+        Text::UnavailableBody => "Sign-in is temporarily unavailable. Please try again in a minute.",
+        Text::TooManyTitle => "Too many attempts",
+        Text::TooManyBody => {
+            "There have been too many sign-in attempts from your network. \
+             Please wait a few minutes, then try again."
+        }
+        Text::TryAgainLink => "Try again",
+        Text::SignedOutTitle => "Signed out",
+        Text::SignedOutBody => "You have signed out. If you are using a shared computer, close the browser.",
+        Text::SignInAgainLink => "Sign in again",
+        Text::ErrorTitle => "Something went wrong",
+        Text::StartOverLink => "Start again",
+
+        Text::ErrBadCredentials => "Wrong username or password.",
+        Text::ErrMissingCredentials => "Enter your username and password.",
+        Text::ErrCodeFormat => "Enter the code as 6 digits.",
+        Text::ErrWrongCode => "That code is not correct. Enter the code your authenticator app shows now.",
+        Text::ErrCodeUsed => "That code has already been used. Wait for the next code, then enter it.",
+        Text::ErrWrongRecoveryCode => "That recovery code is not valid or has already been used.",
+        Text::ErrSessionExpired => "Your session has expired. Please start again.",
+        Text::ErrBadForm => "This form is no longer valid. Reload the page and try again.",
+        Text::ErrLocked => "Your account is locked. Contact your administrator.",
+        Text::ErrTooMany => "Too many attempts. Please wait a few minutes, then try again.",
+        Text::ErrUnavailable => "Sign-in is temporarily unavailable. Please try again in a minute.",
+        Text::ErrNotFound => "This page does not exist.",
+    }
+}

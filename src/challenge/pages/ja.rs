@@ -1,0 +1,125 @@
+//! The Japanese catalog (日本語).
+
+use super::Text;
+
+pub(super) fn text(t: Text) -> &'static str {
+    match t {
+        Text::LanguageName => "日本語",
+        Text::LanguageSwitchLabel => "言語",
+        Text::ContactPrefix => "お問い合わせ先:",
+
+        Text::LoginTitle => "ログイン",
+        Text::LoginIntro => "続行するには、ユーザー名とパスワードを入力してログインしてください。",
+        Text::UsernameLabel => "ユーザー名",
+        Text::PasswordLabel => "パスワード",
+        Text::SignInButton => "ログイン",
+
+        Text::TotpTitle => "2段階認証",
+        Text::TotpIntro => "認証アプリに表示されている6桁のワンタイムパスワードを入力してください。",
+        Text::CodeLabel => "ワンタイムパスワード（6桁）",
+        Text::VerifyButton => "確認",
+        Text::ClockHint => {
+            "コードが受け付けられない場合は、認証アプリをお使いの端末で日付と時刻が\
+             自動設定になっているかご確認ください。"
+        }
+        Text::UseRecoveryCodeLink => "認証アプリを使用できない場合は、リカバリーコードを使用",
+        Text::RecoveryTitle => "リカバリーコードの使用",
+        Text::RecoveryIntro => {
+            "2段階認証の設定時に保管したリカバリーコードを1つ入力してください。\
+             各コードは1回のみ使用できます。"
+        }
+        Text::RecoveryCodeLabel => "リカバリーコード",
+        Text::UseAuthenticatorLink => "認証アプリのワンタイムパスワードを使用する",
+
+        Text::EnrollTitle => "2段階認証の設定",
+        Text::EnrollStep1 => "ステップ 1/3: 認証アプリにアカウントを追加",
+        Text::EnrollScanQr => {
+            "スマートフォンの認証アプリ（Google Authenticator など）でこのQRコードを読み取ってください。"
+        }
+        Text::QrCaption => "認証アプリにアカウントを追加するためのQRコード",
+        Text::EnrollKeyIntro => {
+            "パソコンの認証アプリ（WinAuth、OTP Manager など）をお使いの場合は、代わりに次のキーを入力してください:"
+        }
+        Text::EnrollKeyLabel => "キー",
+        Text::EnrollKeyDetails => "種類: 時間ベース（TOTP）、6桁、{period}秒ごとに更新",
+        Text::NextButton => "次へ",
+        Text::EnrollStep2 => "ステップ 2/3: ワンタイムパスワードで確認",
+        Text::EnrollConfirmIntro => {
+            "認証アプリにこのアカウント用として表示されている6桁のワンタイムパスワードを入力してください。"
+        }
+        Text::RecoveryCodesTitle => "リカバリーコード",
+        Text::RecoveryCodesIntro => {
+            "認証アプリを使用できなくなった場合、以下の各コードで1回ずつログインできます。\
+             書き留めるか印刷して、安全な場所に保管してください。"
+        }
+        Text::RecoveryCodesOnce => "これらのコードが表示されるのは今回限りです。",
+        Text::ContinueLink => "続行",
+
+        Text::DashboardTitle => "アカウント",
+        Text::SignedInAs => "{name}（{username}）としてログインしています。",
+        Text::SessionLevel => "このセッションの認証方法: {level}",
+        Text::LevelBothFactors => "パスワードとワンタイムパスワード",
+        Text::LevelFirstFactor => "パスワード（この場所ではワンタイムパスワード不要）",
+        Text::SecondFactorsHeading => "2段階認証",
+        Text::TotpEnrolled => "認証アプリ: 設定済み",
+        Text::TotpNotEnrolled => "認証アプリ: 未設定",
+        Text::RecoveryCodesLeft => "未使用のリカバリーコード: {count}個",
+        Text::RegenerateButton => "リカバリーコードを再発行",
+        Text::RegenerateNote => "再発行すると、現在のリカバリーコードは使用できなくなります。",
+        Text::SignOutHeading => "ログアウト",
+        Text::SignOutButton => "ログアウト",
+        Text::SignOutEverywhereButton => "すべての端末からログアウト",
+        Text::SignOutEverywhereNote => "紛失した端末や共用のパソコンでログインしたままの場合にご利用ください。",
+
+        Text::LockedTitle => "アカウントがロックされています",
+        Text::LockedBody => {
+            "認証に規定回数以上失敗したため、アカウントがロックされました。\
+             ロックの解除については管理者にお問い合わせください。"
+        }
+        Text::DeniedTitle => "アクセスが拒否されました",
+        Text::DeniedBody => {
+            "現在のネットワークまたは端末からは、このアプリケーションにアクセスできません。\
+             お心当たりがない場合は、管理者にお問い合わせください。"
+        }
+        Text::AskAdminTitle => "2段階認証が設定されていません",
+        Text::AskAdminBody => {
+            "ログインするには、先に2段階認証の設定が必要です。\
+             設定用のリンクについては管理者にお問い合わせください。"
+        }
+        Text::CooldownTitle => "しばらくお待ちください",
+        Text::CooldownBody => {
+            "お使いのアカウントから認証アプリの登録が解除されました。\
+             {until}以降に、再度設定してログインできます。"
+        }
+        Text::UnavailableTitle => "ログインを一時的にご利用いただけません",
+        Text::UnavailableBody => "現在、ログインを一時的にご利用いただけません。1分ほどしてから再度お試しください。",
+        Text::TooManyTitle => "試行回数の上限を超えました",
+        Text::TooManyBody => {
+            "お使いのネットワークからのログイン試行が多すぎます。\
+             数分待ってから、再度お試しください。"
+        }
+        Text::TryAgainLink => "再試行",
+        Text::SignedOutTitle => "ログアウトしました",
+        Text::SignedOutBody => "ログアウトしました。共用のパソコンをお使いの場合は、ブラウザを閉じてください。",
+        Text::SignInAgainLink => "再度ログイン",
+        Text::ErrorTitle => "エラーが発生しました",
+        Text::StartOverLink => "最初からやり直す",
+
+        Text::ErrBadCredentials => "ユーザー名またはパスワードが正しくありません。",
+        Text::ErrMissingCredentials => "ユーザー名とパスワードを入力してください。",
+        Text::ErrCodeFormat => "6桁の数字を入力してください。",
+        Text::ErrWrongCode => {
+            "ワンタイムパスワードが正しくありません。認証アプリに現在表示されているコードを入力してください。"
+        }
+        Text::ErrCodeUsed => {
+            "このワンタイムパスワードはすでに使用されています。次のコードが表示されてから入力してください。"
+        }
+        Text::ErrWrongRecoveryCode => "リカバリーコードが正しくないか、すでに使用されています。",
+        Text::ErrSessionExpired => "セッションの有効期限が切れました。最初からやり直してください。",
+        Text::ErrBadForm => "このフォームは無効になりました。ページを再読み込みして、もう一度お試しください。",
+        Text::ErrLocked => "アカウントがロックされています。管理者にお問い合わせください。",
+        Text::ErrTooMany => "試行回数が多すぎます。数分待ってから、再度お試しください。",
+        Text::ErrUnavailable => "現在、ログインを一時的にご利用いただけません。1分ほどしてから再度お試しください。",
+        Text::ErrNotFound => "お探しのページは見つかりません。",
+    }
+}

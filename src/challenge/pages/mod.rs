@@ -1,0 +1,146 @@
+//! The portal pages under `/.portcullis/`: sign-in, second factor, enrollment, the
+//! account dashboard and the stop pages (locked, denied, unavailable, ...).
+//!
+//! Pages are plain server-rendered HTML that work without JavaScript and load nothing
+//! from elsewhere, so they fit the portal's CSP (`default-src 'none'; style-src
+//! 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'`).
+//! Every text comes from the catalog of the page's language; everything interpolated
+//! is escaped. Forms post to these paths, with these field names (besides `csrf`, and
+//! `rd` when a return target is given):
+//!
+//! | form                  | action                            | fields                |
+//! |-----------------------|-----------------------------------|-----------------------|
+//! | sign in               | (the URL it was served from)      | `username`, `password`|
+//! | authenticator code    | `/.portcullis/otp`                | `code`                |
+//! | recovery code         | `/.portcullis/recovery`           | `code`                |
+//! | confirm enrollment    | `/.portcullis/enroll/confirm`     | `code`                |
+//! | new recovery codes    | `/.portcullis/recovery/regenerate`| —                     |
+//! | sign out (everywhere) | `/.portcullis/logout`             | (`everywhere=1`)      |
+//!
+//! The sign-in form has no `action`, so it posts back to `/.portcullis/login` with the
+//! query it was served with (an enrollment link's `enroll=` survives). Other
+//! actions and portal links carry `?lang=` so a language picked with the switch
+//! stays picked through the flow without a cookie.
+
+mod body;
+mod catalog;
+mod en;
+mod html;
+mod ja;
+mod lang;
+
+pub use catalog::{text, Text};
+pub use html::escape;
+pub use lang::Lang;
+
+/// Data every page needs.
+pub struct PageCtx<'a> {
+    pub lang: Lang,
+    /// The CSRF token every form carries in a hidden `csrf` input.
+    pub csrf: &'a str,
+    /// The organization's contact line, shown on the locked, denied and similar pages.
+    pub contact: Option<&'a str>,
+    /// The current URL with `lang=en` / `lang=ja`, other query parameters preserved.
+    pub switch_en_href: &'a str,
+    pub switch_ja_href: &'a str,
+    /// Validated return target carried in a hidden `rd` input; may be empty.
+    pub rd: &'a str,
+}
+
+/// Which page, with its data.
+pub enum Page<'a> {
+    /// Username and password.
+    Login {
+        username: &'a str,
+        error: Option<Text>,
+    },
+    /// The 6-digit authenticator code.
+    Totp {
+        error: Option<Text>,
+        clock_hint: bool,
+    },
+    /// A one-time recovery code instead of the authenticator code.
+    Recovery {
+        error: Option<Text>,
+    },
+    /// Enrollment step 1: QR code (trusted, server-generated SVG) and key string.
+    EnrollStart {
+        qr_svg: &'a str,
+        key_string: &'a str,
+        period: u64,
+    },
+    /// Enrollment step 2: the first code confirms the authenticator app.
+    EnrollConfirm {
+        error: Option<Text>,
+        clock_hint: bool,
+    },
+    /// Recovery codes, shown once (enrollment step 3, or after regenerating).
+    RecoveryCodes {
+        codes: &'a [String],
+        continue_href: &'a str,
+    },
+    /// Who am I, my second factors, sign out.
+    Dashboard {
+        display_name: &'a str,
+        username: &'a str,
+        has_totp: bool,
+        recovery_left: usize,
+        session_level: &'a str,
+    },
+    Locked,
+    /// Access refused by policy; names no internal detail.
+    Denied,
+    /// A second factor is required but none is enrolled.
+    AskAdmin,
+    /// After a token revocation; the caller formats the time.
+    Cooldown {
+        until_text: &'a str,
+    },
+    Unavailable,
+    TooMany,
+    SignedOut,
+    /// Generic error: bad or expired form, missing CSRF token, ...
+    Error {
+        message: Text,
+    },
+}
+
+/// Renders a complete HTML document.
+pub fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
+    let switch = [(Lang::En, ctx.switch_en_href), (Lang::Ja, ctx.switch_ja_href)];
+    html::document(ctx.lang, title(page), switch, &body::render(page, ctx))
+}
+
+/// The HTTP status a page is usually served with.
+pub fn status(page: &Page<'_>) -> u16 {
+    match page {
+        Page::Locked | Page::Denied => 403,
+        Page::Unavailable => 503,
+        Page::TooMany => 429,
+        Page::Error { message: Text::ErrNotFound } => 404,
+        Page::Error { .. } => 400,
+        _ => 200,
+    }
+}
+
+fn title(page: &Page<'_>) -> Text {
+    match page {
+        Page::Login { .. } => Text::LoginTitle,
+        Page::Totp { .. } => Text::TotpTitle,
+        Page::Recovery { .. } => Text::RecoveryTitle,
+        Page::EnrollStart { .. } | Page::EnrollConfirm { .. } => Text::EnrollTitle,
+        Page::RecoveryCodes { .. } => Text::RecoveryCodesTitle,
+        Page::Dashboard { .. } => Text::DashboardTitle,
+        Page::Locked => Text::LockedTitle,
+        Page::Denied => Text::DeniedTitle,
+        Page::AskAdmin => Text::AskAdminTitle,
+        Page::Cooldown { .. } => Text::CooldownTitle,
+        Page::Unavailable => Text::UnavailableTitle,
+        Page::TooMany => Text::TooManyTitle,
+        Page::SignedOut => Text::SignedOutTitle,
+        Page::Error { .. } => Text::ErrorTitle,
+    }
+}
+
+#[cfg(test)]
+mod tests;

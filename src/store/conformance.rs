@@ -1,0 +1,373 @@
+//! The behaviour every [`Store`] backend must show, checked through the trait
+//! only, so the Redis backend runs exactly the same suite as the embedded one
+//! and "two backends that pass the same conformance tests" (DESIGN.md) stays true.
+//!
+//! Races are checked with many tasks released together by a barrier: a
+//! backend that is not atomic fails them most of the time, not once in a blue
+//! moon. TTLs are wall-clock in real stores, so the suite sleeps once for them.
+
+use super::{Change, Lock, SharedStore, Store, TotpRecord};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, Barrier};
+
+/// Makes a fresh, empty store. Each check gets its own.
+pub type MakeStore = dyn Fn() -> Pin<Box<dyn Future<Output = SharedStore> + Send>>;
+
+const RACERS: usize = 16;
+/// Concurrent failures against a limit of 5.
+const FAILURES: usize = 10;
+const SHORT_TTL: Duration = Duration::from_millis(300);
+const PAST_SHORT_TTL: Duration = Duration::from_millis(400);
+const LONG_TTL: Duration = Duration::from_secs(60);
+
+/// Runs every check, each against its own store from `make`, all at once (the
+/// suite then takes about as long as its one TTL sleep). Must be called inside
+/// a tokio runtime. Panics with the name of the first check that failed.
+#[doc(hidden)]
+pub async fn run_all(make: &MakeStore) {
+    macro_rules! spawn_checks {
+        ($($check:ident),* $(,)?) => {
+            vec![$((stringify!($check), {
+                let store = make();
+                tokio::spawn(async move { $check(store.await).await })
+            })),*]
+        };
+    }
+    let checks = spawn_checks![
+        challenges,
+        take_is_single_use_under_race,
+        counters,
+        state_with_ttl_expires,
+        unknown_user_has_default_record,
+        totp_enrollment_and_replay,
+        totp_step_is_single_use_under_race,
+        recovery_codes,
+        recovery_code_is_single_use_under_race,
+        failures_lock_exactly_once_under_race,
+        reset_failures_and_unlock,
+        locked_lists_current_locks,
+        revoke_totp,
+        sign_out_everywhere,
+        revoked_sessions,
+        subscribers_see_every_change,
+    ];
+    for (name, task) in checks {
+        if let Err(e) = task.await {
+            eprintln!("store conformance check `{name}` failed");
+            match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("store conformance check `{name}` did not finish: {e}"),
+            }
+        }
+    }
+}
+
+fn totp(created_at: u64) -> TotpRecord {
+    TotpRecord { secret_sealed: vec![1, 2, 3, 4], confirmed: false, last_step: 0, created_at, period: 30 }
+}
+
+fn admin_lock(at: u64) -> Lock {
+    Lock { at, until: None, reason: "too many failed codes".into() }
+}
+
+fn hashes(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Starts `n` copies of `f` at the same moment and returns their results.
+async fn race<T, F, Fut>(store: &SharedStore, n: usize, f: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(SharedStore) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            let run = f(Arc::clone(store));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                run.await
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.expect("racing task panicked"));
+    }
+    out
+}
+
+async fn enrolled(store: &dyn Store, user: &str, step: u64, recovery: &[&str]) {
+    store.set_pending_totp(user, totp(1_000)).await.unwrap();
+    assert!(store.confirm_totp(user, step, hashes(recovery)).await.unwrap());
+}
+
+async fn next_change(rx: &mut broadcast::Receiver<Change>) -> Change {
+    tokio::time::timeout(Duration::from_secs(2), rx.recv())
+        .await
+        .expect("no change published within 2 s")
+        .expect("change feed closed or lagged")
+}
+
+async fn challenges(s: SharedStore) {
+    assert_eq!(s.get_challenge("missing").await.unwrap(), None);
+    s.put_challenge("c", b"one", LONG_TTL).await.unwrap();
+    assert_eq!(s.get_challenge("c").await.unwrap().as_deref(), Some(&b"one"[..]));
+    assert_eq!(s.get_challenge("c").await.unwrap().as_deref(), Some(&b"one"[..]), "get does not consume");
+    s.put_challenge("c", b"two", LONG_TTL).await.unwrap();
+    assert_eq!(s.get_challenge("c").await.unwrap().as_deref(), Some(&b"two"[..]), "put replaces");
+
+    assert_eq!(s.take_challenge("c").await.unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(s.take_challenge("c").await.unwrap(), None, "take is single-use");
+    assert_eq!(s.get_challenge("c").await.unwrap(), None);
+
+    s.put_challenge("d", b"x", LONG_TTL).await.unwrap();
+    s.delete_challenge("d").await.unwrap();
+    assert_eq!(s.get_challenge("d").await.unwrap(), None);
+    s.delete_challenge("never-there").await.unwrap();
+}
+
+async fn take_is_single_use_under_race(s: SharedStore) {
+    s.put_challenge("code", b"secret", LONG_TTL).await.unwrap();
+    let got = race(&s, RACERS, |s| async move { s.take_challenge("code").await.unwrap() }).await;
+    let winners: Vec<_> = got.into_iter().flatten().collect();
+    assert_eq!(winners, vec![b"secret".to_vec()], "exactly one taker gets the value");
+}
+
+async fn counters(s: SharedStore) {
+    for expected in 1..=3 {
+        assert_eq!(s.count("ip:a", LONG_TTL).await.unwrap(), expected);
+    }
+    assert_eq!(s.count("ip:b", LONG_TTL).await.unwrap(), 1, "counters are per key");
+}
+
+/// Challenges and counters expire after their TTL (one sleep for both).
+async fn state_with_ttl_expires(s: SharedStore) {
+    s.put_challenge("short", b"v", SHORT_TTL).await.unwrap();
+    assert!(s.get_challenge("short").await.unwrap().is_some());
+    s.put_challenge("long", b"v", LONG_TTL).await.unwrap();
+    assert_eq!(s.count("n", SHORT_TTL).await.unwrap(), 1);
+    assert_eq!(s.count("n", SHORT_TTL).await.unwrap(), 2);
+
+    tokio::time::sleep(PAST_SHORT_TTL).await;
+
+    assert_eq!(s.get_challenge("short").await.unwrap(), None, "expired challenge is invisible");
+    assert_eq!(s.take_challenge("short").await.unwrap(), None, "expired challenge cannot be taken");
+    assert!(s.get_challenge("long").await.unwrap().is_some(), "unexpired challenge stays");
+    assert_eq!(s.count("n", SHORT_TTL).await.unwrap(), 1, "counter restarts after its window");
+}
+
+async fn unknown_user_has_default_record(s: SharedStore) {
+    assert_eq!(s.user("nobody").await.unwrap(), Default::default());
+    assert!(!s.use_totp_step("nobody", 5).await.unwrap());
+    assert!(!s.use_recovery_code("nobody", "h").await.unwrap());
+    assert!(!s.confirm_totp("nobody", 5, hashes(&["h"])).await.unwrap());
+    assert!(!s.unlock("nobody").await.unwrap());
+    assert_eq!(s.user("nobody").await.unwrap(), Default::default(), "refused steps change nothing");
+}
+
+async fn totp_enrollment_and_replay(s: SharedStore) {
+    s.record_failure("alice", 5, admin_lock(1)).await.unwrap();
+    s.set_pending_totp("alice", totp(1_000)).await.unwrap();
+    assert!(!s.use_totp_step("alice", 100).await.unwrap(), "a pending authenticator signs nothing in");
+
+    assert!(s.confirm_totp("alice", 100, hashes(&["r1", "r2"])).await.unwrap());
+    let r = s.user("alice").await.unwrap();
+    let t = r.totp.expect("authenticator kept");
+    assert!(t.confirmed);
+    assert_eq!((t.last_step, t.created_at, t.period), (100, 1_000, 30));
+    assert_eq!(t.secret_sealed, vec![1, 2, 3, 4]);
+    assert_eq!(r.recovery, hashes(&["r1", "r2"]));
+    assert_eq!(r.failures, 0, "confirming resets failures");
+    assert!(!s.confirm_totp("alice", 101, hashes(&["x"])).await.unwrap(), "confirm only once");
+
+    assert!(!s.use_totp_step("alice", 100).await.unwrap(), "the confirming code is used");
+    assert!(!s.use_totp_step("alice", 99).await.unwrap(), "older step refused");
+    assert!(s.use_totp_step("alice", 101).await.unwrap(), "newer step accepted");
+    assert!(!s.use_totp_step("alice", 101).await.unwrap(), "replay refused");
+    assert_eq!(s.user("alice").await.unwrap().totp.unwrap().last_step, 101);
+
+    // Revoked while enrolling: the pending authenticator is gone.
+    s.set_pending_totp("bob", totp(1_000)).await.unwrap();
+    s.revoke_totp("bob", 2_000).await.unwrap();
+    assert!(!s.confirm_totp("bob", 100, hashes(&["r"])).await.unwrap());
+    assert!(!s.confirm_totp("carol", 100, hashes(&["r"])).await.unwrap(), "nothing pending");
+}
+
+async fn totp_step_is_single_use_under_race(s: SharedStore) {
+    enrolled(&*s, "dave", 100, &[]).await;
+    let accepted = race(&s, RACERS, |s| async move { s.use_totp_step("dave", 200).await.unwrap() }).await;
+    assert_eq!(accepted.iter().filter(|&&ok| ok).count(), 1, "one code, one login");
+    assert_eq!(s.user("dave").await.unwrap().totp.unwrap().last_step, 200);
+}
+
+async fn recovery_codes(s: SharedStore) {
+    s.set_recovery_codes("erin", hashes(&["a", "b", "c"])).await.unwrap();
+    assert!(s.use_recovery_code("erin", "b").await.unwrap());
+    assert!(!s.use_recovery_code("erin", "b").await.unwrap(), "used once");
+    assert!(!s.use_recovery_code("erin", "zzz").await.unwrap(), "unknown code");
+    assert!(!s.use_recovery_code("frank", "a").await.unwrap(), "another user's code");
+    assert_eq!(s.user("erin").await.unwrap().recovery, hashes(&["a", "c"]));
+    s.set_recovery_codes("erin", hashes(&["n"])).await.unwrap();
+    assert_eq!(s.user("erin").await.unwrap().recovery, hashes(&["n"]), "set replaces");
+}
+
+async fn recovery_code_is_single_use_under_race(s: SharedStore) {
+    s.set_recovery_codes("gina", hashes(&["a", "b"])).await.unwrap();
+    let used = race(&s, RACERS, |s| async move { s.use_recovery_code("gina", "a").await.unwrap() }).await;
+    assert_eq!(used.iter().filter(|&&ok| ok).count(), 1, "one code, one login");
+    assert_eq!(s.user("gina").await.unwrap().recovery, hashes(&["b"]));
+}
+
+async fn failures_lock_exactly_once_under_race(s: SharedStore) {
+    let outcomes =
+        race(&s, FAILURES, |s| async move { s.record_failure("hank", 5, admin_lock(1_000)).await.unwrap() }).await;
+    let mut counts: Vec<u32> = outcomes.iter().map(|o| o.failures).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=FAILURES as u32).collect::<Vec<_>>(), "every failure counted once");
+    assert_eq!(outcomes.iter().filter(|o| o.locked_now).count(), 1, "locked exactly once");
+    assert!(outcomes.iter().all(|o| o.locked_now == (o.failures == 5)), "locks at max_failures");
+
+    let r = s.user("hank").await.unwrap();
+    assert_eq!(r.failures, FAILURES as u32);
+    assert_eq!(r.lock, Some(admin_lock(1_000)));
+    assert!(r.is_locked(u64::MAX));
+
+    let below = s.record_failure("ivan", 3, admin_lock(1)).await.unwrap();
+    assert_eq!((below.failures, below.locked_now), (1, false));
+    assert_eq!(s.user("ivan").await.unwrap().lock, None, "no lock below max");
+}
+
+async fn reset_failures_and_unlock(s: SharedStore) {
+    for _ in 0..3 {
+        s.record_failure("jill", 3, admin_lock(1_000)).await.unwrap();
+    }
+    s.reset_failures("jill").await.unwrap();
+    let r = s.user("jill").await.unwrap();
+    assert_eq!(r.failures, 0);
+    assert!(r.is_locked(2_000), "reset_failures does not lift a lock");
+
+    assert!(s.unlock("jill").await.unwrap());
+    let r = s.user("jill").await.unwrap();
+    assert_eq!((r.failures, r.lock), (0, None));
+    assert!(!s.unlock("jill").await.unwrap(), "nothing left to unlock");
+
+    let again = s.record_failure("jill", 3, admin_lock(3_000)).await.unwrap();
+    assert_eq!((again.failures, again.locked_now), (1, false), "unlock clears the count");
+
+    s.record_failure("kate", 9, admin_lock(1)).await.unwrap();
+    s.unlock("kate").await.unwrap();
+    assert_eq!(s.user("kate").await.unwrap().failures, 0, "unlock clears failures");
+}
+
+async fn locked_lists_current_locks(s: SharedStore) {
+    let timed = Lock { at: 1_000, until: Some(1_600), reason: "failed codes".into() };
+    s.record_failure("lena", 1, timed.clone()).await.unwrap();
+    s.record_failure("mike", 1, admin_lock(1_000)).await.unwrap();
+    s.record_failure("nina", 2, admin_lock(1_000)).await.unwrap();
+
+    let mut now = s.locked(1_599).await.unwrap();
+    now.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(now, vec![("lena".into(), timed.clone()), ("mike".into(), admin_lock(1_000))]);
+    let later = s.locked(1_600).await.unwrap();
+    assert_eq!(later, vec![("mike".into(), admin_lock(1_000))], "timed lock over at `until`");
+    assert!(!s.user("lena").await.unwrap().is_locked(1_600));
+
+    // A failure after a timed lock ran out, without a success in between, locks again.
+    let relock = Lock { at: 2_000, until: Some(2_600), reason: "failed codes".into() };
+    let o = s.record_failure("lena", 1, relock.clone()).await.unwrap();
+    assert!(o.locked_now);
+    assert_eq!(s.user("lena").await.unwrap().lock, Some(relock));
+}
+
+async fn revoke_totp(s: SharedStore) {
+    let mut rx = s.subscribe();
+    enrolled(&*s, "olga", 100, &["r1", "r2"]).await;
+    s.revoke_totp("olga", 5_000).await.unwrap();
+    let r = s.user("olga").await.unwrap();
+    assert_eq!(r.totp, None, "authenticator gone");
+    assert!(r.recovery.is_empty(), "recovery codes gone");
+    assert_eq!(r.totp_revoked_at, Some(5_000));
+    assert_eq!(r.sessions_not_before, 5_000);
+    assert!(!s.use_totp_step("olga", 101).await.unwrap());
+    assert!(!s.use_recovery_code("olga", "r1").await.unwrap());
+    let change = Change::SessionsNotBefore { user: "olga".into(), at: 5_000 };
+    assert_eq!(next_change(&mut rx).await, change);
+    assert!(!s.revocations().await.unwrap().allows("olga", "sid", 4_999));
+
+    // Never moves "not before" back.
+    s.sign_out_everywhere("pete", 9_000).await.unwrap();
+    s.revoke_totp("pete", 5_000).await.unwrap();
+    let r = s.user("pete").await.unwrap();
+    assert_eq!((r.sessions_not_before, r.totp_revoked_at), (9_000, Some(5_000)));
+}
+
+async fn sign_out_everywhere(s: SharedStore) {
+    let mut rx = s.subscribe();
+    enrolled(&*s, "quin", 100, &["r"]).await;
+    s.sign_out_everywhere("quin", 7_000).await.unwrap();
+    let change = Change::SessionsNotBefore { user: "quin".into(), at: 7_000 };
+    assert_eq!(next_change(&mut rx).await, change);
+    s.sign_out_everywhere("quin", 6_000).await.unwrap();
+    let r = s.user("quin").await.unwrap();
+    assert_eq!(r.sessions_not_before, 7_000, "never moves back");
+    assert!(r.totp.is_some_and(|t| t.confirmed), "authenticator kept");
+    assert_eq!(r.recovery, hashes(&["r"]));
+
+    s.record_failure("rita", 5, admin_lock(1)).await.unwrap();
+    let rev = s.revocations().await.unwrap();
+    assert_eq!(rev.not_before.get("quin"), Some(&7_000));
+    assert!(!rev.not_before.contains_key("rita"), "only users signed out");
+    assert!(!rev.allows("quin", "sid", 6_999), "issued before: void");
+    assert!(rev.allows("quin", "sid", 7_000));
+    assert!(rev.allows("rita", "sid", 1));
+}
+
+async fn revoked_sessions(s: SharedStore) {
+    let mut rx = s.subscribe();
+    let far = 4_000_000_000; // 2096: still valid whenever this runs
+    s.revoke_session("sid-1", far).await.unwrap();
+    let change = Change::SessionRevoked { id: "sid-1".into(), until: far };
+    assert_eq!(next_change(&mut rx).await, change);
+    s.revoke_session("sid-old", 1).await.unwrap();
+
+    let rev = s.revocations().await.unwrap();
+    assert!(rev.revoked_sessions.contains("sid-1"));
+    assert!(!rev.allows("sam", "sid-1", 10), "revoked session refused");
+    assert!(rev.allows("sam", "sid-2", 10), "other sessions unaffected");
+}
+
+async fn subscribers_see_every_change(s: SharedStore) {
+    let mut rx = s.subscribe();
+    let mut second = s.subscribe();
+    for _ in 0..2 {
+        s.record_failure("tina", 2, admin_lock(1)).await.unwrap();
+    }
+    let locked = Change::Locked { user: "tina".into() };
+    assert_eq!(next_change(&mut rx).await, locked);
+    assert!(s.unlock("tina").await.unwrap());
+    let unlocked = Change::Unlocked { user: "tina".into() };
+    assert_eq!(next_change(&mut rx).await, unlocked);
+    s.revoke_session("sid-9", 4_000_000_000).await.unwrap();
+    assert!(matches!(next_change(&mut rx).await, Change::SessionRevoked { id, .. } if id == "sid-9"));
+    assert_eq!(next_change(&mut second).await, locked, "every subscriber gets every change");
+
+    // The snapshot the fast path keeps: full read plus the changes applied.
+    let mut snapshot = s.revocations().await.unwrap();
+    s.sign_out_everywhere("tina", 8_000).await.unwrap();
+    loop {
+        let c = next_change(&mut rx).await;
+        snapshot.apply(&c);
+        if matches!(c, Change::SessionsNotBefore { .. }) {
+            break;
+        }
+    }
+    assert!(!snapshot.allows("tina", "sid-x", 7_999));
+    assert!(!snapshot.allows("tina", "sid-9", 8_000));
+    assert!(snapshot.allows("tina", "sid-x", 8_000));
+}

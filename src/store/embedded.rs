@@ -1,0 +1,446 @@
+//! The single-node backend (DESIGN.md, "State"): challenge state lives in
+//! memory with TTLs, durable per-user state in one redb file.
+//!
+//! Every mutating call is one redb write transaction doing read-modify-write.
+//! redb runs one write transaction at a time, so the races the trait cares
+//! about (`use_totp_step`, `use_recovery_code`, `record_failure`,
+//! `confirm_totp`) are settled by the database, not by locks here. redb is
+//! blocking I/O, so every database call runs on tokio's blocking pool.
+
+use super::{Change, FailureOutcome, Lock, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord};
+use async_trait::async_trait;
+use redb::{Database, ReadableTable, TableDefinition};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::broadcast;
+
+/// User name → serde_json of [`UserRecord`].
+const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
+/// Revoked session id → unix time after which the session would have expired anyway.
+const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+
+const FILE_NAME: &str = "portcullis.redb";
+const CHANGE_CAPACITY: usize = 1024;
+/// Expired challenge state is dropped on every this-many writes, so the maps
+/// stay bounded without a background task.
+const SWEEP_EVERY_WRITES: u32 = 1024;
+/// Every this-many `revoke_session` calls also drop the expired revocations.
+const SWEEP_EVERY_REVOCATIONS: u32 = 256;
+
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    challenges: Mutex<Expiring<Vec<u8>>>,
+    counters: Mutex<Expiring<u64>>,
+    revocations_written: AtomicU32,
+    changes: broadcast::Sender<Change>,
+}
+
+impl EmbeddedStore {
+    /// Opens (creating) `<state_dir>/portcullis.redb`. Crash-safe (redb's durable commits).
+    pub fn open(state_dir: &Path) -> Result<EmbeddedStore, StoreError> {
+        let path = state_dir.join(FILE_NAME);
+        let db = Database::create(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        // Creating both tables up front lets read transactions assume they exist.
+        let tx = db.begin_write().map_err(unavailable)?;
+        {
+            tx.open_table(USERS).map_err(unavailable)?;
+            let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
+            drop_expired(&mut revoked, unix_now())?;
+        }
+        tx.commit().map_err(unavailable)?;
+        let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            challenges: Mutex::new(Expiring::default()),
+            counters: Mutex::new(Expiring::default()),
+            revocations_written: AtomicU32::new(0),
+            changes,
+        })
+    }
+
+    /// Runs `f` against the database on the blocking pool.
+    async fn blocking<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> StoreResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("embedded store task failed: {e}")))?
+    }
+
+    /// Read-modify-write of one user's record in one write transaction.
+    async fn update<T, F>(&self, user: &str, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut UserRecord) -> T + Send + 'static,
+    {
+        let user = user.to_owned();
+        self.blocking(move |db| update_user(db, &user, f)).await
+    }
+
+    fn publish(&self, change: Change) {
+        // An error only means nobody is subscribed right now.
+        let _ = self.changes.send(change);
+    }
+
+    fn challenges(&self) -> MutexGuard<'_, Expiring<Vec<u8>>> {
+        // Each change to a map is one call, so a panicking holder leaves it consistent.
+        self.challenges.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn counters(&self) -> MutexGuard<'_, Expiring<u64>> {
+        self.counters.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn update_user<T>(db: &Database, user: &str, f: impl FnOnce(&mut UserRecord) -> T) -> StoreResult<T> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    let (out, changed) = {
+        let mut table = tx.open_table(USERS).map_err(unavailable)?;
+        let before = match table.get(user).map_err(unavailable)? {
+            Some(bytes) => decode(user, bytes.value())?,
+            None => UserRecord::default(),
+        };
+        let mut record = before.clone();
+        let out = f(&mut record);
+        let changed = record != before;
+        if changed {
+            table.insert(user, encode(&record).as_slice()).map_err(unavailable)?;
+        }
+        (out, changed)
+    };
+    // A refused step (replayed code, unknown user) writes nothing and costs no fsync.
+    if changed {
+        tx.commit().map_err(unavailable)?;
+    } else {
+        tx.abort().map_err(unavailable)?;
+    }
+    Ok(out)
+}
+
+fn read_user(db: &Database, user: &str) -> StoreResult<UserRecord> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(USERS).map_err(unavailable)?;
+    match table.get(user).map_err(unavailable)? {
+        Some(bytes) => decode(user, bytes.value()),
+        None => Ok(UserRecord::default()),
+    }
+}
+
+/// Every stored user, decoded; `keep` picks what the caller wants of each.
+fn scan_users<T>(db: &Database, mut keep: impl FnMut(String, UserRecord) -> Option<T>) -> StoreResult<Vec<T>> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(USERS).map_err(unavailable)?;
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(unavailable)? {
+        let (name, bytes) = entry.map_err(unavailable)?;
+        let record = decode(name.value(), bytes.value())?;
+        out.extend(keep(name.value().to_owned(), record));
+    }
+    Ok(out)
+}
+
+fn read_revocations(db: &Database, now: u64) -> StoreResult<Revocations> {
+    let not_before = scan_users(db, |name, r| (r.sessions_not_before > 0).then_some((name, r.sessions_not_before)))?;
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
+    let mut revoked_sessions = std::collections::HashSet::new();
+    for entry in table.iter().map_err(unavailable)? {
+        let (id, until) = entry.map_err(unavailable)?;
+        if until.value() > now {
+            revoked_sessions.insert(id.value().to_owned());
+        }
+    }
+    Ok(Revocations { not_before: not_before.into_iter().collect(), revoked_sessions })
+}
+
+fn write_revoked_session(db: &Database, id: &str, until: u64, sweep: bool) -> StoreResult<()> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut table = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
+        let earlier = table.get(id).map_err(unavailable)?.map(|u| u.value());
+        let until = earlier.map_or(until, |e| e.max(until));
+        table.insert(id, until).map_err(unavailable)?;
+        if sweep {
+            drop_expired(&mut table, unix_now())?;
+        }
+    }
+    tx.commit().map_err(unavailable)
+}
+
+/// Revocations of sessions that have expired anyway protect nothing.
+fn drop_expired(table: &mut redb::Table<&str, u64>, now: u64) -> StoreResult<()> {
+    table.retain(|_, until| until > now).map_err(unavailable)
+}
+
+fn decode(user: &str, bytes: &[u8]) -> StoreResult<UserRecord> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("record of user {user:?}: {e}")))
+}
+
+fn encode(record: &UserRecord) -> Vec<u8> {
+    serde_json::to_vec(record).expect("a UserRecord always serialises")
+}
+
+fn unavailable(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unavailable(format!("embedded store: {}", e.into()))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Short-lived values with a deadline. Expired entries are invisible at once
+/// and removed in bulk every [`SWEEP_EVERY_WRITES`] writes.
+struct Expiring<V> {
+    entries: HashMap<String, (V, Instant)>,
+    writes: u32,
+}
+
+impl<V> Default for Expiring<V> {
+    fn default() -> Self {
+        Expiring { entries: HashMap::new(), writes: 0 }
+    }
+}
+
+impl<V> Expiring<V> {
+    fn live(&self, key: &str, now: Instant) -> Option<&V> {
+        self.entries.get(key).filter(|(_, expires_at)| now < *expires_at).map(|(v, _)| v)
+    }
+
+    fn live_mut(&mut self, key: &str, now: Instant) -> Option<&mut V> {
+        self.entries.get_mut(key).filter(|(_, expires_at)| now < *expires_at).map(|(v, _)| v)
+    }
+
+    fn insert(&mut self, key: &str, value: V, expires_at: Instant, now: Instant) {
+        self.writes = self.writes.wrapping_add(1);
+        if self.writes.is_multiple_of(SWEEP_EVERY_WRITES) {
+            self.entries.retain(|_, (_, e)| now < *e);
+        }
+        self.entries.insert(key.to_owned(), (value, expires_at));
+    }
+
+    fn take(&mut self, key: &str, now: Instant) -> Option<V> {
+        self.entries.remove(key).filter(|(_, expires_at)| now < *expires_at).map(|(v, _)| v)
+    }
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn put_challenge(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+        let now = Instant::now();
+        self.challenges().insert(key, value.to_vec(), now + ttl, now);
+        Ok(())
+    }
+
+    async fn get_challenge(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.challenges().live(key, Instant::now()).cloned())
+    }
+
+    async fn take_challenge(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.challenges().take(key, Instant::now()))
+    }
+
+    async fn delete_challenge(&self, key: &str) -> StoreResult<()> {
+        self.challenges().entries.remove(key);
+        Ok(())
+    }
+
+    async fn count(&self, key: &str, window: Duration) -> StoreResult<u64> {
+        let now = Instant::now();
+        let mut counters = self.counters();
+        if let Some(n) = counters.live_mut(key, now) {
+            *n += 1;
+            return Ok(*n);
+        }
+        counters.insert(key, 1, now + window, now);
+        Ok(1)
+    }
+
+    async fn user(&self, user: &str) -> StoreResult<UserRecord> {
+        let user = user.to_owned();
+        self.blocking(move |db| read_user(db, &user)).await
+    }
+
+    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<()> {
+        self.update(user, move |r| {
+            r.totp = Some(TotpRecord { confirmed: false, ..record });
+        })
+        .await
+    }
+
+    async fn confirm_totp(&self, user: &str, step: u64, recovery_hashes: Vec<String>) -> StoreResult<bool> {
+        self.update(user, move |r| match r.totp.as_mut() {
+            Some(totp) if !totp.confirmed => {
+                totp.confirmed = true;
+                totp.last_step = step;
+                r.recovery = recovery_hashes;
+                r.failures = 0;
+                true
+            }
+            _ => false,
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, user: &str, step: u64) -> StoreResult<bool> {
+        self.update(user, move |r| match r.totp.as_mut() {
+            Some(totp) if totp.confirmed && step > totp.last_step => {
+                totp.last_step = step;
+                true
+            }
+            _ => false,
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, user: &str, hash: &str) -> StoreResult<bool> {
+        let hash = hash.to_owned();
+        self.update(user, move |r| {
+            let before = r.recovery.len();
+            r.recovery.retain(|h| *h != hash);
+            r.recovery.len() < before
+        })
+        .await
+    }
+
+    async fn set_recovery_codes(&self, user: &str, hashes: Vec<String>) -> StoreResult<()> {
+        self.update(user, move |r| r.recovery = hashes).await
+    }
+
+    async fn record_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {
+        let outcome = self
+            .update(user, move |r| {
+                r.failures = r.failures.saturating_add(1);
+                // `lock.at` is the caller's "now": a timed lock that has run out
+                // does not count as locked, so the next failure locks again.
+                let locked_now = r.failures >= max_failures && !r.is_locked(lock.at);
+                if locked_now {
+                    r.lock = Some(lock);
+                }
+                FailureOutcome { failures: r.failures, locked_now }
+            })
+            .await?;
+        if outcome.locked_now {
+            self.publish(Change::Locked { user: user.to_owned() });
+        }
+        Ok(outcome)
+    }
+
+    async fn reset_failures(&self, user: &str) -> StoreResult<()> {
+        self.update(user, |r| r.failures = 0).await
+    }
+
+    async fn unlock(&self, user: &str) -> StoreResult<bool> {
+        let was_locked = self
+            .update(user, |r| {
+                r.failures = 0;
+                r.lock.take().is_some()
+            })
+            .await?;
+        if was_locked {
+            self.publish(Change::Unlocked { user: user.to_owned() });
+        }
+        Ok(was_locked)
+    }
+
+    async fn locked(&self, now: u64) -> StoreResult<Vec<(String, Lock)>> {
+        self.blocking(move |db| {
+            scan_users(db, |name, r| if r.is_locked(now) { r.lock.map(|l| (name, l)) } else { None })
+        })
+        .await
+    }
+
+    async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()> {
+        let not_before = self
+            .update(user, move |r| {
+                r.totp = None;
+                r.recovery.clear();
+                r.totp_revoked_at = Some(at);
+                r.sessions_not_before = r.sessions_not_before.max(at);
+                r.sessions_not_before
+            })
+            .await?;
+        self.publish(Change::SessionsNotBefore { user: user.to_owned(), at: not_before });
+        Ok(())
+    }
+
+    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()> {
+        let not_before = self
+            .update(user, move |r| {
+                r.sessions_not_before = r.sessions_not_before.max(at);
+                r.sessions_not_before
+            })
+            .await?;
+        self.publish(Change::SessionsNotBefore { user: user.to_owned(), at: not_before });
+        Ok(())
+    }
+
+    async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()> {
+        let n = self.revocations_written.fetch_add(1, Ordering::Relaxed);
+        let sweep = n.is_multiple_of(SWEEP_EVERY_REVOCATIONS);
+        let owned = id.to_owned();
+        self.blocking(move |db| write_revoked_session(db, &owned, until, sweep)).await?;
+        self.publish(Change::SessionRevoked { id: id.to_owned(), until });
+        Ok(())
+    }
+
+    async fn revocations(&self) -> StoreResult<Revocations> {
+        let now = unix_now();
+        self.blocking(move |db| read_revocations(db, now)).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiring_hides_and_sweeps_dead_entries() {
+        let start = Instant::now();
+        let mut map = Expiring::default();
+        map.insert("old", 1u64, start + Duration::from_secs(1), start);
+        let later = start + Duration::from_secs(2);
+        assert_eq!(map.live("old", later), None);
+        assert_eq!(map.take("old", later), None, "take must not return an expired value");
+
+        map.insert("dead", 1, start + Duration::from_secs(1), start);
+        for i in 0..SWEEP_EVERY_WRITES {
+            map.insert(&format!("k{i}"), 2, later + Duration::from_secs(60), later);
+        }
+        assert!(!map.entries.contains_key("dead"), "a sweep drops expired entries");
+        assert_eq!(map.live("k0", later), Some(&2));
+    }
+
+    #[tokio::test]
+    async fn unreadable_record_is_corrupt_and_names_the_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let tx = store.db.begin_write().unwrap();
+        tx.open_table(USERS).unwrap().insert("mallory", b"{not json".as_slice()).unwrap();
+        tx.commit().unwrap();
+
+        match store.user("mallory").await {
+            Err(StoreError::Corrupt(m)) => assert!(m.contains("mallory"), "{m}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(matches!(store.use_totp_step("mallory", 9).await, Err(StoreError::Corrupt(_))));
+        assert!(matches!(store.locked(0).await, Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn second_open_of_the_same_file_is_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(matches!(EmbeddedStore::open(dir.path()), Err(StoreError::Unavailable(_))));
+    }
+}

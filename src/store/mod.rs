@@ -1,0 +1,182 @@
+//! State behind one interface with two backends (DESIGN.md, "State"):
+//! short-lived challenge state with TTLs (login attempts, single-use codes,
+//! rate-limit counters) and durable per-user state (TOTP secret, recovery
+//! codes, lockout, revocations). Every operation that a race could abuse is a
+//! single atomic call here (`use_totp_step`, `use_recovery_code`,
+//! `record_failure`, `take_challenge`), so each backend makes it atomic in its
+//! own way (a redb write transaction; MULTI/EXEC or Lua in Redis).
+//!
+//! The request fast path never calls the store: it reads the in-memory
+//! [`Revocations`] snapshot, which each backend keeps current and announces
+//! through [`Store::subscribe`].
+
+#[doc(hidden)]
+pub mod conformance;
+pub mod embedded;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a store call failed. `Unavailable` means "could not check": callers
+/// must refuse the step, never accept it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    Unavailable(String),
+    Corrupt(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::Unavailable(m) => write!(f, "state store unavailable: {m}"),
+            StoreError::Corrupt(m) => write!(f, "state store holds unreadable data: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user's TOTP authenticator. The secret is encrypted at rest by the caller
+/// (`challenge::totp::SecretBox`); the store only keeps bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpRecord {
+    pub secret_sealed: Vec<u8>,
+    /// False until the first code is confirmed (enrollment in progress).
+    pub confirmed: bool,
+    /// The highest time step accepted so far: a code is accepted once.
+    pub last_step: u64,
+    pub created_at: u64,
+    /// Period in seconds (30 or 60) the authenticator was enrolled with.
+    pub period: u64,
+}
+
+/// Why and since when a user is locked out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    pub at: u64,
+    /// `None`: until an administrator unlocks.
+    pub until: Option<u64>,
+    pub reason: String,
+}
+
+/// Everything durable about one user, as one record.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub totp: Option<TotpRecord>,
+    /// Hashes of unused recovery codes.
+    pub recovery: Vec<String>,
+    /// Consecutive failures of any factor.
+    pub failures: u32,
+    pub lock: Option<Lock>,
+    /// When the authenticator was last revoked (cooldown starts here).
+    pub totp_revoked_at: Option<u64>,
+    /// Sessions issued before this time are void ("sign out everywhere").
+    pub sessions_not_before: u64,
+}
+
+impl UserRecord {
+    pub fn is_locked(&self, now: u64) -> bool {
+        self.lock.as_ref().is_some_and(|l| l.until.is_none_or(|u| now < u))
+    }
+}
+
+/// What a failed attempt did to the user's counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureOutcome {
+    pub failures: u32,
+    /// True when this failure locked the user.
+    pub locked_now: bool,
+}
+
+/// A change other instances (and this one's snapshot) must learn of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    SessionsNotBefore { user: String, at: u64 },
+    SessionRevoked { id: String, until: u64 },
+    Locked { user: String },
+    Unlocked { user: String },
+}
+
+/// The in-memory view the request path reads: which sessions are void.
+#[derive(Debug, Clone, Default)]
+pub struct Revocations {
+    pub not_before: HashMap<String, u64>,
+    /// Revoked session ids (logout), kept until the session would have expired anyway.
+    pub revoked_sessions: HashSet<String>,
+}
+
+impl Revocations {
+    /// Whether a session of `user` issued at `issued_at` with id `sid` is still valid.
+    pub fn allows(&self, user: &str, sid: &str, issued_at: u64) -> bool {
+        self.not_before.get(user).is_none_or(|&nb| issued_at >= nb) && !self.revoked_sessions.contains(sid)
+    }
+
+    pub fn apply(&mut self, c: &Change) {
+        match c {
+            Change::SessionsNotBefore { user, at } => {
+                let e = self.not_before.entry(user.clone()).or_insert(0);
+                *e = (*e).max(*at);
+            }
+            Change::SessionRevoked { id, .. } => {
+                self.revoked_sessions.insert(id.clone());
+            }
+            Change::Locked { .. } | Change::Unlocked { .. } => {}
+        }
+    }
+}
+
+/// The storage interface. Keys of challenge state are opaque strings chosen by
+/// callers (random ids); user names are plain here and hashed by backends that
+/// need to (Redis).
+#[async_trait]
+pub trait Store: Send + Sync {
+    // --- challenge state (short-lived) ---
+    /// Stores `value` under `key` for `ttl`, replacing any earlier value.
+    async fn put_challenge(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()>;
+    async fn get_challenge(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Gets and deletes in one step: of two concurrent callers at most one gets the value.
+    async fn take_challenge(&self, key: &str) -> StoreResult<Option<Vec<u8>>>;
+    async fn delete_challenge(&self, key: &str) -> StoreResult<()>;
+    /// Adds one to a counter that expires `window` after its first increment; returns the new count.
+    async fn count(&self, key: &str, window: Duration) -> StoreResult<u64>;
+
+    // --- durable per-user state ---
+    async fn user(&self, user: &str) -> StoreResult<UserRecord>;
+    /// Starts (or restarts) enrollment: an unconfirmed authenticator.
+    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<()>;
+    /// Confirms the pending authenticator at `step` and stores the recovery code hashes;
+    /// false when there is no pending authenticator (e.g. it was revoked meanwhile).
+    async fn confirm_totp(&self, user: &str, step: u64, recovery_hashes: Vec<String>) -> StoreResult<bool>;
+    /// Accepts `step` only if it is later than every step accepted before (atomic).
+    async fn use_totp_step(&self, user: &str, step: u64) -> StoreResult<bool>;
+    /// Removes one recovery code hash if present (atomic); true when it was there.
+    async fn use_recovery_code(&self, user: &str, hash: &str) -> StoreResult<bool>;
+    async fn set_recovery_codes(&self, user: &str, hashes: Vec<String>) -> StoreResult<()>;
+    /// Counts a failure; at `max_failures` consecutive failures the user is locked (atomic).
+    async fn record_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome>;
+    /// Resets the consecutive-failure counter after a success.
+    async fn reset_failures(&self, user: &str) -> StoreResult<()>;
+    /// Clears the lock and the failure counter; true when the user was locked.
+    async fn unlock(&self, user: &str) -> StoreResult<bool>;
+    /// Users locked now, with their locks.
+    async fn locked(&self, now: u64) -> StoreResult<Vec<(String, Lock)>>;
+    /// Removes the authenticator and recovery codes, starts the cooldown and signs the user out everywhere.
+    async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()>;
+    /// Signs the user out everywhere: sessions issued before `at` are void.
+    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()>;
+    /// Voids one session (logout) until `until`.
+    async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()>;
+
+    // --- the fast path's view ---
+    /// The current revocations, read in full (at start and after a reconnect).
+    async fn revocations(&self) -> StoreResult<Revocations>;
+    /// Changes as they happen, from this instance and (Redis) every other.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+}
+
+pub type SharedStore = Arc<dyn Store>;

@@ -1,0 +1,296 @@
+//! Login end to end through the real proxy: password → enrollment (key string
+//! from the API, codes from `oathtool`) → recovery codes → the app receives the
+//! user; internal skip and external step-up; logout and sign-out everywhere;
+//! hostile input of every kind; a restart keeps what was enrolled.
+
+mod common;
+
+use common::Env;
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const APPS: &str = r#"
+[networks]
+internal = ["127.0.0.2/32"]
+
+[policy_group.staff]
+allow = "always"
+otp_skip = "internal_ip"
+enroll_when = "internal_ip"
+
+[[app]]
+name = "wiki"
+hosts = ["wiki.localhost"]
+upstream = "{upstream}"
+policy_groups = ["staff"]
+
+[[app]]
+name = "open"
+hosts = ["a.open.localhost"]
+upstream = "{upstream}"
+policy_groups = ["staff"]
+"#;
+
+const INTERNAL: &str = "127.0.0.2";
+const EXTERNAL: &str = "127.0.0.3";
+const PASSWORD: &str = "portcullis-demo";
+
+fn oathtool(key: &str) -> String {
+    let out = std::process::Command::new("oathtool").args(["--totp", "-b", key]).output().expect("oathtool installed");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Clients from inside and outside sharing one cookie jar: the same browser moving.
+fn browser(env: &Env) -> (Client, Client) {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let make = |from: &str| {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca).unwrap()).unwrap();
+        let mut b = Client::builder()
+            .add_root_certificate(ca)
+            .local_address(from.parse::<std::net::IpAddr>().unwrap())
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none());
+        for host in ["wiki.localhost", "a.open.localhost"] {
+            b = b.resolve(host, env.https);
+        }
+        b.build().unwrap()
+    };
+    (make(INTERNAL), make(EXTERNAL))
+}
+
+async fn post(c: &Client, env: &Env, path: &str, body: Value) -> (StatusCode, Value) {
+    let r = c.post(env.url("wiki.localhost", path)).json(&body).send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn echo_user(c: &Client, env: &Env) -> (StatusCode, Option<String>) {
+    let r = c.get(env.url("wiki.localhost", "/app")).send().await.unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    let user = v["headers"].as_array().and_then(|hs| {
+        hs.iter()
+            .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case("x-portcullis-user"))
+            .map(|h| h[1].as_str().unwrap().to_string())
+    });
+    (status, user)
+}
+
+/// Signs alice in with her password (enough where `otp_skip` holds).
+async fn password_login(c: &Client, env: &Env) {
+    let (s, v) = post(c, env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some("done")), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn enroll_and_sign_in_with_oathtool_codes() {
+    let env = Env::new("", &APPS.replace("otp_skip = \"internal_ip\"", "otp_skip = \"never\""));
+    let _p = env.start();
+    let (inside, outside) = browser(&env);
+
+    // From outside, without an authenticator: ask an administrator.
+    let (s, v) =
+        post(&outside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::FORBIDDEN, Some("ask_admin")), "{v}");
+
+    // From inside: enroll.
+    let (s, v) =
+        post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD, "rd": "/app"}))
+            .await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some("enroll_totp")), "{v}");
+    let (s, e) = post(&inside, &env, "/.portcullis/api/totp/enroll", json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{e}");
+    let key = e["secret"].as_str().unwrap().to_string();
+    assert!(e["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/"));
+    assert!(e["qr_svg"].as_str().unwrap().contains("<svg"));
+    let (s, v) = post(&inside, &env, "/.portcullis/api/totp/enroll/confirm", json!({"code": "000000"})).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_code")), "{v}");
+    let (s, v) = post(&inside, &env, "/.portcullis/api/totp/enroll/confirm", json!({"code": oathtool(&key)})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["location"], "/app");
+    let codes: Vec<String> =
+        v["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
+    assert_eq!(codes.len(), 10);
+
+    // The app receives the user, from inside and (same browser) from outside.
+    assert_eq!(echo_user(&inside, &env).await, (StatusCode::OK, Some("alice".into())));
+    assert_eq!(echo_user(&outside, &env).await, (StatusCode::OK, Some("alice".into())));
+    let (s, who) = {
+        let r = outside.get(env.url("wiki.localhost", "/.portcullis/api/whoami")).send().await.unwrap();
+        (r.status(), r.json::<Value>().await.unwrap())
+    };
+    assert_eq!((s, who["level"].as_str()), (StatusCode::OK, Some("both_factors")));
+
+    // Logout ends the session on the next request.
+    let (s, _) = post(&outside, &env, "/.portcullis/api/logout", json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(echo_user(&outside, &env).await.0, StatusCode::UNAUTHORIZED);
+
+    // Sign in again from outside: TOTP now; the enrollment code is not accepted twice.
+    let (_, v) =
+        post(&outside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!(v["next"], "totp", "{v}");
+    let (s, v) = post(&outside, &env, "/.portcullis/api/recovery", json!({"code": codes[0]})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some("done")), "{v}");
+    assert_eq!(echo_user(&outside, &env).await.1.as_deref(), Some("alice"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otp_skipped_inside_is_asked_outside() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let (inside, outside) = browser(&env);
+    password_login(&inside, &env).await;
+    assert_eq!(echo_user(&inside, &env).await, (StatusCode::OK, Some("alice".into())));
+    // The same browser from outside: the skip does not travel.
+    let r = outside
+        .get(env.url("wiki.localhost", "/app"))
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-dest", "document")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/.portcullis/otp?rd="), "{:?}", r.headers());
+    assert_eq!(echo_user(&outside, &env).await.0, StatusCode::UNAUTHORIZED);
+    // Back inside it works again.
+    assert_eq!(echo_user(&inside, &env).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sign_out_everywhere_ends_other_sessions() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let (phone, _) = browser(&env);
+    let (laptop, _) = browser(&env);
+    for c in [&phone, &laptop] {
+        let (_, v) = post(c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+        assert_eq!(v["next"], "done");
+        assert_eq!(echo_user(c, &env).await.0, StatusCode::OK);
+    }
+    let (s, _) = post(&phone, &env, "/.portcullis/api/logout", json!({"everywhere": true})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(echo_user(&laptop, &env).await.0, StatusCode::UNAUTHORIZED, "the other session ended");
+    assert_eq!(echo_user(&phone, &env).await.0, StatusCode::UNAUTHORIZED);
+    // A new login works right after.
+    let (_, v) =
+        post(&laptop, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!(v["next"], "done");
+    assert_eq!(echo_user(&laptop, &env).await.0, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_input_changes_nothing() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let (inside, _) = browser(&env);
+    let url = env.url("wiki.localhost", "/.portcullis/api/login");
+
+    // Wrong password and unknown user: the same answer.
+    let (s1, v1) =
+        post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "nope"})).await;
+    let (s2, v2) =
+        post(&inside, &env, "/.portcullis/api/login", json!({"username": "mallory", "password": "nope"})).await;
+    assert_eq!((s1, &v1), (s2, &v2));
+    assert_eq!(s1, StatusCode::UNAUTHORIZED);
+
+    // Malformed, wrongly typed, oversized bodies; not JSON; a form post to the API.
+    for (body, ct) in [
+        ("{", "application/json"),
+        ("[1]", "application/json"),
+        ("{\"username\": 1}", "application/json"),
+        ("username=alice", "application/x-www-form-urlencoded"),
+    ] {
+        let r = inside.post(&url).header("content-type", ct).body(body).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{body}: {}", r.status());
+    }
+    let big = format!("{{\"username\": \"{}\"}}", "a".repeat(40_000));
+    let r = inside.post(&url).header("content-type", "application/json").body(big).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = inside
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("sec-fetch-site", "cross-site")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+
+    // A form post without or with a wrong CSRF token.
+    let form = env.url("wiki.localhost", "/.portcullis/login");
+    let r = inside.post(&form).form(&[("username", "alice"), ("password", PASSWORD)]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("portcullis-session")));
+    let r = inside
+        .post(&form)
+        .form(&[("username", "alice"), ("password", PASSWORD), ("csrf", "v1.1.AAAA.BBBB")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // Tampered, foreign and garbage session cookies are no session.
+    let plain = env.client(INTERNAL);
+    for cookie in
+        ["__Host-portcullis-session=v1.1.AAAA.BBBB", "__Host-portcullis-session=garbage", "__Host-portcullis-session="]
+    {
+        let r = plain
+            .get(env.url("wiki.localhost", "/.portcullis/api/whoami"))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{cookie}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn return_targets_are_validated() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let cases = [
+        ("/page?x=1", "/page?x=1"),
+        ("//evil.example", "/.portcullis/"),
+        ("https://evil.example", "/.portcullis/"),
+        ("/\\evil.example", "/.portcullis/"),
+        ("%2F%2Fevil.example", "/.portcullis/"),
+        ("javascript:alert(1)", "/.portcullis/"),
+        ("https://wiki.localhost.evil.example/", "/.portcullis/"),
+        ("https://a.open.localhost/x", "https://a.open.localhost/x"),
+    ];
+    for (rd, expected) in cases {
+        let (inside, _) = browser(&env);
+        let (_, v) =
+            post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD, "rd": rd}))
+                .await;
+        assert_eq!(v["location"], expected, "rd = {rd}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_keeps_enrollment_recovery_codes_and_locks() {
+    let env = Env::new("", &APPS.replace("otp_skip = \"internal_ip\"", "otp_skip = \"never\""));
+    let p = env.start();
+    let (inside, _) = browser(&env);
+    post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    let (_, e) = post(&inside, &env, "/.portcullis/api/totp/enroll", json!({})).await;
+    let (_, v) = post(
+        &inside,
+        &env,
+        "/.portcullis/api/totp/enroll/confirm",
+        json!({"code": oathtool(e["secret"].as_str().unwrap())}),
+    )
+    .await;
+    let codes = v["recovery_codes"].as_array().unwrap().clone();
+    assert_eq!(echo_user(&inside, &env).await.0, StatusCode::OK);
+    drop(p);
+    let _p = env.start();
+    assert_eq!(echo_user(&inside, &env).await.0, StatusCode::OK, "the session survives (keys kept)");
+    let (fresh, _) = browser(&env);
+    let (_, v) = post(&fresh, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!(v["next"], "totp", "the enrollment was kept: {v}");
+    let (_, v) = post(&fresh, &env, "/.portcullis/api/recovery", json!({"code": codes[1]})).await;
+    assert_eq!(v["next"], "done", "recovery codes were kept: {v}");
+}
