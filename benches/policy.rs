@@ -27,7 +27,7 @@ fn config(dir: &std::path::Path, n: usize) -> portcullis::config::Config {
             let _ = write!(cidrs, "\"{}/{len}\",", std::net::Ipv4Addr::from(net));
         }
     }
-    std::fs::write(dir.join("users.toml"), "[[user]]\nusername = \"alice\"\npassword = \"$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Hl1M5lfb7VhmW4mGcQZaEJfXv5mVQ1YNXxrPq9Y5Ycs\"\npolicy_group = \"staff\"\n").unwrap();
+    std::fs::write(dir.join("users.toml"), "[[user]]\nusername = \"alice\"\npassword = \"$argon2id$v=19$m=19456,t=2,p=1$ew2XREgJJ/KSvmyjUGd9lg$0L4bmN+TdB6ufRDxKH+vUdnmjA0dGQP95mMedCgwR78\"\npolicy_group = \"staff\"\n").unwrap();
     let text = format!(
         "[server]\nhttps = \"127.0.0.1:1\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\ntrusted_proxies = [\"10.9.9.9/32\"]\n\
          [networks]\ninternal = [{cidrs}]\n[users]\nfile = \"{}\"\n\

@@ -5,6 +5,8 @@ set -euo pipefail
 want=(cmake pkg-config gcc curl)
 if [ "${1:-build}" = test ]; then
   want+=(redis-server oathtool nghttp2-client python3)
+  # tests/browser.rs: headless Chromium over WebDriver; a CJK font for the Japanese pages
+  want+=(chromium chromium-driver fonts-noto-cjk)
 fi
 missing=()
 for p in "${want[@]}"; do

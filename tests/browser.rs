@@ -9,6 +9,7 @@ mod common;
 mod webdriver;
 
 use common::Env;
+use percent_encoding::percent_decode_str;
 use portcullis::challenge::pages::{text, Lang, Text};
 use serde_json::Value;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ async fn sign_in_and_enroll_in_japanese() {
 async fn sign_in_and_enroll(lang: Lang) {
     require_tool("oathtool", "oathtool");
     let env = Env::new("", APPS);
+    write_users(&env);
     let _proxy = env.start();
     let b = Browser::start(lang.code(), "MAP wiki.localhost 127.0.0.1").await;
     let shot = |step: &str| screenshot_path(lang, step);
@@ -56,7 +58,9 @@ async fn sign_in_and_enroll(lang: Lang) {
     b.goto(&env.url("wiki.localhost", "/app")).await;
     b.find("input#username").await.send_keys("alice").await;
     let url = b.current_url().await;
-    assert!(url.contains("/.portcullis/login?rd=%2Fapp"), "{url}");
+    let login = env.url("wiki.localhost", "/.portcullis/login?rd=");
+    let rd = url.strip_prefix(&login).map(|rd| percent_decode_str(rd).decode_utf8_lossy());
+    assert_eq!(rd.as_deref(), Some("/app"), "{url}");
     expect_page(&b, lang, Text::LoginTitle).await;
     assert_eq!(button(&b).await, text(lang, Text::SignInButton));
     b.find("input#password").await.send_keys(PASSWORD).await;
@@ -119,6 +123,15 @@ fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
         let n = h[0].as_str()?;
         n.eq_ignore_ascii_case(name).then(|| h[1].as_str()).flatten()
     })
+}
+
+/// alice with a hash made here: `common::HASH` does not verify "portcullis-demo".
+fn write_users(env: &Env) {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(b"browser-test-salt").unwrap();
+    let hash = argon2::Argon2::default().hash_password(PASSWORD.as_bytes(), &salt).unwrap();
+    let users = format!("[[user]]\nusername = \"alice\"\npassword = \"{hash}\"\npolicy_group = \"staff\"\n");
+    std::fs::write(env.dir.path().join("users.toml"), users).unwrap();
 }
 
 fn oathtool(key: &str) -> String {

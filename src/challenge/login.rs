@@ -31,7 +31,7 @@ const PENDING_REUSE_SECS: u64 = 10 * 60;
 pub enum Step {
     /// Signed in: set this session's cookie and go to `rd`.
     Done {
-        session: Session,
+        session: Box<Session>,
         rd: String,
     },
     NeedTotp,
@@ -211,7 +211,7 @@ impl LoginService {
         // Never before a "sign out everywhere" of the same second.
         let issued = self.now().max(rec.sessions_not_before);
         let session = Session::new(&user.username, app, level, issued, group.session_lifetime.as_secs());
-        Step::Done { session, rd: rd.to_string() }
+        Step::Done { session: Box::new(session), rd: rd.to_string() }
     }
 
     /// The login in progress for this browser, at `stage`.

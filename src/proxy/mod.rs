@@ -76,9 +76,6 @@ impl Portcullis {
                     Rule::OtpSkip => "first_factor",
                     _ => "both_factors",
                 };
-                if d.rule == Rule::Bypass && ctx.session.is_none() {
-                    ctx.auth = "none";
-                }
                 None
             }
             Action::Deny => {

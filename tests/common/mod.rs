@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 /// A valid argon2id PHC string (of "portcullis-demo").
 pub const HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Hl1M5lfb7VhmW4mGcQZaEJfXv5mVQ1YNXxrPq9Y5Ycs";
+    "$argon2id$v=19$m=19456,t=2,p=1$ew2XREgJJ/KSvmyjUGd9lg$0L4bmN+TdB6ufRDxKH+vUdnmjA0dGQP95mMedCgwR78";
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
