@@ -120,6 +120,9 @@ impl Auth {
         let mut rx = self.store().subscribe();
         loop {
             match rx.recv().await {
+                Ok(Change::Resync) => {
+                    let _ = self.reload_revocations().await;
+                }
                 Ok(change) => self.apply_now(&change),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     let _ = self.reload_revocations().await;

@@ -49,7 +49,6 @@ async fn sign_in_and_enroll_in_japanese() {
 async fn sign_in_and_enroll(lang: Lang) {
     require_tool("oathtool", "oathtool");
     let env = Env::new("", APPS);
-    write_users(&env);
     let _proxy = env.start();
     let b = Browser::start(lang.code(), "MAP wiki.localhost 127.0.0.1").await;
     let shot = |step: &str| screenshot_path(lang, step);
@@ -78,11 +77,18 @@ async fn sign_in_and_enroll(lang: Lang) {
     assert_eq!(next.text().await, text(lang, Text::NextButton));
     next.click().await;
 
-    // Step 2: the code the authenticator app shows now.
-    let code = b.find("input#code").await;
+    // Step 2: a wrong code is refused in the page's language, then the code
+    // the authenticator app shows now.
+    b.find("input#code").await.send_keys("000000").await;
     expect_page(&b, lang, Text::EnrollTitle).await;
+    b.find("button[type=submit]").await.click().await;
+    let error = b.find("#form-error").await.text().await;
+    assert_eq!(error, text(lang, Text::ErrWrongCode));
+    let code = b.find("input#code").await;
+    assert_eq!(code.attribute("aria-invalid").await.as_deref(), Some("true"));
+    b.screenshot(&shot("3-wrong-code")).await;
     code.send_keys(&oathtool(&key)).await;
-    b.screenshot(&shot("3-confirm")).await;
+    b.screenshot(&shot("4-confirm")).await;
     b.find("button[type=submit]").await.click().await;
 
     // Step 3: ten recovery codes, shown once.
@@ -93,7 +99,7 @@ async fn sign_in_and_enroll(lang: Lang) {
     for c in &codes {
         assert!(!c.text().await.trim().is_empty(), "an empty recovery code");
     }
-    b.screenshot(&shot("4-recovery-codes")).await;
+    b.screenshot(&shot("5-recovery-codes")).await;
     let cont = b.find("a.button").await;
     assert_eq!(cont.text().await, text(lang, Text::ContinueLink));
     cont.click().await;
@@ -102,7 +108,7 @@ async fn sign_in_and_enroll(lang: Lang) {
     let echo = b.find("body pre").await.text().await;
     let url = b.current_url().await;
     assert_eq!(url, env.url("wiki.localhost", "/app"));
-    b.screenshot(&shot("5-app")).await;
+    b.screenshot(&shot("6-app")).await;
     let echo: Value = serde_json::from_str(&echo).unwrap_or_else(|e| panic!("{e}: {echo}"));
     assert_eq!(header(&echo, "x-portcullis-user"), Some("alice"), "{echo:#}");
 }
@@ -123,15 +129,6 @@ fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
         let n = h[0].as_str()?;
         n.eq_ignore_ascii_case(name).then(|| h[1].as_str()).flatten()
     })
-}
-
-/// alice with a hash made here: `common::HASH` does not verify "portcullis-demo".
-fn write_users(env: &Env) {
-    use argon2::password_hash::{PasswordHasher, SaltString};
-    let salt = SaltString::encode_b64(b"browser-test-salt").unwrap();
-    let hash = argon2::Argon2::default().hash_password(PASSWORD.as_bytes(), &salt).unwrap();
-    let users = format!("[[user]]\nusername = \"alice\"\npassword = \"{hash}\"\npolicy_group = \"staff\"\n");
-    std::fs::write(env.dir.path().join("users.toml"), users).unwrap();
 }
 
 fn oathtool(key: &str) -> String {

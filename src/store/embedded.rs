@@ -7,7 +7,9 @@
 //! `confirm_totp`) are settled by the database, not by locks here. redb is
 //! blocking I/O, so every database call runs on tokio's blocking pool.
 
-use super::{Change, FailureOutcome, Lock, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord};
+use super::{
+    Change, Exported, FailureOutcome, Lock, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
+};
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
 use std::collections::HashMap;
@@ -398,6 +400,49 @@ impl Store for EmbeddedStore {
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
+
+    async fn export(&self) -> StoreResult<Vec<Exported>> {
+        let now = unix_now();
+        self.blocking(move |db| {
+            let mut out = scan_users(db, |user, record| Some(Exported::User { user, record }))?;
+            let tx = db.begin_read().map_err(unavailable)?;
+            let table = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
+            for entry in table.iter().map_err(unavailable)? {
+                let (id, until) = entry.map_err(unavailable)?;
+                if until.value() > now {
+                    out.push(Exported::RevokedSession { id: id.value().to_owned(), until: until.value() });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn import(&self, items: Vec<Exported>) -> StoreResult<()> {
+        self.blocking(move |db| import_all(db, &items)).await?;
+        self.publish(Change::Resync);
+        Ok(())
+    }
+}
+
+/// Writes every exported record in one transaction: all or nothing.
+fn import_all(db: &Database, items: &[Exported]) -> StoreResult<()> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    {
+        let mut users = tx.open_table(USERS).map_err(unavailable)?;
+        let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
+        for item in items {
+            match item {
+                Exported::User { user, record } => {
+                    users.insert(user.as_str(), encode(record).as_slice()).map_err(unavailable)?;
+                }
+                Exported::RevokedSession { id, until } => {
+                    revoked.insert(id.as_str(), *until).map_err(unavailable)?;
+                }
+            }
+        }
+    }
+    tx.commit().map_err(unavailable)
 }
 
 #[cfg(test)]

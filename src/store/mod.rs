@@ -96,10 +96,30 @@ pub struct FailureOutcome {
 /// A change other instances (and this one's snapshot) must learn of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
-    SessionsNotBefore { user: String, at: u64 },
-    SessionRevoked { id: String, until: u64 },
-    Locked { user: String },
-    Unlocked { user: String },
+    SessionsNotBefore {
+        user: String,
+        at: u64,
+    },
+    SessionRevoked {
+        id: String,
+        until: u64,
+    },
+    Locked {
+        user: String,
+    },
+    Unlocked {
+        user: String,
+    },
+    /// The feed may have missed changes (a reconnect): read [`Store::revocations`] in full.
+    Resync,
+}
+
+/// One line of an export: JSON lines, so a large state streams.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Exported {
+    User { user: String, record: UserRecord },
+    RevokedSession { id: String, until: u64 },
 }
 
 /// The in-memory view the request path reads: which sessions are void.
@@ -125,7 +145,7 @@ impl Revocations {
             Change::SessionRevoked { id, .. } => {
                 self.revoked_sessions.insert(id.clone());
             }
-            Change::Locked { .. } | Change::Unlocked { .. } => {}
+            Change::Locked { .. } | Change::Unlocked { .. } | Change::Resync => {}
         }
     }
 }
@@ -177,6 +197,12 @@ pub trait Store: Send + Sync {
     async fn revocations(&self) -> StoreResult<Revocations>;
     /// Changes as they happen, from this instance and (Redis) every other.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
+    // --- moving state between backends (`portcullis admin store export/import`) ---
+    /// Every durable record: users with state, and sessions revoked and not yet expired.
+    async fn export(&self) -> StoreResult<Vec<Exported>>;
+    /// Writes records as exported (replacing a user's record); publishes `Resync`.
+    async fn import(&self, items: Vec<Exported>) -> StoreResult<()>;
 }
 
 pub type SharedStore = Arc<dyn Store>;
