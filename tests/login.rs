@@ -294,3 +294,34 @@ async fn a_restart_keeps_enrollment_recovery_codes_and_locks() {
     let (_, v) = post(&fresh, &env, "/.portcullis/api/recovery", json!({"code": codes[1]})).await;
     assert_eq!(v["next"], "done", "recovery codes were kept: {v}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_expired_and_foreign_cookies_are_refused() {
+    use portcullis::identity::cookie::KeyRing;
+    use portcullis::identity::session::{Session, SessionLevel, SESSION_COOKIE};
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let keys = KeyRing::load_or_create(&env.dir.path().join("state/cookie.keys")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let plain = env.client(EXTERNAL);
+    let whoami = |cookie: String| {
+        let req = plain
+            .get(env.url("wiki.localhost", "/.portcullis/api/whoami"))
+            .header("cookie", format!("{SESSION_COOKIE}={cookie}"));
+        async move { req.send().await.unwrap().status() }
+    };
+    // A session minted with the server's own key works: the test can tell.
+    let good = Session::new("alice", "wiki", SessionLevel::BothFactors, now, 3600);
+    assert_eq!(whoami(good.to_cookie(&keys)).await, StatusCode::OK);
+    // Expired, idle, for another app, from a foreign key, for an unknown user.
+    let expired = Session::new("alice", "wiki", SessionLevel::BothFactors, now - 7200, 3600);
+    assert_eq!(whoami(expired.to_cookie(&keys)).await, StatusCode::UNAUTHORIZED, "expired");
+    let mut idle = Session::new("alice", "wiki", SessionLevel::BothFactors, now - 4 * 3600, 12 * 3600);
+    idle.seen_at = now - 3 * 3600;
+    assert_eq!(whoami(idle.to_cookie(&keys)).await, StatusCode::UNAUTHORIZED, "idle past the 2h timeout");
+    let other_app = Session::new("alice", "open", SessionLevel::BothFactors, now, 3600);
+    assert_eq!(whoami(other_app.to_cookie(&keys)).await, StatusCode::UNAUTHORIZED, "issued for another app");
+    assert_eq!(whoami(good.to_cookie(&KeyRing::generate())).await, StatusCode::UNAUTHORIZED, "foreign key");
+    let ghost = Session::new("mallory", "wiki", SessionLevel::BothFactors, now, 3600);
+    assert_eq!(whoami(ghost.to_cookie(&keys)).await, StatusCode::UNAUTHORIZED, "unknown user");
+}
