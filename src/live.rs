@@ -100,8 +100,8 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if o.https != n.https || o.http != n.http || old.admin.listen != new.admin.listen {
         w.push("listener addresses changed: they take effect at the next restart".to_string());
     }
-    if o.threads != n.threads || o.grace_period != n.grace_period || o.state_dir != n.state_dir {
-        w.push("server.threads, grace_period and state_dir take effect at the next restart".to_string());
+    if o.threads != n.threads || o.grace_period != n.grace_period || o.state_dir != n.state_dir || o.store != n.store {
+        w.push("server.threads, grace_period, state_dir and store take effect at the next restart".to_string());
     }
     w
 }

@@ -1,7 +1,7 @@
 //! The one place that checks: turns the file types into the runtime [`Config`],
 //! collecting every error with its file, line and column.
 
-use super::file::{AppFile, ConfigFile, PolicyGroupFile, ServerFile, Text};
+use super::file::{AppFile, ConfigFile, PolicyGroupFile, RedisFile, ServerFile, Text};
 use super::hosts::{HostError, HostTable};
 use super::source::{ConfigError, ConfigErrors, Source};
 use super::*;
@@ -36,7 +36,7 @@ impl Compiler<'_> {
         let networks = self.networks(&file);
         let groups: Vec<PolicyGroup> =
             file.policy_group.iter().filter_map(|(name, g)| self.group(name, g.get_ref(), &networks)).collect();
-        let server = self.server(&file.server);
+        let server = self.server(&file.server, &file.redis);
         let admin = self.admin(&file, server.as_ref());
         let (apps, hosts) = self.apps(&file.app, &groups, &networks);
         let users = self.users(&file.users.file, &groups);
@@ -88,7 +88,35 @@ impl Compiler<'_> {
         })
     }
 
-    fn server(&mut self, s: &ServerFile) -> Option<Server> {
+    fn store(&mut self, s: &ServerFile, r: &RedisFile) -> StoreConfig {
+        let Some(t) = &s.store else { return StoreConfig::Embedded };
+        let url = t.get_ref().trim();
+        if url == "embedded" {
+            return StoreConfig::Embedded;
+        }
+        if !(url.starts_with("redis://") || url.starts_with("rediss://")) || url.len() < 10 {
+            self.err(
+                t,
+                format!(
+                    "server.store `{url}` must be `embedded`, `redis://host:port[/db]` or `rediss://host:port[/db]`"
+                ),
+            );
+            return StoreConfig::Embedded;
+        }
+        let db = r.db.as_ref().map(|d| *d.get_ref());
+        if let Some(d) = r.db.as_ref().filter(|d| !(0..=1023).contains(d.get_ref())) {
+            self.err_at(d.span().start, "redis.db must be between 0 and 1023");
+        }
+        StoreConfig::Redis {
+            url: url.to_string(),
+            password_file: r.password_file.as_ref().map(|p| p.get_ref().into()),
+            db,
+            key_prefix: r.key_prefix.as_ref().map_or_else(|| "portcullis:".to_string(), |p| p.get_ref().clone()),
+        }
+    }
+
+    fn server(&mut self, s: &ServerFile, r: &RedisFile) -> Option<Server> {
+        let store = self.store(s, r);
         let https = self.addr(&s.https, "server.https");
         let http = s.http.as_ref().and_then(|t| self.addr(t, "server.http"));
         let tls = self.tls(&s.tls_cert, &s.tls_key);
@@ -111,6 +139,7 @@ impl Compiler<'_> {
             state_dir: s.state_dir.as_ref().map_or_else(|| "state".into(), |t| t.get_ref().into()),
             grace_period: self.duration(s.grace_period.as_ref(), DEFAULT_GRACE),
             threads,
+            store,
         })
     }
 

@@ -22,6 +22,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub portal: PortalFile,
     #[serde(default)]
+    pub redis: RedisFile,
+    #[serde(default)]
     pub totp: TotpFile,
     #[serde(default)]
     pub lockout: LockoutFile,
@@ -43,6 +45,15 @@ pub struct ServerFile {
     pub state_dir: Option<Text>,
     pub grace_period: Option<Text>,
     pub threads: Option<Spanned<i64>>,
+    pub store: Option<Text>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisFile {
+    pub password_file: Option<Text>,
+    pub db: Option<Spanned<i64>>,
+    pub key_prefix: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

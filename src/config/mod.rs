@@ -53,6 +53,14 @@ pub struct Server {
     pub state_dir: PathBuf,
     pub grace_period: Duration,
     pub threads: usize,
+    pub store: StoreConfig,
+}
+
+/// Where state lives: the embedded store (one node) or Redis (several instances).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Embedded,
+    Redis { url: String, password_file: Option<PathBuf>, db: Option<i64>, key_prefix: String },
 }
 
 #[derive(Debug)]
