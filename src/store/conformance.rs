@@ -6,7 +6,7 @@
 //! backend that is not atomic fails them most of the time, not once in a blue
 //! moon. TTLs are wall-clock in real stores, so the suite sleeps once for them.
 
-use super::{Change, Lock, SharedStore, Store, TotpRecord};
+use super::{Change, Exported, Lock, SharedStore, Store, TotpRecord};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -36,12 +36,14 @@ pub async fn run_all(make: &MakeStore) {
             })),*]
         };
     }
-    let checks = spawn_checks![
+    let mut checks = spawn_checks![
         challenges,
+        challenge_values_are_bytes_and_keys_are_apart,
         take_is_single_use_under_race,
         counters,
         state_with_ttl_expires,
         unknown_user_has_default_record,
+        user_names_are_opaque,
         totp_enrollment_and_replay,
         totp_step_is_single_use_under_race,
         recovery_codes,
@@ -54,6 +56,11 @@ pub async fn run_all(make: &MakeStore) {
         revoked_sessions,
         subscribers_see_every_change,
     ];
+    let (from, into) = (make(), make());
+    checks.push((
+        "export_then_import_into_a_fresh_store",
+        tokio::spawn(async move { export_then_import_into_a_fresh_store(from.await, into.await).await }),
+    ));
     for (name, task) in checks {
         if let Err(e) = task.await {
             eprintln!("store conformance check `{name}` failed");
@@ -132,6 +139,19 @@ async fn challenges(s: SharedStore) {
     s.delete_challenge("never-there").await.unwrap();
 }
 
+/// Challenge values are opaque bytes; a challenge and a counter never share a key.
+async fn challenge_values_are_bytes_and_keys_are_apart(s: SharedStore) {
+    let bytes = [0u8, 255, 10, 13, 0x80, b'"'];
+    s.put_challenge("bin", &bytes, LONG_TTL).await.unwrap();
+    assert_eq!(s.get_challenge("bin").await.unwrap().as_deref(), Some(&bytes[..]));
+    s.put_challenge("empty", b"", LONG_TTL).await.unwrap();
+    assert_eq!(s.take_challenge("empty").await.unwrap().as_deref(), Some(&b""[..]), "empty is not missing");
+
+    s.put_challenge("shared", b"v", LONG_TTL).await.unwrap();
+    assert_eq!(s.count("shared", LONG_TTL).await.unwrap(), 1, "a counter is not a challenge");
+    assert_eq!(s.get_challenge("shared").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
 async fn take_is_single_use_under_race(s: SharedStore) {
     s.put_challenge("code", b"secret", LONG_TTL).await.unwrap();
     let got = race(&s, RACERS, |s| async move { s.take_challenge("code").await.unwrap() }).await;
@@ -169,6 +189,21 @@ async fn unknown_user_has_default_record(s: SharedStore) {
     assert!(!s.confirm_totp("nobody", 5, hashes(&["h"])).await.unwrap());
     assert!(!s.unlock("nobody").await.unwrap());
     assert_eq!(s.user("nobody").await.unwrap(), Default::default(), "refused steps change nothing");
+}
+
+/// User names are exact strings: punctuation, glob characters and non-ASCII
+/// are names like any other, and never run into each other.
+async fn user_names_are_opaque(s: SharedStore) {
+    let names = ["a", "a:b", "a*", "[a]", "ünï cödé", "a b"];
+    for (i, name) in names.iter().enumerate() {
+        s.sign_out_everywhere(name, 1_000 + i as u64).await.unwrap();
+    }
+    let rev = s.revocations().await.unwrap();
+    for (i, name) in names.iter().enumerate() {
+        assert_eq!(rev.not_before.get(*name), Some(&(1_000 + i as u64)), "{name}");
+        assert_eq!(s.user(name).await.unwrap().sessions_not_before, 1_000 + i as u64, "{name}");
+    }
+    assert_eq!(rev.not_before.len(), names.len());
 }
 
 async fn totp_enrollment_and_replay(s: SharedStore) {
@@ -335,9 +370,11 @@ async fn revoked_sessions(s: SharedStore) {
     let change = Change::SessionRevoked { id: "sid-1".into(), until: far };
     assert_eq!(next_change(&mut rx).await, change);
     s.revoke_session("sid-old", 1).await.unwrap();
+    s.revoke_session("sid-1", 1).await.unwrap();
 
     let rev = s.revocations().await.unwrap();
-    assert!(rev.revoked_sessions.contains("sid-1"));
+    assert!(rev.revoked_sessions.contains("sid-1"), "the later `until` is kept");
+    assert!(!rev.revoked_sessions.contains("sid-old"), "a session expired anyway needs no revocation");
     assert!(!rev.allows("sam", "sid-1", 10), "revoked session refused");
     assert!(rev.allows("sam", "sid-2", 10), "other sessions unaffected");
 }
@@ -370,4 +407,60 @@ async fn subscribers_see_every_change(s: SharedStore) {
     assert!(!snapshot.allows("tina", "sid-x", 7_999));
     assert!(!snapshot.allows("tina", "sid-9", 8_000));
     assert!(snapshot.allows("tina", "sid-x", 8_000));
+}
+
+/// Everything durable moves from one store to a fresh one (`portcullis admin
+/// store export/import`, also between backends): used codes stay used,
+/// lockouts and revocations hold, and subscribers are told to reload.
+async fn export_then_import_into_a_fresh_store(from: SharedStore, into: SharedStore) {
+    enrolled(&*from, "uma", 100, &["r1", "r2"]).await;
+    assert!(from.use_totp_step("uma", 101).await.unwrap());
+    assert!(from.use_recovery_code("uma", "r1").await.unwrap());
+    for _ in 0..2 {
+        from.record_failure("vic", 2, admin_lock(1_000)).await.unwrap();
+    }
+    from.sign_out_everywhere("walt", 7_000).await.unwrap();
+    let far = 4_000_000_000;
+    from.revoke_session("sid-live", far).await.unwrap();
+    from.revoke_session("sid-dead", 1).await.unwrap();
+    assert!(!from.use_totp_step("nobody", 5).await.unwrap());
+    from.put_challenge("c", b"v", LONG_TTL).await.unwrap();
+
+    let exported = from.export().await.unwrap();
+    let mut users: Vec<&str> = exported
+        .iter()
+        .filter_map(|e| match e {
+            Exported::User { user, .. } => Some(user.as_str()),
+            Exported::RevokedSession { .. } => None,
+        })
+        .collect();
+    users.sort_unstable();
+    assert_eq!(users, ["uma", "vic", "walt"], "users with state, and only those (a refused step writes nothing)");
+    let sessions: Vec<_> = exported.iter().filter(|e| matches!(e, Exported::RevokedSession { .. })).collect();
+    assert_eq!(sessions, [&Exported::RevokedSession { id: "sid-live".into(), until: far }], "live revocations only");
+
+    // The target knows "uma" already: import replaces her record.
+    into.record_failure("uma", 9, admin_lock(1)).await.unwrap();
+    let mut rx = into.subscribe();
+    into.import(exported.clone()).await.unwrap();
+    assert_eq!(next_change(&mut rx).await, Change::Resync, "import tells subscribers to reload");
+
+    for user in ["uma", "vic", "walt", "nobody"] {
+        assert_eq!(into.user(user).await.unwrap(), from.user(user).await.unwrap(), "{user}");
+    }
+    assert_eq!(as_json_sorted(into.export().await.unwrap()), as_json_sorted(exported));
+    assert_eq!(into.locked(2_000).await.unwrap(), vec![("vic".to_string(), admin_lock(1_000))]);
+    let rev = into.revocations().await.unwrap();
+    assert_eq!(rev.not_before.get("walt"), Some(&7_000));
+    assert!(rev.revoked_sessions.contains("sid-live") && !rev.revoked_sessions.contains("sid-dead"));
+    assert!(!into.use_totp_step("uma", 101).await.unwrap(), "a used code stays used after the move");
+    assert!(!into.use_recovery_code("uma", "r1").await.unwrap());
+    assert!(into.use_recovery_code("uma", "r2").await.unwrap());
+    assert_eq!(into.get_challenge("c").await.unwrap(), None, "challenge state does not move");
+}
+
+fn as_json_sorted(items: Vec<Exported>) -> Vec<String> {
+    let mut out: Vec<String> = items.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    out.sort_unstable();
+    out
 }

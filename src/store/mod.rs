@@ -13,6 +13,7 @@
 #[doc(hidden)]
 pub mod conformance;
 pub mod embedded;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,899 @@
+//! The several-instance backend (DESIGN.md, "State"): every instance behind
+//! one load balancer shares one Redis and sees the others' logins, lockouts
+//! and revocations.
+//!
+//! - **Its own runtime.** Pingora runs several tokio runtimes (and short-lived
+//!   ones); a Redis connection is tied to the runtime that made it. So the
+//!   connections and the change-feed task live on one dedicated runtime
+//!   ("portcullis-redis") and every call runs there, whatever runtime calls.
+//! - **Fails fast, heals itself.** Every call is bounded ([`CALL_TIMEOUT`]);
+//!   with Redis down it returns [`StoreError::Unavailable`] at once and the
+//!   connection manager reconnects when Redis is back. `connect` succeeds
+//!   while Redis is down.
+//! - **Atomic read-modify-write.** A user's record is read, changed here (the
+//!   same rules as the embedded backend), and written by one Lua script that
+//!   first checks the record is still what was read, updates the indexes and
+//!   publishes the change; when another writer came first, it starts over.
+//!   Of two racing uses of one code, only the first write can succeed.
+//! - **No plain names in key names.** User names (and the caller's challenge
+//!   and counter keys, which hold IP addresses) appear in key names only as an
+//!   HMAC under `name_key`; plain names live inside values, for export and
+//!   for rebuilding the revocation snapshot.
+//! - **Change feed.** A pub/sub connection forwards `{prefix}changes` to the
+//!   subscribers; after it was lost it announces [`Change::Resync`], because
+//!   whatever was published meanwhile is gone.
+//!
+//! Key layout (`{p}` is the key prefix, `{h}` an HMAC-SHA256 in hex):
+//! `{p}user:{h}` JSON `{"user", "record"}`; `{p}not_before` hash `{h}` →
+//! `{"user", "at"}`; `{p}locks` hash `{h}` → `{"user", "lock"}`; `{p}revoked`
+//! sorted set, member session id, score `until`; `{p}ch:{h}` challenge with
+//! a TTL; `{p}n:{h}` counter with a TTL; channel `{p}changes`.
+//! Needs Redis 6.2 or later (RESP3, GETDEL, ZADD GT).
+
+use super::{
+    Change, Exported, FailureOutcome, Lock, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
+};
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{cmd, AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::runtime::Handle;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::timeout;
+
+pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
+
+/// The most one store call may take, Redis up or down.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+/// Export and import walk every record: an administrator's command, not a login.
+const BULK_TIMEOUT: Duration = Duration::from_secs(120);
+/// One connection attempt or one command.
+const IO_TIMEOUT: Duration = Duration::from_secs(1);
+/// How often the change feed checks its connection, so a silent loss is noticed.
+const FEED_PING_EVERY: Duration = Duration::from_secs(1);
+const FEED_RETRY_DELAY: Duration = Duration::from_millis(200);
+/// How long `connect` waits for the change feed's first subscription.
+const FEED_FIRST_WAIT: Duration = Duration::from_secs(2);
+/// Rounds of optimistic read-modify-write before giving up (each round one writer wins).
+const WRITE_ROUNDS: usize = 64;
+const SCAN_BATCH: usize = 500;
+const CHANGE_CAPACITY: usize = 1024;
+
+/// Where and how to reach Redis.
+#[derive(Clone)]
+pub struct RedisOptions {
+    /// `redis://host:port[/db]` or `rediss://…` (TLS, system roots).
+    pub url: String,
+    /// Overrides a password in the URL (read from a file by the caller).
+    pub password: Option<String>,
+    /// Overrides a database number in the URL.
+    pub db: Option<i64>,
+    pub key_prefix: String,
+    /// Key of the HMAC that names keys holding user-identifying data.
+    pub name_key: [u8; 32],
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>, name_key: [u8; 32]) -> RedisOptions {
+        RedisOptions { url: url.into(), password: None, db: None, key_prefix: DEFAULT_KEY_PREFIX.into(), name_key }
+    }
+}
+
+impl std::fmt::Debug for RedisOptions {
+    // The URL and password may hold secrets; the name key is one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("db", &self.db)
+            .field("key_prefix", &self.key_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct RedisStore {
+    shared: Arc<Shared>,
+    runtime: Handle,
+    changes: broadcast::Sender<Change>,
+    /// Dropping it ends the runtime thread (and with it the connections).
+    _stop: oneshot::Sender<()>,
+}
+
+/// What every call needs, on the Redis runtime.
+struct Shared {
+    conn: Conn,
+    keys: Keys,
+    write_user: Script,
+    count: Script,
+    revoke_session: Script,
+}
+
+impl RedisStore {
+    /// Sets up the runtime, the connection manager and the change feed. Does
+    /// not need Redis to be up: calls return `Unavailable` until it is.
+    pub fn connect(opts: RedisOptions) -> Result<RedisStore, StoreError> {
+        let client = Client::open(connection_info(&opts)?)
+            .map_err(|e| StoreError::Unavailable(format!("redis settings: {e}")))?;
+        let (runtime, stop) = start_runtime()?;
+        let keys = Keys::new(&opts.key_prefix, &opts.name_key);
+        let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
+        let handed_out = Arc::new(AtomicBool::new(false));
+        let (first_try, first_tried) = std::sync::mpsc::sync_channel(1);
+        let conn = {
+            let _in_runtime = runtime.enter();
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(IO_TIMEOUT))
+                .set_response_timeout(Some(IO_TIMEOUT))
+                .set_number_of_retries(0);
+            let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
+                .map_err(|e| StoreError::Unavailable(format!("redis connection manager: {e}")))?;
+            let feed =
+                Feed { client, channel: keys.changes(), changes: changes.clone(), handed_out: handed_out.clone() };
+            runtime.spawn(feed.run(first_try));
+            Conn(manager)
+        };
+        // Changes made right after `connect` must reach this instance's
+        // subscribers, so wait (bounded) until the feed listens.
+        let _ = first_tried.recv_timeout(FEED_FIRST_WAIT);
+        handed_out.store(true, Ordering::SeqCst);
+        let shared = Shared {
+            conn,
+            keys,
+            write_user: Script::new(WRITE_USER),
+            count: Script::new(COUNT),
+            revoke_session: Script::new(REVOKE_SESSION),
+        };
+        Ok(RedisStore { shared: Arc::new(shared), runtime, changes, _stop: stop })
+    }
+
+    /// Runs `work` on the Redis runtime, bounded by `limit`.
+    async fn run<T, F, Fut>(&self, limit: Duration, work: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Shared>) -> Fut,
+        Fut: Future<Output = StoreResult<T>> + Send + 'static,
+    {
+        let work = work(Arc::clone(&self.shared));
+        let bounded = async move {
+            timeout(limit, work).await.unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(format!("redis: no answer within {} ms", limit.as_millis())))
+            })
+        };
+        self.runtime.spawn(bounded).await.map_err(|e| StoreError::Unavailable(format!("redis task failed: {e}")))?
+    }
+
+    async fn update<T, F>(&self, user: &str, change: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut UserRecord) -> (T, Option<Change>) + Send + 'static,
+    {
+        let user = user.to_owned();
+        self.run(CALL_TIMEOUT, move |s| async move { s.update(&user, change).await }).await
+    }
+}
+
+fn connection_info(opts: &RedisOptions) -> StoreResult<redis::ConnectionInfo> {
+    // Never echo the URL: it may carry the password.
+    let info = opts
+        .url
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| StoreError::Unavailable(format!("invalid redis url ({:?})", e.kind())))?;
+    let mut settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    if let Some(password) = &opts.password {
+        settings = settings.set_password(password);
+    }
+    if let Some(db) = opts.db {
+        settings = settings.set_db(db);
+    }
+    Ok(info.set_redis_settings(settings))
+}
+
+/// A runtime on its own thread; it ends when the returned sender is dropped.
+fn start_runtime() -> StoreResult<(Handle, oneshot::Sender<()>)> {
+    let failed = |e: std::io::Error| StoreError::Unavailable(format!("cannot start the redis runtime: {e}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("portcullis-redis")
+        .enable_all()
+        .build()
+        .map_err(failed)?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name("portcullis-redis".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        })
+        .map_err(failed)?;
+    Ok((handle, stop))
+}
+
+/// Key names. Anything a caller or user chose is HMAC'd.
+struct Keys {
+    prefix: String,
+    mac: Hmac<Sha256>,
+}
+
+impl Keys {
+    fn new(prefix: &str, name_key: &[u8; 32]) -> Keys {
+        let mac = Hmac::new_from_slice(name_key).expect("HMAC takes a key of any length");
+        Keys { prefix: prefix.to_owned(), mac }
+    }
+
+    fn hashed(&self, name: &str) -> String {
+        let mut mac = self.mac.clone();
+        mac.update(name.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn user(&self, field: &str) -> String {
+        format!("{}user:{field}", self.prefix)
+    }
+
+    fn challenge(&self, key: &str) -> String {
+        format!("{}ch:{}", self.prefix, self.hashed(key))
+    }
+
+    fn counter(&self, key: &str) -> String {
+        format!("{}n:{}", self.prefix, self.hashed(key))
+    }
+
+    fn not_before(&self) -> String {
+        format!("{}not_before", self.prefix)
+    }
+
+    fn locks(&self) -> String {
+        format!("{}locks", self.prefix)
+    }
+
+    fn revoked(&self) -> String {
+        format!("{}revoked", self.prefix)
+    }
+
+    fn changes(&self) -> String {
+        format!("{}changes", self.prefix)
+    }
+
+    /// A SCAN pattern for every user record: the prefix matched literally.
+    fn users_pattern(&self) -> String {
+        let mut p = String::with_capacity(self.prefix.len() + 8);
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                p.push('\\');
+            }
+            p.push(c);
+        }
+        p + "user:*"
+    }
+}
+
+/// `{p}user:{h}`: the record with its plain name.
+#[derive(Serialize, Deserialize)]
+struct StoredUser {
+    user: String,
+    record: UserRecord,
+}
+
+/// `{p}not_before` entry: the snapshot is rebuilt from these with plain names.
+#[derive(Serialize, Deserialize)]
+struct NotBeforeEntry {
+    user: String,
+    at: u64,
+}
+
+/// `{p}locks` entry, for `locked()` without reading every record.
+#[derive(Serialize, Deserialize)]
+struct LockEntry {
+    user: String,
+    lock: Lock,
+}
+
+/// A user's record and index entries as written; empty means "delete the entry".
+struct UserWrite {
+    record: String,
+    not_before: String,
+    lock: String,
+}
+
+impl UserWrite {
+    fn new(user: &str, record: &UserRecord) -> UserWrite {
+        let stored = StoredUser { user: user.to_owned(), record: record.clone() };
+        let not_before = (record.sessions_not_before > 0)
+            .then(|| json(&NotBeforeEntry { user: user.to_owned(), at: record.sessions_not_before }));
+        let lock = record.lock.clone().map(|lock| json(&LockEntry { user: user.to_owned(), lock }));
+        UserWrite { record: json(&stored), not_before: not_before.unwrap_or_default(), lock: lock.unwrap_or_default() }
+    }
+}
+
+/// serde_json of the value types here, which always serialise.
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).expect("store values always serialise")
+}
+
+/// KEYS: record, not_before hash, locks hash. ARGV: the record as read ("" =
+/// none), the new record ("" = unchanged), the index field, the not_before
+/// and lock entries ("" = remove), the channel, the change ("" = none).
+/// Returns 0, writing nothing, when the record is no longer what was read.
+const WRITE_USER: &str = r"
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then return 0 end
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[1], ARGV[2])
+  if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) else redis.call('HDEL', KEYS[2], ARGV[3]) end
+  if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[5]) else redis.call('HDEL', KEYS[3], ARGV[3]) end
+end
+if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
+return 1
+";
+
+/// KEYS: counter. ARGV: window in ms. The TTL is set with the first
+/// increment (and repaired if a counter ever lacks one).
+const COUNT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+";
+
+/// KEYS: revoked set. ARGV: id, until, now, channel, change. Keeps the later
+/// `until`, drops revocations of sessions that have expired anyway.
+const REVOKE_SESSION: &str = r"
+redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return 1
+";
+
+impl Shared {
+    async fn read_user(&self, field: &str, user: &str) -> StoreResult<(Option<String>, UserRecord)> {
+        let stored: Option<String> = query(&self.conn, cmd("GET").arg(self.keys.user(field))).await?;
+        let record = match &stored {
+            Some(json) => decode_user(user, json)?,
+            None => UserRecord::default(),
+        };
+        Ok((stored, record))
+    }
+
+    /// Read, change here, write if still unchanged (see the module docs).
+    async fn update<T, F>(&self, user: &str, mut change: F) -> StoreResult<T>
+    where
+        F: FnMut(&mut UserRecord) -> (T, Option<Change>),
+    {
+        let field = self.keys.hashed(user);
+        let mut conn = self.conn.clone();
+        for _ in 0..WRITE_ROUNDS {
+            let (stored, before) = self.read_user(&field, user).await?;
+            let mut record = before.clone();
+            let (out, published) = change(&mut record);
+            // A refused step (replayed code, unknown user) writes nothing.
+            if record == before && published.is_none() {
+                return Ok(out);
+            }
+            let write = (record != before).then(|| UserWrite::new(user, &record));
+            let written: i64 = self
+                .write_user
+                .key(self.keys.user(&field))
+                .key(self.keys.not_before())
+                .key(self.keys.locks())
+                .arg(stored.as_deref().unwrap_or(""))
+                .arg(write.as_ref().map_or("", |w| w.record.as_str()))
+                .arg(&field)
+                .arg(write.as_ref().map_or("", |w| w.not_before.as_str()))
+                .arg(write.as_ref().map_or("", |w| w.lock.as_str()))
+                .arg(self.keys.changes())
+                .arg(published.map(|c| json(&c)).unwrap_or_default())
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if written == 1 {
+                return Ok(out);
+            }
+        }
+        Err(StoreError::Unavailable(format!("redis: record kept changing under {WRITE_ROUNDS} concurrent writers")))
+    }
+
+    async fn revocations(&self, now: u64) -> StoreResult<Revocations> {
+        // One transaction, so both halves describe the same moment.
+        let (not_before, sessions): (Vec<String>, Vec<String>) = redis::pipe()
+            .atomic()
+            .cmd("HVALS")
+            .arg(self.keys.not_before())
+            .cmd("ZRANGEBYSCORE")
+            .arg(self.keys.revoked())
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let mut out = Revocations { not_before: HashMap::new(), revoked_sessions: HashSet::from_iter(sessions) };
+        for json in not_before {
+            let e: NotBeforeEntry = decode("a not_before entry", &json)?;
+            out.not_before.insert(e.user, e.at);
+        }
+        Ok(out)
+    }
+
+    async fn export(&self, now: u64) -> StoreResult<Vec<Exported>> {
+        let mut out = Vec::new();
+        let mut conn = self.conn.clone();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(self.keys.users_pattern())
+                .arg("COUNT")
+                .arg(SCAN_BATCH)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if !keys.is_empty() {
+                // Some may be gone since the SCAN: then MGET says nil.
+                let values: Vec<Option<String>> = query(&self.conn, cmd("MGET").arg(&keys)).await?;
+                for json in values.into_iter().flatten() {
+                    let s: StoredUser = decode("a user record", &json)?;
+                    out.push(Exported::User { user: s.user, record: s.record });
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let sessions: Vec<(String, f64)> = query(
+            &self.conn,
+            cmd("ZRANGEBYSCORE").arg(self.keys.revoked()).arg(format!("({now}")).arg("+inf").arg("WITHSCORES"),
+        )
+        .await?;
+        out.extend(sessions.into_iter().map(|(id, until)| Exported::RevokedSession { id, until: until as u64 }));
+        Ok(out)
+    }
+
+    async fn import(&self, items: &[Exported]) -> StoreResult<()> {
+        // One MULTI/EXEC: other instances see all of it or none, then Resync.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for item in items {
+            match item {
+                Exported::User { user, record } => {
+                    let field = self.keys.hashed(user);
+                    let w = UserWrite::new(user, record);
+                    pipe.cmd("SET").arg(self.keys.user(&field)).arg(&w.record).ignore();
+                    index_entry(&mut pipe, &self.keys.not_before(), &field, &w.not_before);
+                    index_entry(&mut pipe, &self.keys.locks(), &field, &w.lock);
+                }
+                Exported::RevokedSession { id, until } => {
+                    pipe.cmd("ZADD").arg(self.keys.revoked()).arg(*until).arg(id).ignore();
+                }
+            }
+        }
+        pipe.cmd("PUBLISH").arg(self.keys.changes()).arg(json(&Change::Resync)).ignore();
+        pipe.exec_async(&mut self.conn.clone()).await.map_err(unavailable)
+    }
+}
+
+fn index_entry(pipe: &mut redis::Pipeline, hash: &str, field: &str, entry: &str) {
+    if entry.is_empty() {
+        pipe.cmd("HDEL").arg(hash).arg(field).ignore();
+    } else {
+        pipe.cmd("HSET").arg(hash).arg(field).arg(entry).ignore();
+    }
+}
+
+async fn query<T: redis::FromRedisValue>(conn: &Conn, command: &mut Cmd) -> StoreResult<T> {
+    command.query_async(&mut conn.clone()).await.map_err(unavailable)
+}
+
+fn decode_user(user: &str, json: &str) -> StoreResult<UserRecord> {
+    let stored: StoredUser = decode(&format!("record of user {user:?}"), json)?;
+    // Two names with one HMAC would be a broken key, not a coincidence.
+    if stored.user != user {
+        return Err(StoreError::Corrupt(format!("record of user {user:?} names {:?}", stored.user)));
+    }
+    Ok(stored.record)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> StoreResult<T> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis: {e}"))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+/// The connection manager, plus one retry of a command that never left
+/// because the connection was refused: the manager starts a fresh connection
+/// on that error, so the first call after Redis comes back succeeds instead
+/// of reporting the stale failure.
+#[derive(Clone)]
+struct Conn(ConnectionManager);
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, redis::Value> {
+        Box::pin(async move {
+            match self.0.req_packed_command(cmd).await {
+                Err(e) if e.is_connection_refusal() => self.0.req_packed_command(cmd).await,
+                done => done,
+            }
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        Box::pin(async move {
+            match self.0.req_packed_commands(pipeline, offset, count).await {
+                Err(e) if e.is_connection_refusal() => self.0.req_packed_commands(pipeline, offset, count).await,
+                done => done,
+            }
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.get_db()
+    }
+}
+
+/// The change feed: one pub/sub connection, reopened whenever it is lost.
+struct Feed {
+    client: Client,
+    channel: String,
+    changes: broadcast::Sender<Change>,
+    /// Set once `connect` returned: from then on a new subscription may have missed changes.
+    handed_out: Arc<AtomicBool>,
+}
+
+impl Feed {
+    async fn run(self, first_try: std::sync::mpsc::SyncSender<()>) {
+        let mut first_try = Some(first_try);
+        let mut lost = false;
+        loop {
+            match self.open().await {
+                Ok((conn, pushes)) => {
+                    if self.handed_out.load(Ordering::SeqCst) {
+                        let _ = self.changes.send(Change::Resync);
+                    }
+                    if lost {
+                        log::info!("redis change feed: subscribed again");
+                    }
+                    first_try.take().map(|t| t.send(()));
+                    self.listen(conn, pushes).await;
+                    log::warn!("redis change feed: connection lost, reconnecting");
+                }
+                Err(e) => {
+                    first_try.take().map(|t| t.send(()));
+                    if !lost {
+                        log::warn!("redis change feed: {e}; retrying");
+                    }
+                }
+            }
+            lost = true;
+            tokio::time::sleep(FEED_RETRY_DELAY).await;
+        }
+    }
+
+    async fn open(&self) -> StoreResult<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
+        let (tx, pushes) = mpsc::unbounded_channel();
+        let config = AsyncConnectionConfig::new()
+            .set_push_sender(tx)
+            .set_connection_timeout(Some(IO_TIMEOUT))
+            .set_response_timeout(Some(IO_TIMEOUT));
+        let opened = async {
+            let mut conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+            conn.subscribe(&self.channel).await?;
+            Ok(conn)
+        };
+        match timeout(IO_TIMEOUT * 2, opened).await {
+            Ok(Ok(conn)) => Ok((conn, pushes)),
+            Ok(Err(e)) => Err(unavailable(e)),
+            Err(_) => Err(StoreError::Unavailable("redis: no answer while subscribing".into())),
+        }
+    }
+
+    /// Forwards changes until the connection is gone or stops answering.
+    async fn listen(&self, mut conn: MultiplexedConnection, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
+        let mut ping = tokio::time::interval(FEED_PING_EVERY);
+        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                push = pushes.recv() => match push {
+                    Some(PushInfo { kind: PushKind::Message, data }) => self.forward(data),
+                    Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => return,
+                    Some(_) => {}
+                },
+                _ = ping.tick() => {
+                    let pong = timeout(IO_TIMEOUT, cmd("PING").query_async::<redis::Value>(&mut conn)).await;
+                    if !matches!(pong, Ok(Ok(_))) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn forward(&self, data: Vec<redis::Value>) {
+        let payload = data.into_iter().nth(1).and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok());
+        match payload.map(|p| serde_json::from_slice::<Change>(&p)) {
+            Some(Ok(change)) => {
+                // An error only means nobody is subscribed right now.
+                let _ = self.changes.send(change);
+            }
+            _ => log::warn!("redis change feed: ignored an unreadable message on {}", self.channel),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn put_challenge(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
+        let (key, value) = (self.shared.keys.challenge(key), value.to_vec());
+        self.run(CALL_TIMEOUT, move |s| async move {
+            query(&s.conn, cmd("SET").arg(key).arg(value).arg("PX").arg(millis(ttl))).await
+        })
+        .await
+    }
+
+    async fn get_challenge(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let key = self.shared.keys.challenge(key);
+        self.run(CALL_TIMEOUT, move |s| async move { query(&s.conn, cmd("GET").arg(key)).await }).await
+    }
+
+    async fn take_challenge(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let key = self.shared.keys.challenge(key);
+        self.run(CALL_TIMEOUT, move |s| async move { query(&s.conn, cmd("GETDEL").arg(key)).await }).await
+    }
+
+    async fn delete_challenge(&self, key: &str) -> StoreResult<()> {
+        let key = self.shared.keys.challenge(key);
+        self.run(CALL_TIMEOUT, move |s| async move { query(&s.conn, cmd("DEL").arg(key)).await }).await
+    }
+
+    async fn count(&self, key: &str, window: Duration) -> StoreResult<u64> {
+        let key = self.shared.keys.counter(key);
+        self.run(CALL_TIMEOUT, move |s| async move {
+            s.count.key(key).arg(millis(window)).invoke_async(&mut s.conn.clone()).await.map_err(unavailable)
+        })
+        .await
+    }
+
+    async fn user(&self, user: &str) -> StoreResult<UserRecord> {
+        let user = user.to_owned();
+        self.run(CALL_TIMEOUT, move |s| async move {
+            let field = s.keys.hashed(&user);
+            Ok(s.read_user(&field, &user).await?.1)
+        })
+        .await
+    }
+
+    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<()> {
+        self.update(user, move |r| {
+            r.totp = Some(TotpRecord { confirmed: false, ..record.clone() });
+            ((), None)
+        })
+        .await
+    }
+
+    async fn confirm_totp(&self, user: &str, step: u64, recovery_hashes: Vec<String>) -> StoreResult<bool> {
+        self.update(user, move |r| match r.totp.as_mut() {
+            Some(totp) if !totp.confirmed => {
+                totp.confirmed = true;
+                totp.last_step = step;
+                r.recovery = recovery_hashes.clone();
+                r.failures = 0;
+                (true, None)
+            }
+            _ => (false, None),
+        })
+        .await
+    }
+
+    async fn use_totp_step(&self, user: &str, step: u64) -> StoreResult<bool> {
+        self.update(user, move |r| match r.totp.as_mut() {
+            Some(totp) if totp.confirmed && step > totp.last_step => {
+                totp.last_step = step;
+                (true, None)
+            }
+            _ => (false, None),
+        })
+        .await
+    }
+
+    async fn use_recovery_code(&self, user: &str, hash: &str) -> StoreResult<bool> {
+        let hash = hash.to_owned();
+        self.update(user, move |r| {
+            let before = r.recovery.len();
+            r.recovery.retain(|h| *h != hash);
+            (r.recovery.len() < before, None)
+        })
+        .await
+    }
+
+    async fn set_recovery_codes(&self, user: &str, hashes: Vec<String>) -> StoreResult<()> {
+        self.update(user, move |r| {
+            r.recovery = hashes.clone();
+            ((), None)
+        })
+        .await
+    }
+
+    async fn record_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {
+        let name = user.to_owned();
+        self.update(user, move |r| {
+            r.failures = r.failures.saturating_add(1);
+            // `lock.at` is the caller's "now": a timed lock that has run out
+            // does not count as locked, so the next failure locks again.
+            let locked_now = r.failures >= max_failures && !r.is_locked(lock.at);
+            if locked_now {
+                r.lock = Some(lock.clone());
+            }
+            let change = locked_now.then(|| Change::Locked { user: name.clone() });
+            (FailureOutcome { failures: r.failures, locked_now }, change)
+        })
+        .await
+    }
+
+    async fn reset_failures(&self, user: &str) -> StoreResult<()> {
+        self.update(user, |r| {
+            r.failures = 0;
+            ((), None)
+        })
+        .await
+    }
+
+    async fn unlock(&self, user: &str) -> StoreResult<bool> {
+        let name = user.to_owned();
+        self.update(user, move |r| {
+            r.failures = 0;
+            let was_locked = r.lock.take().is_some();
+            (was_locked, was_locked.then(|| Change::Unlocked { user: name.clone() }))
+        })
+        .await
+    }
+
+    async fn locked(&self, now: u64) -> StoreResult<Vec<(String, Lock)>> {
+        self.run(CALL_TIMEOUT, move |s| async move {
+            let entries: Vec<String> = query(&s.conn, cmd("HVALS").arg(s.keys.locks())).await?;
+            let mut out = Vec::new();
+            for json in entries {
+                let e: LockEntry = decode("a lock entry", &json)?;
+                if e.lock.until.is_none_or(|until| now < until) {
+                    out.push((e.user, e.lock));
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()> {
+        let name = user.to_owned();
+        self.update(user, move |r| {
+            r.totp = None;
+            r.recovery.clear();
+            r.totp_revoked_at = Some(at);
+            r.sessions_not_before = r.sessions_not_before.max(at);
+            ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.sessions_not_before }))
+        })
+        .await
+    }
+
+    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()> {
+        let name = user.to_owned();
+        self.update(user, move |r| {
+            r.sessions_not_before = r.sessions_not_before.max(at);
+            ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.sessions_not_before }))
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.run(CALL_TIMEOUT, move |s| async move {
+            let change = json(&Change::SessionRevoked { id: id.clone(), until });
+            let _: i64 = s
+                .revoke_session
+                .key(s.keys.revoked())
+                .arg(&id)
+                .arg(until)
+                .arg(unix_now())
+                .arg(s.keys.changes())
+                .arg(change)
+                .invoke_async(&mut s.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn revocations(&self) -> StoreResult<Revocations> {
+        self.run(CALL_TIMEOUT, move |s| async move { s.revocations(unix_now()).await }).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    async fn export(&self) -> StoreResult<Vec<Exported>> {
+        self.run(BULK_TIMEOUT, move |s| async move { s.export(unix_now()).await }).await
+    }
+
+    async fn import(&self, items: Vec<Exported>) -> StoreResult<()> {
+        self.run(BULK_TIMEOUT, move |s| async move { s.import(&items).await }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_names_hide_user_names_and_caller_keys() {
+        let keys = Keys::new("p:", &[7; 32]);
+        let field = keys.hashed("alice");
+        assert_eq!(field.len(), 64);
+        assert!(!keys.user(&field).contains("alice"));
+        assert!(!keys.challenge("fail-ip:192.0.2.1").contains("192.0.2.1"));
+        assert_ne!(keys.hashed("alice"), Keys::new("p:", &[8; 32]).hashed("alice"), "keyed by name_key");
+        assert_ne!(keys.challenge("x"), keys.counter("x"), "challenges and counters apart");
+    }
+
+    #[test]
+    fn users_pattern_matches_the_prefix_literally() {
+        assert_eq!(Keys::new("a*b[1]?\\:", &[0; 32]).users_pattern(), "a\\*b\\[1\\]\\?\\\\:user:*");
+        assert_eq!(Keys::new(DEFAULT_KEY_PREFIX, &[0; 32]).users_pattern(), "portcullis:user:*");
+    }
+
+    #[test]
+    fn index_entries_follow_the_record() {
+        let mut record = UserRecord::default();
+        let w = UserWrite::new("bob", &record);
+        assert_eq!((w.not_before.as_str(), w.lock.as_str()), ("", ""), "nothing to index");
+        record.sessions_not_before = 9;
+        record.lock = Some(Lock { at: 1, until: None, reason: "r".into() });
+        let w = UserWrite::new("bob", &record);
+        assert_eq!(w.not_before, r#"{"user":"bob","at":9}"#);
+        assert!(w.lock.starts_with(r#"{"user":"bob","lock":{"at":1"#), "{}", w.lock);
+        assert_eq!(decode_user("bob", &w.record).unwrap(), record);
+        assert!(matches!(decode_user("eve", &w.record), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn options_debug_hides_secrets() {
+        let mut opts = RedisOptions::new("redis://:hunter2@localhost/3", [1; 32]);
+        opts.password = Some("hunter3".into());
+        let shown = format!("{opts:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+    }
+
+    #[test]
+    fn url_db_and_password_are_overridden() {
+        let mut opts = RedisOptions::new("redis://:fromurl@localhost:1/3", [1; 32]);
+        let info = connection_info(&opts).unwrap();
+        assert_eq!((info.redis_settings().db(), info.redis_settings().password()), (3, Some("fromurl")));
+        opts.db = Some(5);
+        opts.password = Some("fromfile".into());
+        let info = connection_info(&opts).unwrap();
+        assert_eq!((info.redis_settings().db(), info.redis_settings().password()), (5, Some("fromfile")));
+        opts.url = "http://localhost".into();
+        assert!(matches!(connection_info(&opts), Err(StoreError::Unavailable(_))));
+    }
+}
