@@ -14,7 +14,7 @@ use crate::policy::decide::{Level, SessionFacts};
 use crate::store::{Change, Revocations, SharedStore};
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub struct Auth {
@@ -22,6 +22,41 @@ pub struct Auth {
     pub revocations: ArcSwap<Revocations>,
     pub clock: Arc<dyn Clock>,
     pub login: LoginService,
+    secrets: Secrets,
+    keys_file: Option<PathBuf>,
+}
+
+/// The store setting holding the sealed cookie key ring (shared stores).
+const KEYS_SETTING: &str = "cookie-keys";
+/// The store setting proving every instance has the same `secrets.key`.
+const KEY_CHECK_SETTING: &str = "secrets-key-check";
+
+/// `state_dir/secrets.key`: encrypts TOTP secrets (and, in a shared store, the
+/// cookie keys), and is the root other keys are derived from. Every instance
+/// sharing one store must have the same file.
+#[derive(Clone)]
+pub struct Secrets {
+    pub sealer: SecretBox,
+    raw: Vec<u8>,
+}
+
+impl Secrets {
+    pub fn load_or_create(state_dir: &Path) -> Result<Secrets, String> {
+        let path = state_dir.join("secrets.key");
+        let sealer = SecretBox::load_or_create(&path)?;
+        let raw = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        Ok(Secrets { sealer, raw })
+    }
+
+    /// A key for one purpose, derived from the secrets file.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"portcullis derived key\0");
+        h.update(purpose.as_bytes());
+        h.update(b"\0");
+        h.update(&self.raw);
+        h.finalize().into()
+    }
 }
 
 /// A request's valid session, with what the decision needs.
@@ -34,22 +69,87 @@ pub struct ValidSession {
 }
 
 impl Auth {
-    /// Opens the keys and secrets in `state_dir` (creating them on first start).
+    /// Opens the secrets in `state_dir` (creating them on first start). With a
+    /// store of one node the cookie keys live in `state_dir/cookie.keys`; with a
+    /// `shared` store (Redis) they live, sealed, in the store: see [`Auth::start`].
     pub fn open(state_dir: &Path, store: SharedStore, clock: Arc<dyn Clock>) -> Result<Auth, String> {
-        let keys = KeyRing::load_or_create(&state_dir.join("cookie.keys"))?;
-        let secrets_path = state_dir.join("secrets.key");
-        let secrets = SecretBox::load_or_create(&secrets_path)?;
-        let pepper = pepper(&std::fs::read(&secrets_path).map_err(|e| e.to_string())?);
+        Auth::with(Secrets::load_or_create(state_dir)?, Some(state_dir.join("cookie.keys")), store, clock)
+    }
+
+    pub fn with(
+        secrets: Secrets,
+        keys_file: Option<PathBuf>,
+        store: SharedStore,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Auth, String> {
+        let keys = match &keys_file {
+            Some(path) => KeyRing::load_or_create(path)?,
+            None => KeyRing::generate(),
+        };
+        let pepper = secrets.derive("recovery-code pepper");
         Ok(Auth {
             keys: ArcSwap::from_pointee(keys),
             revocations: ArcSwap::from_pointee(Revocations::default()),
             clock: clock.clone(),
-            login: LoginService::new(store, clock, secrets, pepper),
+            login: LoginService::new(store, clock, secrets.sealer.clone(), pepper),
+            secrets,
+            keys_file,
         })
     }
 
     pub fn system(state_dir: &Path, store: SharedStore) -> Result<Auth, String> {
         Auth::open(state_dir, store, Arc::new(SystemClock))
+    }
+
+    /// Before the first request: checks that this instance's secrets match the
+    /// store's, loads shared cookie keys, and reads the revocations.
+    pub async fn start(&self) -> Result<(), String> {
+        let check = self.secrets.derive("key check");
+        let store = self.store();
+        let e = |e: crate::store::StoreError| format!("state store: {e}");
+        store.put_setting(KEY_CHECK_SETTING, &check, true).await.map_err(e)?;
+        if store.setting(KEY_CHECK_SETTING).await.map_err(e)?.as_deref() != Some(&check[..]) {
+            return Err("state_dir/secrets.key differs from the one the other instances sharing this store use: copy the same file to every instance".into());
+        }
+        if self.keys_file.is_none() {
+            let fresh = self.secrets.sealer.seal(KeyRing::generate().to_json().as_bytes(), KEYS_SETTING.as_bytes());
+            store.put_setting(KEYS_SETTING, &fresh, true).await.map_err(e)?;
+            self.load_shared_keys().await?;
+        }
+        self.reload_revocations().await.map_err(e)
+    }
+
+    async fn load_shared_keys(&self) -> Result<(), String> {
+        let sealed = self
+            .store()
+            .setting(KEYS_SETTING)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("no cookie keys in the store")?;
+        let json = self
+            .secrets
+            .sealer
+            .open(&sealed, KEYS_SETTING.as_bytes())
+            .map_err(|e| format!("cookie keys in the store: {e}"))?;
+        let ring = KeyRing::from_json(&String::from_utf8_lossy(&json))
+            .map_err(|e| format!("cookie keys in the store: {e}"))?;
+        self.keys.store(Arc::new(ring));
+        Ok(())
+    }
+
+    /// A new current cookie key (the previous one still verifies); every instance follows.
+    pub async fn rotate_keys(&self) -> Result<u32, String> {
+        let next = self.keys.load().rotate();
+        match &self.keys_file {
+            Some(path) => next.save(path)?,
+            None => {
+                let sealed = self.secrets.sealer.seal(next.to_json().as_bytes(), KEYS_SETTING.as_bytes());
+                self.store().put_setting(KEYS_SETTING, &sealed, false).await.map_err(|e| e.to_string())?;
+            }
+        }
+        let id = next.current_id();
+        self.keys.store(Arc::new(next));
+        Ok(id)
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -122,6 +222,14 @@ impl Auth {
             match rx.recv().await {
                 Ok(Change::Resync) => {
                     let _ = self.reload_revocations().await;
+                    if self.keys_file.is_none() {
+                        let _ = self.load_shared_keys().await;
+                    }
+                }
+                Ok(Change::SettingChanged { name }) if name == KEYS_SETTING && self.keys_file.is_none() => {
+                    if let Err(e) = self.load_shared_keys().await {
+                        log::error!("cannot load rotated cookie keys: {e}");
+                    }
                 }
                 Ok(change) => self.apply_now(&change),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
@@ -131,12 +239,4 @@ impl Auth {
             }
         }
     }
-}
-
-/// The recovery-code pepper, derived from the secrets key so there is one file to protect.
-fn pepper(secret_key_file: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(b"portcullis recovery-code pepper\0");
-    h.update(secret_key_file);
-    h.finalize().into()
 }

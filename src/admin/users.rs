@@ -43,7 +43,7 @@ pub async fn locked(auth: &Auth) -> AdminReply {
 
 pub async fn handle(cfg: &Config, auth: &Auth, path: &str, body: &Value) -> AdminReply {
     if path == "/keys/rotate" {
-        return rotate_keys(cfg, auth);
+        return rotate_keys(auth).await;
     }
     let users = users_of(body);
     if users.is_empty() {
@@ -122,13 +122,12 @@ async fn enroll_link(cfg: &Config, auth: &Auth, user: &str) -> AdminReply {
 }
 
 /// New current cookie key; the old one keeps verifying until the next rotation.
-fn rotate_keys(cfg: &Config, auth: &Auth) -> AdminReply {
-    let next = auth.keys.load().rotate();
-    if let Err(e) = next.save(&cfg.server.state_dir.join("cookie.keys")) {
-        return reply(500, json!({"error": "cannot_save", "message": e}));
+async fn rotate_keys(auth: &Auth) -> AdminReply {
+    match auth.rotate_keys().await {
+        Ok(id) => {
+            log::info!(target: "audit", "{}", json!({"event": "rotate_cookie_keys", "current_key": id}));
+            reply(200, json!({"current_key": id}))
+        }
+        Err(e) => reply(503, json!({"error": "cannot_rotate", "message": e})),
     }
-    let id = next.current_id();
-    auth.keys.store(std::sync::Arc::new(next));
-    log::info!(target: "audit", "{}", json!({"event": "rotate_cookie_keys", "current_key": id}));
-    reply(200, json!({"current_key": id}))
 }

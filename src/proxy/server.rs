@@ -4,8 +4,9 @@
 
 use super::Portcullis;
 use crate::admin::api::{ensure_token, AdminApi, AdminRequest};
-use crate::auth::Auth;
+use crate::auth::{Auth, Secrets};
 use crate::config::hosts::strip_port;
+use crate::config::StoreConfig;
 use crate::live::Live;
 use crate::store::{embedded::EmbeddedStore, SharedStore};
 use async_trait::async_trait;
@@ -29,7 +30,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
         log::warn!("{w}");
     }
     let token = ensure_token(&config.admin.token_file)?;
-    let auth = open_auth(&config.server.state_dir)?;
+    let auth = open_auth(&config)?;
     log::info!("{}", config.summary());
     let (https, http, admin, grace, threads) = (
         config.server.https,
@@ -80,19 +81,28 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Opens the embedded store and the sign-in keys in `state_dir` (mode 0700),
-/// and reads the revocations before the first request is served.
-fn open_auth(state_dir: &std::path::Path) -> Result<Arc<Auth>, String> {
+/// Opens the configured store and the sign-in keys, and reads the
+/// revocations, before the first request is served.
+fn open_auth(config: &crate::config::Config) -> Result<Arc<Auth>, String> {
+    let state_dir = &config.server.state_dir;
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(state_dir)
         .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
-    let store: SharedStore = Arc::new(EmbeddedStore::open(state_dir).map_err(|e| e.to_string())?);
-    let auth = Arc::new(Auth::system(state_dir, store)?);
+    let secrets = Secrets::load_or_create(state_dir)?;
+    let (store, keys_file): (SharedStore, _) = match &config.server.store {
+        StoreConfig::Embedded => {
+            (Arc::new(EmbeddedStore::open(state_dir).map_err(|e| e.to_string())?), Some(state_dir.join("cookie.keys")))
+        }
+        StoreConfig::Redis { .. } => {
+            (Arc::new(crate::store::redis::from_config(&config.server.store, &secrets)?), None)
+        }
+    };
+    let auth = Arc::new(Auth::with(secrets, keys_file, store, Arc::new(crate::clock::SystemClock))?);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    rt.block_on(auth.reload_revocations()).map_err(|e| e.to_string())?;
+    rt.block_on(auth.start())?;
     Ok(auth)
 }
 

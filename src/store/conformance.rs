@@ -55,6 +55,7 @@ pub async fn run_all(make: &MakeStore) {
         sign_out_everywhere,
         revoked_sessions,
         subscribers_see_every_change,
+        settings_are_shared_and_announced,
     ];
     let (from, into) = (make(), make());
     checks.push((
@@ -412,6 +413,18 @@ async fn subscribers_see_every_change(s: SharedStore) {
 /// Everything durable moves from one store to a fresh one (`portcullis admin
 /// store export/import`, also between backends): used codes stay used,
 /// lockouts and revocations hold, and subscribers are told to reload.
+async fn settings_are_shared_and_announced(s: SharedStore) {
+    let mut rx = s.subscribe();
+    assert_eq!(s.setting("keys").await.unwrap(), None);
+    assert!(s.put_setting("keys", b"\x00one", true).await.unwrap(), "absent: written");
+    assert_eq!(next_change(&mut rx).await, Change::SettingChanged { name: "keys".into() });
+    assert!(!s.put_setting("keys", b"two", true).await.unwrap(), "present: not written");
+    assert_eq!(s.setting("keys").await.unwrap().as_deref(), Some(&b"\x00one"[..]));
+    assert!(s.put_setting("keys", b"three", false).await.unwrap());
+    assert_eq!(s.setting("keys").await.unwrap().as_deref(), Some(&b"three"[..]));
+    assert_eq!(next_change(&mut rx).await, Change::SettingChanged { name: "keys".into() });
+}
+
 async fn export_then_import_into_a_fresh_store(from: SharedStore, into: SharedStore) {
     enrolled(&*from, "uma", 100, &["r1", "r2"]).await;
     assert!(from.use_totp_step("uma", 101).await.unwrap());

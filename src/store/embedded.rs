@@ -23,6 +23,7 @@ use tokio::sync::broadcast;
 const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// Revoked session id → unix time after which the session would have expired anyway.
 const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
+const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 
 const FILE_NAME: &str = "portcullis.redb";
 const CHANGE_CAPACITY: usize = 1024;
@@ -234,6 +235,45 @@ impl<V> Expiring<V> {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        let name = name.to_owned();
+        self.blocking(move |db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            let table = match tx.open_table(SETTINGS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(unavailable(e)),
+            };
+            Ok(table.get(name.as_str()).map_err(unavailable)?.map(|v| v.value().to_vec()))
+        })
+        .await
+    }
+
+    async fn put_setting(&self, name: &str, value: &[u8], only_if_absent: bool) -> StoreResult<bool> {
+        let (owned, value) = (name.to_owned(), value.to_vec());
+        let written = self
+            .blocking(move |db| {
+                let tx = db.begin_write().map_err(unavailable)?;
+                let written = {
+                    let mut table = tx.open_table(SETTINGS).map_err(unavailable)?;
+                    let present = table.get(owned.as_str()).map_err(unavailable)?.is_some();
+                    if only_if_absent && present {
+                        false
+                    } else {
+                        table.insert(owned.as_str(), value.as_slice()).map_err(unavailable)?;
+                        true
+                    }
+                };
+                tx.commit().map_err(unavailable)?;
+                Ok(written)
+            })
+            .await?;
+        if written {
+            self.publish(Change::SettingChanged { name: name.to_owned() });
+        }
+        Ok(written)
+    }
+
     async fn put_challenge(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
         let now = Instant::now();
         self.challenges().insert(key, value.to_vec(), now + ttl, now);

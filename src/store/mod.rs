@@ -111,6 +111,10 @@ pub enum Change {
     Unlocked {
         user: String,
     },
+    /// A shared setting was written (e.g. the cookie keys were rotated): read it again.
+    SettingChanged {
+        name: String,
+    },
     /// The feed may have missed changes (a reconnect): read [`Store::revocations`] in full.
     Resync,
 }
@@ -146,7 +150,7 @@ impl Revocations {
             Change::SessionRevoked { id, .. } => {
                 self.revoked_sessions.insert(id.clone());
             }
-            Change::Locked { .. } | Change::Unlocked { .. } | Change::Resync => {}
+            Change::Locked { .. } | Change::Unlocked { .. } | Change::Resync | Change::SettingChanged { .. } => {}
         }
     }
 }
@@ -198,6 +202,13 @@ pub trait Store: Send + Sync {
     async fn revocations(&self) -> StoreResult<Revocations>;
     /// Changes as they happen, from this instance and (Redis) every other.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+
+    // --- settings every instance shares ---
+    /// A small durable value (e.g. the sealed cookie key ring).
+    async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>>;
+    /// Writes a setting, only when absent if `only_if_absent`; true when written.
+    /// A write publishes `SettingChanged`.
+    async fn put_setting(&self, name: &str, value: &[u8], only_if_absent: bool) -> StoreResult<bool>;
 
     // --- moving state between backends (`portcullis admin store export/import`) ---
     /// Every durable record: users with state, and sessions revoked and not yet expired.

@@ -111,6 +111,7 @@ struct Shared {
     write_user: Script,
     count: Script,
     revoke_session: Script,
+    put_setting: Script,
 }
 
 impl RedisStore {
@@ -147,6 +148,7 @@ impl RedisStore {
             write_user: Script::new(WRITE_USER),
             count: Script::new(COUNT),
             revoke_session: Script::new(REVOKE_SESSION),
+            put_setting: Script::new(PUT_SETTING),
         };
         Ok(RedisStore { shared: Arc::new(shared), runtime, changes, _stop: stop })
     }
@@ -175,6 +177,32 @@ impl RedisStore {
         let user = user.to_owned();
         self.run(CALL_TIMEOUT, move |s| async move { s.update(&user, change).await }).await
     }
+}
+
+/// The store a config's `server.store = "redis://…"` and `[redis]` describe;
+/// key names are HMAC'd with a key derived from the instance secrets, so every
+/// instance with the same `secrets.key` names keys alike.
+pub fn from_config(store: &crate::config::StoreConfig, secrets: &crate::auth::Secrets) -> Result<RedisStore, String> {
+    let crate::config::StoreConfig::Redis { url, password_file, db, key_prefix } = store else {
+        return Err("not a Redis store".into());
+    };
+    let password = match password_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| format!("redis.password_file `{}`: {e}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let opts = RedisOptions {
+        url: url.clone(),
+        password,
+        db: *db,
+        key_prefix: key_prefix.clone(),
+        name_key: secrets.derive("redis key names"),
+    };
+    RedisStore::connect(opts).map_err(|e| e.to_string())
 }
 
 fn connection_info(opts: &RedisOptions) -> StoreResult<redis::ConnectionInfo> {
@@ -256,6 +284,10 @@ impl Keys {
 
     fn revoked(&self) -> String {
         format!("{}revoked", self.prefix)
+    }
+
+    fn setting(&self, name: &str) -> String {
+        format!("{}setting:{name}", self.prefix)
     }
 
     fn changes(&self) -> String {
@@ -349,6 +381,14 @@ redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 redis.call('PUBLISH', ARGV[4], ARGV[5])
 return 1
+";
+
+/// KEYS: setting. ARGV: value, only-if-absent ("1"/"0"), channel, change.
+const PUT_SETTING: &str = r"
+local ok
+if ARGV[2] == '1' then ok = redis.call('SET', KEYS[1], ARGV[1], 'NX') else ok = redis.call('SET', KEYS[1], ARGV[1]) end
+if ok then redis.call('PUBLISH', ARGV[3], ARGV[4]) return 1 end
+return 0
 ";
 
 impl Shared {
@@ -643,6 +683,30 @@ impl Feed {
 
 #[async_trait]
 impl Store for RedisStore {
+    async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
+        let key = self.shared.keys.setting(name);
+        self.run(CALL_TIMEOUT, move |s| async move { query(&s.conn, cmd("GET").arg(key)).await }).await
+    }
+
+    async fn put_setting(&self, name: &str, value: &[u8], only_if_absent: bool) -> StoreResult<bool> {
+        let (key, value) = (self.shared.keys.setting(name), value.to_vec());
+        let change = json(&Change::SettingChanged { name: name.to_owned() });
+        self.run(CALL_TIMEOUT, move |s| async move {
+            let written: i64 = s
+                .put_setting
+                .key(key)
+                .arg(value)
+                .arg(if only_if_absent { "1" } else { "0" })
+                .arg(s.keys.changes())
+                .arg(change)
+                .invoke_async(&mut s.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            Ok(written == 1)
+        })
+        .await
+    }
+
     async fn put_challenge(&self, key: &str, value: &[u8], ttl: Duration) -> StoreResult<()> {
         let (key, value) = (self.shared.keys.challenge(key), value.to_vec());
         self.run(CALL_TIMEOUT, move |s| async move {
