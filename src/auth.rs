@@ -215,26 +215,33 @@ impl Auth {
         Ok(())
     }
 
+    /// Reads everything the feed may have missed, retrying while the store is
+    /// still coming back (the feed can reconnect before commands can).
+    async fn resync(&self) {
+        for attempt in 0..40 {
+            let keys_ok = self.keys_file.is_some() || self.load_shared_keys().await.is_ok();
+            if keys_ok && self.reload_revocations().await.is_ok() {
+                log::info!("revocations re-read in full after a gap in the change feed");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250 + 50 * attempt)).await;
+        }
+        log::error!("could not re-read revocations after a gap in the change feed; will retry on the next reconnect");
+    }
+
     /// Applies the store's change feed to the snapshot, forever (a background task).
     pub async fn follow_changes(self: Arc<Self>) {
         let mut rx = self.store().subscribe();
         loop {
             match rx.recv().await {
-                Ok(Change::Resync) => {
-                    let _ = self.reload_revocations().await;
-                    if self.keys_file.is_none() {
-                        let _ = self.load_shared_keys().await;
-                    }
-                }
+                Ok(Change::Resync) => self.resync().await,
                 Ok(Change::SettingChanged { name }) if name == KEYS_SETTING && self.keys_file.is_none() => {
                     if let Err(e) = self.load_shared_keys().await {
                         log::error!("cannot load rotated cookie keys: {e}");
                     }
                 }
                 Ok(change) => self.apply_now(&change),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = self.reload_revocations().await;
-                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync().await,
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }

@@ -86,6 +86,19 @@ enum AdminAction {
     EnrollLink { user: String },
     /// Start signing cookies with a new key (the previous one still verifies).
     RotateKeys,
+    /// Move durable state between stores (JSON lines on stdout / stdin).
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Print every durable record as JSON lines.
+    Export,
+    /// Read JSON lines from stdin into the running instance's store.
+    Import,
 }
 
 #[derive(Subcommand)]
@@ -201,6 +214,12 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
         AdminAction::SignOut { user } => ("POST", "/sign-out", one(user)),
         AdminAction::EnrollLink { user } => ("POST", "/enroll-link", one(user)),
         AdminAction::RotateKeys => ("POST", "/keys/rotate", String::new()),
+        AdminAction::Store { action: StoreAction::Export } => ("GET", "/store/export", String::new()),
+        AdminAction::Store { action: StoreAction::Import } => {
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| e.to_string())?;
+            ("POST", "/store/import", input)
+        }
     };
     if matches!(&action, AdminAction::Unlock { users } if users.is_empty()) {
         return Err("name at least one user to unlock".into());

@@ -5,67 +5,18 @@
 
 mod common;
 
-use common::{free_port, wait_for_port, Proc};
+use common::free_port;
+use common::redis_server::RedisServer;
 use portcullis::store::redis::{RedisOptions, RedisStore};
 use portcullis::store::{conformance, Change, Lock, SharedStore, Store, StoreError, StoreResult};
 use std::fmt::Debug;
 use std::future::Future;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 const NAME_KEY: [u8; 32] = [42; 32];
-
-/// A `redis-server` on a loopback port, without persistence; killed on drop.
-/// It can be stopped and started again on the same port.
-struct RedisServer {
-    port: u16,
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-    proc: Option<Proc>,
-}
-
-impl RedisServer {
-    fn start() -> RedisServer {
-        Self::start_on(free_port(), &[])
-    }
-
-    fn start_on(port: u16, extra: &[&str]) -> RedisServer {
-        let args = extra.iter().map(|s| s.to_string()).collect();
-        let mut server = RedisServer { port, dir: tempfile::tempdir().unwrap(), args, proc: None };
-        server.restart();
-        server
-    }
-
-    fn restart(&mut self) {
-        let port = self.port.to_string();
-        let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no"])
-            .args(&self.args)
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run redis-server ({e}): install it (scripts/test.sh does)"));
-        self.proc = Some(Proc(child));
-        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap());
-    }
-
-    fn stop(&mut self) {
-        self.proc = None;
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    /// A plain connection for looking at what the store wrote.
-    fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
-    }
-}
 
 /// Glob characters in the prefix check that SCAN matches it literally.
 fn options(url: &str, prefix: &str) -> RedisOptions {

@@ -62,6 +62,8 @@ impl AdminApi {
                 AdminReply { status: 200, content_type: "text/plain; version=0.0.4", body: crate::metrics::render() }
             }
             ("GET", "/locked") => super::users::locked(auth).await,
+            ("GET", "/store/export") => super::users::export(auth).await,
+            ("POST", "/store/import") => super::users::import(auth, req.body).await,
             ("POST", "/reload") => {
                 let live = live.clone();
                 match tokio::task::spawn_blocking(move || live.reload()).await {

@@ -41,6 +41,41 @@ pub async fn locked(auth: &Auth) -> AdminReply {
     }
 }
 
+/// All durable state as JSON lines (`portcullis admin store export`).
+pub async fn export(auth: &Auth) -> AdminReply {
+    match auth.store().export().await {
+        Ok(items) => {
+            let mut body = String::new();
+            for item in &items {
+                body.push_str(&serde_json::to_string(item).unwrap_or_default());
+                body.push('\n');
+            }
+            AdminReply { status: 200, content_type: "application/x-ndjson", body }
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Reads JSON lines as exported; a bad line refuses the whole import (nothing is written).
+pub async fn import(auth: &Auth, body: &[u8]) -> AdminReply {
+    let text = String::from_utf8_lossy(body);
+    let mut items = Vec::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        match serde_json::from_str::<crate::store::Exported>(line) {
+            Ok(item) => items.push(item),
+            Err(e) => return reply(400, json!({"error": "bad_line", "line": n + 1, "message": e.to_string()})),
+        }
+    }
+    let count = items.len();
+    match auth.store().import(items).await {
+        Ok(()) => {
+            log::info!(target: "audit", "{}", json!({"event": "store_import", "records": count}));
+            reply(200, json!({"imported": count}))
+        }
+        Err(e) => unavailable(e),
+    }
+}
+
 pub async fn handle(cfg: &Config, auth: &Auth, path: &str, body: &Value) -> AdminReply {
     if path == "/keys/rotate" {
         return rotate_keys(auth).await;

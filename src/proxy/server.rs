@@ -190,8 +190,8 @@ struct AdminService {
     api: AdminApi,
 }
 
-/// Admin request bodies are small JSON objects.
-const MAX_ADMIN_BODY: usize = 64 * 1024;
+/// Admin request bodies are small JSON objects, or a store import.
+const MAX_ADMIN_BODY: usize = 256 * 1024 * 1024;
 
 #[async_trait]
 impl ServeHttp for AdminService {

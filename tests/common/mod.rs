@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod cut;
+pub mod redis_server;
+
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,309 @@
+//! Several instances with one Redis act as one: a login started on one
+//! finishes on another, sessions and revocations cross, lockouts count
+//! everywhere; a Redis outage keeps valid sessions working, refuses new logins
+//! plainly, and heals by itself; state moves from the embedded store to Redis.
+
+mod common;
+
+use common::cut::Cuttable;
+use common::redis_server::RedisServer;
+use common::{portcullis, Env};
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const APPS: &str = r#"
+[networks]
+internal = ["127.0.0.2/32"]
+
+[policy_group.staff]
+allow = "always"
+otp_skip = "never"
+enroll_when = "internal_ip"
+
+[[app]]
+name = "wiki"
+hosts = ["wiki.localhost"]
+upstream = "{upstream}"
+policy_groups = ["staff"]
+"#;
+
+const PASSWORD: &str = "portcullis-demo";
+
+/// An instance: its Env and process.
+struct Instance {
+    env: Env,
+    _p: common::Proc,
+}
+
+/// Starts instances sharing Redis at `urls[i]` and one `secrets.key`.
+fn cluster(urls: &[String], apps: &str) -> Vec<Instance> {
+    let envs: Vec<Env> = urls.iter().map(|u| Env::new(&format!("store = \"{u}\""), apps)).collect();
+    let mut out = Vec::new();
+    for env in envs {
+        if let Some(first) = out.first() {
+            copy_secrets(&first.env, &env);
+        }
+        let p = env.start();
+        out.push(Instance { env, _p: p });
+    }
+    out
+}
+
+/// The same `secrets.key` (as every instance sharing a store must have) and,
+/// for the tests' one trusted CA, the same server certificate.
+fn copy_secrets(from: &Env, to: &Env) {
+    let state = to.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(from.dir.path().join("state/secrets.key"), state.join("secrets.key")).unwrap();
+    for f in ["server.crt", "server.key", "dev-ca.crt"] {
+        std::fs::copy(from.dir.path().join("certs").join(f), to.dir.path().join("certs").join(f)).unwrap();
+    }
+}
+
+/// One browser (one cookie jar) that can talk to any instance.
+fn browser(env: &Env, from: &str) -> Client {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca).unwrap()).unwrap();
+    Client::builder()
+        .add_root_certificate(ca)
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("wiki.localhost", env.https)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn post(c: &Client, env: &Env, path: &str, body: Value) -> (StatusCode, Value) {
+    let r = c.post(env.url("wiki.localhost", path)).json(&body).send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn whoami(c: &Client, env: &Env) -> StatusCode {
+    c.get(env.url("wiki.localhost", "/.portcullis/api/whoami")).send().await.unwrap().status()
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// `oathtool` at `now + offset` seconds.
+fn code(key: &str, offset: i64) -> String {
+    let at = (now() as i64 + offset).to_string();
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", key, "--now", &format!("@{at}")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+async fn login(c: &Client, env: &Env) -> Value {
+    post(c, env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await.1
+}
+
+/// Waits up to `within` for `check` to hold; returns how long it took.
+async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let t0 = Instant::now();
+    while !check().await {
+        assert!(t0.elapsed() < within, "not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    t0.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_act_as_one() {
+    let redis = RedisServer::start();
+    let nodes = cluster(&[redis.url(), redis.url()], APPS);
+    let (a, b) = (&nodes[0].env, &nodes[1].env);
+
+    // Enroll on A.
+    let c = browser(a, "127.0.0.2");
+    assert_eq!(login(&c, a).await["next"], "enroll_totp");
+    let (_, e) = post(&c, a, "/.portcullis/api/totp/enroll", json!({})).await;
+    let key = e["secret"].as_str().unwrap().to_string();
+    let (s, _) = post(&c, a, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    assert_eq!(s, StatusCode::OK);
+
+    // Password on A, TOTP on B: one login. The session minted by B works on A and B.
+    let d = browser(a, "127.0.0.3");
+    assert_eq!(login(&d, a).await["next"], "totp");
+    let (s, v) = post(&d, b, "/.portcullis/api/totp", json!({"code": code(&key, 30)})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some("done")), "{v}");
+    assert_eq!(whoami(&d, a).await, StatusCode::OK);
+    assert_eq!(whoami(&d, b).await, StatusCode::OK);
+
+    // Sign out everywhere through A: B obeys within 1 s.
+    let (s, _) = post(&c, a, "/.portcullis/api/logout", json!({"everywhere": true})).await;
+    assert_eq!(s, StatusCode::OK);
+    let took = eventually(Duration::from_secs(1), || async { whoami(&d, b).await == StatusCode::UNAUTHORIZED }).await;
+    eprintln!("sign-out everywhere reached B in {took:?}");
+
+    // Five failures spread over A and B lock the user.
+    let f = browser(a, "127.0.0.3");
+    assert_eq!(login(&f, a).await["next"], "totp");
+    for (i, node) in [a, b, a, b].into_iter().enumerate() {
+        let (_, v) = post(&f, node, "/.portcullis/api/totp", json!({"code": "000000"})).await;
+        assert_eq!(v["error"], "wrong_code", "failure {i}");
+    }
+    let (s, v) = post(&f, b, "/.portcullis/api/totp", json!({"code": "000000"})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::LOCKED, Some("locked")));
+    assert_eq!(login(&f, a).await["next"], "locked");
+
+    // Unlock through A's admin: B lets alice in.
+    let (code_, out, err) = portcullis(&["admin", "--config", common::path_str(&a.config), "unlock", "alice"]);
+    assert_eq!(code_, 0, "{out}{err}");
+    assert_eq!(login(&f, b).await["next"], "totp");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_code_on_both_instances_is_accepted_once() {
+    let redis = RedisServer::start();
+    let nodes = cluster(&[redis.url(), redis.url()], APPS);
+    let (a, b) = (&nodes[0].env, &nodes[1].env);
+    let c = browser(a, "127.0.0.2");
+    login(&c, a).await;
+    let (_, e) = post(&c, a, "/.portcullis/api/totp/enroll", json!({})).await;
+    let key = e["secret"].as_str().unwrap().to_string();
+    post(&c, a, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    // Enrollment used the current step; one step ahead is the one left in the window.
+    for round in 1..=1 {
+        let (x, y) = (browser(a, "127.0.0.3"), browser(a, "127.0.0.3"));
+        assert_eq!(login(&x, a).await["next"], "totp");
+        assert_eq!(login(&y, b).await["next"], "totp");
+        let same = code(&key, 30 * round);
+        let body = json!({"code": same});
+        let (rx, ry) = tokio::join!(
+            post(&x, a, "/.portcullis/api/totp", body.clone()),
+            post(&y, b, "/.portcullis/api/totp", body)
+        );
+        let accepted = [&rx, &ry].iter().filter(|(s, _)| *s == StatusCode::OK).count();
+        assert_eq!(accepted, 1, "round {round}: {rx:?} {ry:?}");
+        let refused = if rx.0 == StatusCode::OK { &ry.1 } else { &rx.1 };
+        assert_eq!(refused["error"], "code_already_used", "{refused}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_outage_keeps_sessions_and_heals_by_itself() {
+    let mut redis = RedisServer::start();
+    let apps = APPS.replace("otp_skip = \"never\"", "otp_skip = \"always\"");
+    let nodes = cluster(&[redis.url()], &apps);
+    let a = &nodes[0].env;
+    let c = browser(a, "127.0.0.3");
+    assert_eq!(login(&c, a).await["next"], "done");
+
+    // Steady load with the valid session.
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (c, url, ok, failed, stop) =
+            (c.clone(), a.url("wiki.localhost", "/app"), ok.clone(), failed.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                match c.get(&url).send().await {
+                    Ok(r) if r.status() == StatusCode::OK => ok.fetch_add(1, Ordering::SeqCst),
+                    _ => failed.fetch_add(1, Ordering::SeqCst),
+                };
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    // A new login is told plainly that it cannot happen now.
+    let fresh = browser(a, "127.0.0.3");
+    let t0 = Instant::now();
+    let (s, v) = post(&fresh, a, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!((s, v["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable")), "{v}");
+    assert!(t0.elapsed() < Duration::from_secs(5), "answered in {:?}", t0.elapsed());
+    let page =
+        fresh.post(a.url("wiki.localhost", "/.portcullis/login")).form(&[("username", "alice")]).send().await.unwrap();
+    assert!(page.status().is_client_error() || page.status().is_server_error());
+
+    // Redis comes back: a full login succeeds within 5 s, no restart.
+    redis.restart();
+    let took = eventually(Duration::from_secs(5), || async {
+        let b = browser(a, "127.0.0.3");
+        login(&b, a).await["next"] == "done" && whoami(&b, a).await == StatusCode::OK
+    })
+    .await;
+    eprintln!("login worked again {took:?} after Redis restarted");
+    stop.store(true, Ordering::SeqCst);
+    load.await.unwrap();
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    eprintln!("requests with a valid session during the outage: {ok} ok, {failed} failed");
+    assert!(ok > 50, "{ok}");
+    assert_eq!(failed, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_revocation_missed_while_cut_off_is_obeyed_after_reconnecting() {
+    let redis = RedisServer::start();
+    let link = Cuttable::start(format!("127.0.0.1:{}", redis.port).parse().unwrap()).await;
+    let apps = APPS.replace("otp_skip = \"never\"", "otp_skip = \"always\"");
+    let nodes = cluster(&[redis.url(), format!("redis://{}", link.addr)], &apps);
+    let (a, b) = (&nodes[0].env, &nodes[1].env);
+    let c = browser(a, "127.0.0.3");
+    assert_eq!(login(&c, a).await["next"], "done");
+    assert_eq!(whoami(&c, b).await, StatusCode::OK);
+    link.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code_, out, err) = portcullis(&["admin", "--config", common::path_str(&a.config), "sign-out", "alice"]);
+    assert_eq!(code_, 0, "{out}{err}");
+    assert_eq!(whoami(&c, a).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(whoami(&c, b).await, StatusCode::OK, "B cannot know yet: it is cut off (and still serves)");
+    link.restore();
+    let took = eventually(Duration::from_secs(10), || async { whoami(&c, b).await == StatusCode::UNAUTHORIZED }).await;
+    eprintln!("B obeyed the missed revocation {took:?} after the link came back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn state_moves_from_the_embedded_store_to_redis() {
+    let embedded = Env::new("", APPS);
+    let p = embedded.start();
+    let c = browser(&embedded, "127.0.0.2");
+    login(&c, &embedded).await;
+    let (_, e) = post(&c, &embedded, "/.portcullis/api/totp/enroll", json!({})).await;
+    let key = e["secret"].as_str().unwrap().to_string();
+    let (_, v) = post(&c, &embedded, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    let recovery = v["recovery_codes"][0].as_str().unwrap().to_string();
+    let (code_, export, err) =
+        portcullis(&["admin", "--config", common::path_str(&embedded.config), "store", "export"]);
+    assert_eq!(code_, 0, "{err}");
+    assert!(export.lines().count() >= 1 && export.contains("\"kind\":\"user\""), "{export}");
+    drop(p);
+
+    let redis = RedisServer::start();
+    let target = Env::new(&format!("store = \"{}\"", redis.url()), APPS);
+    copy_secrets(&embedded, &target);
+    let _q = target.start();
+    let mut import = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["admin", "--config", common::path_str(&target.config), "store", "import"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    import.stdin.take().unwrap().write_all(export.as_bytes()).unwrap();
+    let out = import.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // The enrollment came along: TOTP is asked, not enrollment; codes and recovery codes work.
+    let d = browser(&target, "127.0.0.3");
+    assert_eq!(login(&d, &target).await["next"], "totp");
+    let (s, v) = post(&d, &target, "/.portcullis/api/totp", json!({"code": code(&key, 30)})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some("done")), "{v}");
+    let g = browser(&target, "127.0.0.3");
+    login(&g, &target).await;
+    let (_, v) = post(&g, &target, "/.portcullis/api/recovery", json!({"code": recovery})).await;
+    assert_eq!(v["next"], "done", "{v}");
+}
