@@ -41,7 +41,7 @@ struct Instance {
 /// Starts instances sharing Redis at `urls[i]` and one `secrets.key`.
 fn cluster(urls: &[String], apps: &str) -> Vec<Instance> {
     let envs: Vec<Env> = urls.iter().map(|u| Env::new(&format!("store = \"{u}\""), apps)).collect();
-    let mut out = Vec::new();
+    let mut out: Vec<Instance> = Vec::new();
     for env in envs {
         if let Some(first) = out.first() {
             copy_secrets(&first.env, &env);
