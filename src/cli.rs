@@ -149,6 +149,9 @@ fn check(path: &std::path::Path) -> i32 {
             for w in &c.warnings {
                 eprintln!("warning: {w}");
             }
+            if let Some(w) = crate::store::redis::persistence_warning(&c.server.store) {
+                eprintln!("warning: {w}");
+            }
             println!("{}", c.summary());
             0
         }

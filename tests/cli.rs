@@ -89,3 +89,18 @@ fn decide_prints_the_decision() {
     assert_eq!(code, 2);
     assert!(err.contains("no app serves host"), "{err}");
 }
+
+#[test]
+fn check_warns_when_redis_persistence_is_off() {
+    let mut redis = common::redis_server::RedisServer::start();
+    let env = Env::new(&format!("store = \"{}\"", redis.url()), APPS);
+    let (code, _, err) = check(&env);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("persistence is off"), "{err}");
+    redis.stop();
+    let durable = common::redis_server::RedisServer::start_on(redis.port, &["--appendonly", "yes"]);
+    let (code, _, err) = check(&env);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("persistence"), "AOF on: no warning: {err}");
+    drop(durable);
+}

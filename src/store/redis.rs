@@ -205,6 +205,34 @@ pub fn from_config(store: &crate::config::StoreConfig, secrets: &crate::auth::Se
     RedisStore::connect(opts).map_err(|e| e.to_string())
 }
 
+/// What `portcullis check` says about a Redis server's persistence: durable
+/// state (enrollments, locks, revocations) must survive a Redis restart, so
+/// AOF (`appendonly yes`) or at least RDB snapshots should be on.
+pub fn persistence_warning(store: &crate::config::StoreConfig) -> Option<String> {
+    let crate::config::StoreConfig::Redis { url, password_file, db, .. } = store else { return None };
+    let password = password_file.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).map(|p| p.trim().to_string());
+    let opts = RedisOptions { url: url.clone(), password, db: *db, key_prefix: String::new(), name_key: [0; 32] };
+    let check = || -> Result<Option<String>, String> {
+        let client = Client::open(connection_info(&opts).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        let mut conn = client.get_connection_with_timeout(IO_TIMEOUT).map_err(|e| e.to_string())?;
+        let get = |conn: &mut redis::Connection, name: &str| -> Result<String, String> {
+            let map: std::collections::HashMap<String, String> =
+                redis::cmd("CONFIG").arg("GET").arg(name).query(conn).map_err(|e| e.to_string())?;
+            Ok(map.get(name).cloned().unwrap_or_default())
+        };
+        let aof_on = get(&mut conn, "appendonly")? == "yes";
+        let rdb_on = !get(&mut conn, "save")?.trim().is_empty();
+        Ok(match (aof_on, rdb_on) {
+            (true, _) => None,
+            (false, true) => Some("Redis has AOF off (RDB snapshots only): changes since the last snapshot (enrollments, locks, revocations) are lost if Redis restarts; set `appendonly yes`".into()),
+            (false, false) => Some("Redis persistence is off (`appendonly no`, no `save`): enrollments, locks and revocations are lost when Redis restarts; set `appendonly yes`".into()),
+        })
+    };
+    check().unwrap_or_else(|e| {
+        Some(format!("could not check the Redis server's persistence ({e}); make sure it uses `appendonly yes`"))
+    })
+}
+
 fn connection_info(opts: &RedisOptions) -> StoreResult<redis::ConnectionInfo> {
     // Never echo the URL: it may carry the password.
     let info = opts
