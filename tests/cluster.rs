@@ -165,7 +165,7 @@ async fn two_instances_act_as_one() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn the_same_code_on_both_instances_is_accepted_once() {
+async fn the_same_codes_on_both_instances_are_accepted_once() {
     let redis = RedisServer::start();
     let nodes = cluster(&[redis.url(), redis.url()], APPS);
     let (a, b) = (&nodes[0].env, &nodes[1].env);
@@ -173,7 +173,19 @@ async fn the_same_code_on_both_instances_is_accepted_once() {
     login(&c, a).await;
     let (_, e) = post(&c, a, "/.portcullis/api/totp/enroll", json!({})).await;
     let key = e["secret"].as_str().unwrap().to_string();
-    post(&c, a, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    let (_, v) = post(&c, a, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    let recovery = v["recovery_codes"][0].as_str().unwrap().to_string();
+    // The same recovery code (a single-use code) to both instances at once.
+    let (x, y) = (browser(a, "127.0.0.3"), browser(a, "127.0.0.3"));
+    assert_eq!(login(&x, a).await["next"], "totp");
+    assert_eq!(login(&y, b).await["next"], "totp");
+    let body = json!({"code": recovery});
+    let (rx, ry) = tokio::join!(
+        post(&x, a, "/.portcullis/api/recovery", body.clone()),
+        post(&y, b, "/.portcullis/api/recovery", body)
+    );
+    let accepted = [&rx, &ry].iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(accepted, 1, "recovery code: {rx:?} {ry:?}");
     // Enrollment used the current step; one step ahead is the one left in the window.
     for round in 1..=1 {
         let (x, y) = (browser(a, "127.0.0.3"), browser(a, "127.0.0.3"));
