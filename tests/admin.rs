@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::api::{browser, code, post, whoami};
 use common::{portcullis, Env};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -27,29 +28,6 @@ upstream = "{upstream}"
 policy_groups = ["staff"]
 "#;
 
-fn oathtool(key: &str) -> String {
-    let out = std::process::Command::new("oathtool").args(["--totp", "-b", key]).output().expect("oathtool installed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-fn jar_client(env: &Env, from: &str) -> Client {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca).unwrap()).unwrap();
-    Client::builder()
-        .add_root_certificate(ca)
-        .local_address(from.parse::<std::net::IpAddr>().unwrap())
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve("wiki.localhost", env.https)
-        .build()
-        .unwrap()
-}
-
-async fn post(c: &Client, env: &Env, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = c.post(env.url("wiki.localhost", path)).json(&body).send().await.unwrap();
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
 fn admin(env: &Env, args: &[&str]) -> (i32, Value) {
     let mut all = vec!["admin", "--config", common::path_str(&env.config)];
     all.extend_from_slice(args);
@@ -58,20 +36,16 @@ fn admin(env: &Env, args: &[&str]) -> (i32, Value) {
 }
 
 async fn enrolled_session(env: &Env) -> (Client, Vec<String>) {
-    let c = jar_client(env, "127.0.0.2");
+    let c = browser(env, "127.0.0.2");
     let (_, v) =
         post(&c, env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
     assert_eq!(v["next"], "enroll_totp", "{v}");
     let (_, e) = post(&c, env, "/.portcullis/api/totp/enroll", json!({})).await;
     let (_, v) =
-        post(&c, env, "/.portcullis/api/totp/enroll/confirm", json!({"code": oathtool(e["secret"].as_str().unwrap())}))
+        post(&c, env, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(e["secret"].as_str().unwrap(), 0)}))
             .await;
     let codes = v["recovery_codes"].as_array().unwrap().iter().map(|c| c.as_str().unwrap().to_string()).collect();
     (c, codes)
-}
-
-async fn whoami(c: &Client, env: &Env) -> StatusCode {
-    c.get(env.url("wiki.localhost", "/.portcullis/api/whoami")).send().await.unwrap().status()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -79,7 +53,7 @@ async fn locked_users_are_listed_and_unlocked() {
     let env = Env::new("", APPS);
     let _p = env.start();
     let (_, codes) = enrolled_session(&env).await;
-    let c = jar_client(&env, "127.0.0.3");
+    let c = browser(&env, "127.0.0.3");
     post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
     for _ in 0..5 {
         post(&c, &env, "/.portcullis/api/totp", json!({"code": "000000"})).await;
@@ -123,7 +97,7 @@ async fn revoke_totp_ends_sessions_and_waits_for_the_cooldown() {
 async fn enroll_link_lets_a_user_enroll_from_outside_once() {
     let env = Env::new("", APPS);
     let _p = env.start();
-    let outside = jar_client(&env, "127.0.0.3");
+    let outside = browser(&env, "127.0.0.3");
     let (_, v) =
         post(&outside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"}))
             .await;
@@ -139,7 +113,7 @@ async fn enroll_link_lets_a_user_enroll_from_outside_once() {
     let body = json!({"username": "alice", "password": "portcullis-demo", "enroll": code_param});
     let (_, v) = post(&outside, &env, "/.portcullis/api/login", body.clone()).await;
     assert_eq!(v["next"], "enroll_totp", "{v}");
-    let other = jar_client(&env, "127.0.0.3");
+    let other = browser(&env, "127.0.0.3");
     let (_, v) = post(&other, &env, "/.portcullis/api/login", body).await;
     assert_eq!(v["next"], "ask_admin", "the link is single-use: {v}");
 }
@@ -148,7 +122,7 @@ async fn enroll_link_lets_a_user_enroll_from_outside_once() {
 async fn sign_out_rotate_keys_and_health() {
     let env = Env::new("", &APPS.replace("otp_skip = \"never\"", "otp_skip = \"always\""));
     let _p = env.start();
-    let c = jar_client(&env, "127.0.0.3");
+    let c = browser(&env, "127.0.0.3");
     post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
     assert_eq!(whoami(&c, &env).await, StatusCode::OK);
     // Rotation: the old key still verifies.

@@ -87,7 +87,7 @@ async fn sign_in_and_enroll(lang: Lang) {
     let code = b.find("input#code").await;
     assert_eq!(code.attribute("aria-invalid").await.as_deref(), Some("true"));
     b.screenshot(&shot("3-wrong-code")).await;
-    code.send_keys(&oathtool(&key)).await;
+    code.send_keys(&common::api::code(&key, 0)).await;
     b.screenshot(&shot("4-confirm")).await;
     b.find("button[type=submit]").await.click().await;
 
@@ -129,12 +129,6 @@ fn header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
         let n = h[0].as_str()?;
         n.eq_ignore_ascii_case(name).then(|| h[1].as_str()).flatten()
     })
-}
-
-fn oathtool(key: &str) -> String {
-    let out = std::process::Command::new("oathtool").args(["--totp", "-b", key]).output().expect("oathtool runs");
-    assert!(out.status.success(), "oathtool: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 fn screenshot_path(lang: Lang, step: &str) -> PathBuf {

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::api::{browser, code, post, whoami};
 use common::cut::Cuttable;
 use common::redis_server::RedisServer;
 use common::{portcullis, Env};
@@ -12,7 +13,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const APPS: &str = r#"
 [networks]
@@ -61,44 +62,6 @@ fn copy_secrets(from: &Env, to: &Env) {
     for f in ["server.crt", "server.key", "dev-ca.crt"] {
         std::fs::copy(from.dir.path().join("certs").join(f), to.dir.path().join("certs").join(f)).unwrap();
     }
-}
-
-/// One browser (one cookie jar) that can talk to any instance.
-fn browser(env: &Env, from: &str) -> Client {
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca).unwrap()).unwrap();
-    Client::builder()
-        .add_root_certificate(ca)
-        .local_address(from.parse::<std::net::IpAddr>().unwrap())
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve("wiki.localhost", env.https)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
-async fn post(c: &Client, env: &Env, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = c.post(env.url("wiki.localhost", path)).json(&body).send().await.unwrap();
-    let s = r.status();
-    (s, r.json().await.unwrap_or(Value::Null))
-}
-
-async fn whoami(c: &Client, env: &Env) -> StatusCode {
-    c.get(env.url("wiki.localhost", "/.portcullis/api/whoami")).send().await.unwrap().status()
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-/// `oathtool` at `now + offset` seconds.
-fn code(key: &str, offset: i64) -> String {
-    let at = (now() as i64 + offset).to_string();
-    let out = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", key, "--now", &format!("@{at}")])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 async fn login(c: &Client, env: &Env) -> Value {

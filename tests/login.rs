@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::api::{client_with_jar, code, post};
 use common::Env;
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -36,33 +37,10 @@ const INTERNAL: &str = "127.0.0.2";
 const EXTERNAL: &str = "127.0.0.3";
 const PASSWORD: &str = "portcullis-demo";
 
-fn oathtool(key: &str) -> String {
-    let out = std::process::Command::new("oathtool").args(["--totp", "-b", key]).output().expect("oathtool installed");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// Clients from inside and outside sharing one cookie jar: the same browser moving.
 fn browser(env: &Env) -> (Client, Client) {
     let jar = Arc::new(reqwest::cookie::Jar::default());
-    let make = |from: &str| {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca).unwrap()).unwrap();
-        let mut b = Client::builder()
-            .add_root_certificate(ca)
-            .local_address(from.parse::<std::net::IpAddr>().unwrap())
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none());
-        for host in ["wiki.localhost", "a.open.localhost"] {
-            b = b.resolve(host, env.https);
-        }
-        b.build().unwrap()
-    };
-    (make(INTERNAL), make(EXTERNAL))
-}
-
-async fn post(c: &Client, env: &Env, path: &str, body: Value) -> (StatusCode, Value) {
-    let r = c.post(env.url("wiki.localhost", path)).json(&body).send().await.unwrap();
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    (client_with_jar(env, INTERNAL, jar.clone()), client_with_jar(env, EXTERNAL, jar))
 }
 
 async fn echo_user(c: &Client, env: &Env) -> (StatusCode, Option<String>) {
@@ -106,7 +84,7 @@ async fn enroll_and_sign_in_with_oathtool_codes() {
     assert!(e["qr_svg"].as_str().unwrap().contains("<svg"));
     let (s, v) = post(&inside, &env, "/.portcullis/api/totp/enroll/confirm", json!({"code": "000000"})).await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("wrong_code")), "{v}");
-    let (s, v) = post(&inside, &env, "/.portcullis/api/totp/enroll/confirm", json!({"code": oathtool(&key)})).await;
+    let (s, v) = post(&inside, &env, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["location"], "/app");
     let codes: Vec<String> =
@@ -280,7 +258,7 @@ async fn a_restart_keeps_enrollment_recovery_codes_and_locks() {
         &inside,
         &env,
         "/.portcullis/api/totp/enroll/confirm",
-        json!({"code": oathtool(e["secret"].as_str().unwrap())}),
+        json!({"code": code(e["secret"].as_str().unwrap(), 0)}),
     )
     .await;
     let codes = v["recovery_codes"].as_array().unwrap().clone();

@@ -121,38 +121,26 @@ impl LoginService {
         enroll_code: Option<&str>,
         rd: &str,
     ) -> Step {
-        self.password_inner(cfg, app, facts, ip, flow, username, password, enroll_code, rd).await.unwrap_or_else(|s| s)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn password_inner(
-        &self,
-        cfg: &Config,
-        app: AppId,
-        facts: &Facts,
-        ip: IpAddr,
-        flow: &str,
-        username: &str,
-        password: &str,
-        enroll_code: Option<&str>,
-        rd: &str,
-    ) -> StepResult<Step> {
-        self.check_address(ip).await?;
-        let user = cfg.users.get(username.trim());
-        let right = verify_password(user.map(|u| u.password_hash.clone()), password.to_string()).await;
-        let Some(user) = user else {
-            self.address_failure(cfg, ip).await?;
-            return Ok(Step::WrongCredentials);
-        };
-        let rec = self.store.user(&user.username).await?;
-        let now = self.now();
-        if rec.is_locked(now) {
-            return Ok(Step::Locked);
+        let result: StepResult<Step> = async {
+            self.check_address(ip).await?;
+            let user = cfg.users.get(username.trim());
+            let right = verify_password(user.map(|u| u.password_hash.clone()), password.to_string()).await;
+            let Some(user) = user else {
+                self.address_failure(cfg, ip).await?;
+                return Ok(Step::WrongCredentials);
+            };
+            let rec = self.store.user(&user.username).await?;
+            let now = self.now();
+            if rec.is_locked(now) {
+                return Ok(Step::Locked);
+            }
+            if !right {
+                return self.failure(cfg, &user.username, ip, "password", Step::WrongCredentials).await;
+            }
+            self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd).await
         }
-        if !right {
-            return self.failure(cfg, &user.username, ip, "password", Step::WrongCredentials).await;
-        }
-        self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd).await
+        .await;
+        result.unwrap_or_else(|s| s)
     }
 
     #[allow(clippy::too_many_arguments)]

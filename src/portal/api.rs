@@ -53,21 +53,7 @@ impl Portal<'_> {
         let (Some(user), Some(password)) = (req.field("username"), req.field("password")) else {
             return error(400, "bad_request", "send {\"username\": …, \"password\": …}");
         };
-        let step = self
-            .auth
-            .login
-            .password(
-                self.config,
-                self.app,
-                &self.facts,
-                self.client_ip,
-                &req.flow,
-                user,
-                password,
-                req.field("enroll"),
-                &req.rd(),
-            )
-            .await;
+        let step = self.password_step(req, user, password).await;
         self.api_step(req, step)
     }
 

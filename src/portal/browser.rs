@@ -97,21 +97,7 @@ impl Portal<'_> {
         if user.trim().is_empty() || password.is_empty() {
             return self.page(req, Page::Login { username: user, error: Some(Text::ErrMissingCredentials) });
         }
-        let step = self
-            .auth
-            .login
-            .password(
-                self.config,
-                self.app,
-                &self.facts,
-                self.client_ip,
-                &req.flow,
-                user,
-                password,
-                req.field("enroll"),
-                &req.rd(),
-            )
-            .await;
+        let step = self.password_step(req, user, password).await;
         self.step(req, step, Form::Login, user)
     }
 

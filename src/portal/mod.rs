@@ -203,6 +203,13 @@ impl Portal<'_> {
         set_cookie(SESSION_COOKIE, &value, Some(s.expires_at.saturating_sub(self.auth.clock.now())))
     }
 
+    /// The password step, as both the page and the API run it.
+    pub async fn password_step(&self, req: &Request, user: &str, password: &str) -> crate::challenge::login::Step {
+        let (enroll, rd) = (req.field("enroll"), req.rd());
+        let login = &self.auth.login;
+        login.password(self.config, self.app, &self.facts, self.client_ip, &req.flow, user, password, enroll, &rd).await
+    }
+
     pub fn contact(&self) -> Option<&str> {
         self.config.portal.contact.as_deref()
     }

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)]
 
+pub mod api;
 pub mod cut;
 pub mod redis_server;
 
