@@ -1,0 +1,717 @@
+#!/usr/bin/env python3
+"""Load harness of portcullis (issue #8): one machine, one run, interleaved rounds.
+
+Starts an origin (nginx, small keep-alive response) and, each in front of it,
+nginx `proxy_pass`, HAProxy, a bare Pingora proxy (src/bin/bare_pingora.rs) and
+portcullis in several modes and network-table sizes, all on 127.0.0.0/8 with
+free ports and their own configs. Measures every target in interleaved rounds
+(A B C ... A B C ...) with the same connections and duration, takes the median,
+and writes benches/results/latest.md and latest.svg (plus dated copies).
+
+Run through benches/harness/run.sh, which builds and installs what is missing.
+Figures are reported, never asserted: the quick mode only checks that every
+target answered with the status it should (a smoke check of the harness).
+"""
+
+import argparse
+import atexit
+import datetime
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RELEASE = ROOT / "target" / "release"
+RESULTS = ROOT / "benches" / "results"
+HASH = "$argon2id$v=19$m=19456,t=2,p=1$ew2XREgJJ/KSvmyjUGd9lg$0L4bmN+TdB6ufRDxKH+vUdnmjA0dGQP95mMedCgwR78"
+SESSION_COOKIE = "__Host-portcullis-session"
+THREADS = 2  # proxy worker threads for every proxy (portcullis, bare Pingora, nginx, HAProxy)
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+T0 = time.monotonic()
+
+# ---------------------------------------------------------------- processes
+
+CHILDREN = []
+
+
+def stop_all():
+    """Stops everything the harness started (called on exit and on signals)."""
+    for p in reversed(CHILDREN):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + 5
+    for p in reversed(CHILDREN):
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    CHILDREN.clear()
+
+
+def on_signal(signum, _frame):
+    stop_all()
+    sys.exit(128 + signum)
+
+
+def spawn(args, log, env=None):
+    """Starts a long-running server in its own process group (stopped on exit)."""
+    f = open(log, "wb")
+    p = subprocess.Popen(args, stdout=f, stderr=subprocess.STDOUT, start_new_session=True,
+                         env=env, cwd=ROOT)
+    CHILDREN.append(p)
+    return p
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, proc, log, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"process exited early (code {proc.returncode}); log {log}:\n{Path(log).read_text()[-2000:]}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"nothing listens on 127.0.0.1:{port} after {timeout}s; log {log}")
+
+
+def progress(msg):
+    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
+
+
+def run(args, **kw):
+    return subprocess.run(args, capture_output=True, text=True, check=False, **kw)
+
+
+# ---------------------------------------------------------------- /proc
+
+def tree_pids(pid):
+    """The process and its descendants (nginx master + workers)."""
+    children = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = Path(f"/proc/{d}/stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(d))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0
+    for p in pids:
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])  # utime, stime (fields 14 and 15)
+        except OSError:
+            pass
+    return total / CLK_TCK
+
+
+def peak_rss_mib(pids):
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+# ---------------------------------------------------------------- targets
+
+class Target:
+    def __init__(self, key, label, kind, port, proc, host="bench.localhost", headers=(), expect="2xx"):
+        self.key, self.label, self.kind, self.port, self.proc = key, label, kind, port, proc
+        self.host, self.headers, self.expect = host, list(headers), expect
+        self.pids = [proc.pid]
+        self.runs, self.fixed = [], []
+
+    def url(self):
+        return f"https://{self.host}:{self.port}/"
+
+
+def write(path, text):
+    Path(path).write_text(text)
+    return str(path)
+
+
+def start_origin(w):
+    port = free_port()
+    conf = write(w / "origin.conf", f"""
+worker_processes 1;
+daemon off;
+pid {w}/origin.pid;
+error_log {w}/origin.err warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {w}/tmp; proxy_temp_path {w}/tmp; fastcgi_temp_path {w}/tmp;
+    uwsgi_temp_path {w}/tmp; scgi_temp_path {w}/tmp;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{ default_type text/plain; return 200 "hello from the origin\\n"; }}
+    }}
+}}
+""")
+    p = spawn(["nginx", "-e", f"{w}/origin.err", "-p", str(w), "-c", conf], w / "origin.log")
+    wait_port(port, p, w / "origin.log")
+    return port
+
+
+def start_nginx(w, origin, certs):
+    port = free_port()
+    conf = write(w / "nginx.conf", f"""
+worker_processes {THREADS};
+daemon off;
+pid {w}/nginx.pid;
+error_log {w}/nginx.err warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 10000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {w}/tmp; proxy_temp_path {w}/tmp; fastcgi_temp_path {w}/tmp;
+    uwsgi_temp_path {w}/tmp; scgi_temp_path {w}/tmp;
+    ssl_session_cache shared:SSL:10m;
+    ssl_session_tickets on;
+    upstream origin {{ server 127.0.0.1:{origin}; keepalive 128; keepalive_requests 10000000; }}
+    server {{
+        listen 127.0.0.1:{port} ssl http2 reuseport;
+        ssl_certificate {certs}/server.crt;
+        ssl_certificate_key {certs}/server.key;
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+        }}
+    }}
+}}
+""")
+    p = spawn(["nginx", "-e", f"{w}/nginx.err", "-p", str(w), "-c", conf], w / "nginx.log")
+    wait_port(port, p, w / "nginx.log")
+    return Target("nginx", "nginx proxy_pass", "nginx", port, p)
+
+
+def start_haproxy(w, origin, certs):
+    port = free_port()
+    pem = write(w / "haproxy.pem", (certs / "server.crt").read_text() + (certs / "server.key").read_text())
+    conf = write(w / "haproxy.cfg", f"""
+global
+    nbthread {THREADS}
+    maxconn 4000
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+    timeout http-keep-alive 300s
+    option http-keep-alive
+    http-reuse always
+frontend fe
+    bind 127.0.0.1:{port} ssl crt {pem} alpn h2,http/1.1
+    default_backend be
+backend be
+    server origin 127.0.0.1:{origin}
+""")
+    p = spawn(["haproxy", "-db", "-f", conf], w / "haproxy.log")
+    wait_port(port, p, w / "haproxy.log")
+    return Target("haproxy", "HAProxy", "haproxy", port, p)
+
+
+def start_bare(w, origin, certs, client_ca=None, key="bare"):
+    port = free_port()
+    args = [str(RELEASE / "bare-pingora"), "--listen", f"127.0.0.1:{port}", "--upstream",
+            f"127.0.0.1:{origin}", "--cert", str(certs / "server.crt"), "--key", str(certs / "server.key"),
+            "--threads", str(THREADS)]
+    if client_ca:
+        args += ["--client-ca", str(client_ca)]
+    p = spawn(args, w / f"{key}.log")
+    wait_port(port, p, w / f"{key}.log")
+    label = "bare Pingora" + (" (requests client cert)" if client_ca else "")
+    return Target(key, label, "bare", port, p)
+
+
+def filler_cidrs(n, seed=8):
+    """n distinct IPv4 prefixes (/12../32, host bits clear) none of which covers 127.0.0.0/8."""
+    rng, seen = random.Random(seed), set()
+    while len(seen) < n:
+        length = rng.choice([16, 20, 22, 24, 24, 24, 26, 28, 32, 32])
+        first = rng.choice([o for o in range(1, 224) if o != 127])
+        addr = (first << 24) | rng.getrandbits(24)
+        addr &= (0xFFFFFFFF << (32 - length)) & 0xFFFFFFFF
+        seen.add(f"{addr >> 24}.{(addr >> 16) & 255}.{(addr >> 8) & 255}.{addr & 255}/{length}")
+    return sorted(seen)
+
+
+def start_portcullis(w, origin, certs, cidrs):
+    """One portcullis with three apps: fast (session), bypass (loopback network), same upstream."""
+    d = w / f"portcullis-{cidrs}"
+    d.mkdir()
+    port, admin = free_port(), free_port()
+    write(d / "users.toml", f'[[user]]\nusername = "alice"\npassword = "{HASH}"\npolicy_group = "staff"\n'
+          'groups = ["engineering"]\nemail = "alice@example.com"\n')
+    nets = ",\n  ".join(f'"{c}"' for c in filler_cidrs(cidrs - 1))
+    conf = write(d / "portcullis.toml", f"""
+[server]
+https = "127.0.0.1:{port}"
+tls_cert = "{certs}/server.crt"
+tls_key = "{certs}/server.key"
+state_dir = "{d}/state"
+grace_period = "1s"
+threads = {THREADS}
+
+[admin]
+listen = "127.0.0.1:{admin}"
+
+[users]
+file = "{d}/users.toml"
+
+[networks]
+# {cidrs - 1} prefixes that do not hold 127.0.0.1, plus the loopback network: {cidrs} in all.
+internal = [
+  {nets}
+]
+loopback = ["127.0.0.0/8"]
+
+[policy_group.staff]
+allow = "always"
+otp_skip = "always"
+
+[[app]]
+name = "fast"
+hosts = ["fast.localhost"]
+upstream = "127.0.0.1:{origin}"
+policy_groups = ["staff"]
+bypass = "internal_ip"
+
+[[app]]
+name = "bypass"
+hosts = ["bypass.localhost"]
+upstream = "127.0.0.1:{origin}"
+policy_groups = ["staff"]
+bypass = "internal_ip or network(\\"loopback\\")"
+""")
+    log = d / "portcullis.log"
+    check = run([str(RELEASE / "portcullis"), "check", "--config", conf])
+    if check.returncode != 0:
+        sys.exit(f"portcullis check failed for {conf}:\n{check.stdout}{check.stderr}")
+    env = dict(os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info"))
+    p = spawn([str(RELEASE / "portcullis"), "run", "--config", conf], log, env=env)
+    wait_port(port, p, log)
+    cookie = login(port)
+    tag = f"{cidrs:,} CIDRs".replace(",", " ")
+    return [
+        Target(f"pc-fast-{cidrs}", f"portcullis session ({tag})", "portcullis", port, p, "fast.localhost",
+               [f"cookie: {SESSION_COOKIE}={cookie}"]),
+        Target(f"pc-bypass-{cidrs}", f"portcullis bypass ({tag})", "portcullis", port, p, "bypass.localhost"),
+        Target(f"pc-challenge-{cidrs}", f"portcullis challenge ({tag})", "portcullis", port, p, "fast.localhost",
+               ["sec-fetch-mode: navigate", "accept: text/html"], expect="3xx"),
+    ]
+
+
+def login(port):
+    r = run(["curl", "-sk", "-o", "/dev/null", "-D", "-", "--resolve", f"fast.localhost:{port}:127.0.0.1",
+             "-H", "content-type: application/json", "--data",
+             json.dumps({"username": "alice", "password": "portcullis-demo"}),
+             f"https://fast.localhost:{port}/.portcullis/api/login"])
+    m = re.search(rf"^set-cookie:\s*{re.escape(SESSION_COOKIE)}=([^;\r\n]+)", r.stdout, re.I | re.M)
+    if not m:
+        sys.exit(f"login on :{port} gave no session cookie:\n{r.stdout}{r.stderr}")
+    return m.group(1)
+
+
+def make_client_cert(w):
+    """A client CA and a client certificate (ECDSA P-256) for the mutual-TLS handshake figures."""
+    c = w / "client"
+    c.mkdir()
+    o = lambda *a: subprocess.run(["openssl", *a], cwd=c, check=True, capture_output=True)
+    o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+      "-subj", "/CN=bench client CA", "-keyout", "ca.key", "-out", "ca.crt")
+    o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=bench device",
+      "-keyout", "client.key", "-out", "client.csr")
+    (c / "ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+    o("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+      "-days", "2", "-extfile", "ext", "-out", "client.crt")
+    return c
+
+
+# ---------------------------------------------------------------- load
+
+def h2load(t, w, duration, warmup, conns, rps=None):
+    """One h2load run over HTTP/1.1 + TLS, keep-alive; returns the measurement."""
+    log = w / f"h2load-{t.key}.tsv"
+    args = ["h2load", "--h1", "-t", "1", "-c", str(conns), "-D", str(duration), "--warm-up-time", f"{int(warmup * 1000)}ms",
+            f"--connect-to=127.0.0.1:{t.port}", f"--log-file={log}", t.url()]
+    for h in t.headers:
+        args += ["-H", h]
+    if rps:
+        args += [f"--rps={rps / conns:.3f}"]
+    c0 = cpu_seconds(t.pids)
+    r = run(args, timeout=duration + warmup + 60)
+    c1 = cpu_seconds(t.pids)
+    out = r.stdout
+    m = re.search(r"finished in ([\d.]+)(m?s), ([\d.]+) req/s", out)
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+                     out)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    if not (m and done and codes):
+        sys.exit(f"h2load against {t.label} failed:\n{out}{r.stderr}")
+    lat = sorted(int(line.split("\t")[2]) for line in log.read_text().splitlines() if line.count("\t") >= 2)
+    log.unlink()
+    n = int(done.group(1))
+    status = dict(zip(["2xx", "3xx", "4xx", "5xx"], map(int, codes.groups())))
+    cpu = c1 - c0  # includes the warm-up: divided by every request answered in the run
+    total_requests = max(1, len(lat))
+    return {
+        "rps": float(m.group(3)),
+        "p50": pct(lat, 50), "p99": pct(lat, 99),
+        "cpu_us": cpu / total_requests * 1e6,
+        "requests": n, "status": status, "ok": status.get(t.expect, 0) == n and n > 0,
+    }
+
+
+def pct(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * p / 100))]
+
+
+def s_time(port, seconds, reuse=False, cert=None, parallel=2):
+    """Handshakes per second from `parallel` openssl s_time clients (TLS 1.3, ECDHE P-256/X25519)."""
+    # Resumption is measured over TLS 1.2 (session IDs/tickets): s_time closes a TLS 1.3
+    # connection before reading the server's post-handshake ticket, so it cannot resume there.
+    args = ["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-time", str(seconds)]
+    args += ["-reuse", "-tls1_2"] if reuse else ["-new"]
+    if cert:
+        args += ["-cert", str(cert / "client.crt"), "-key", str(cert / "client.key")]
+    start = time.monotonic()
+    procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(parallel)]
+    outs = [p.communicate(timeout=seconds + 30)[0] for p in procs]
+    wall = time.monotonic() - start
+    n = resumed = 0
+    for o in outs:
+        counts = re.findall(r"(\d+) connections in [\d.]+s;", o)
+        if not counts:
+            sys.exit(f"openssl s_time failed on :{port}:\n{o}")
+        n += int(counts[-1])
+        resumed += sum(line.count("r") for line in o.splitlines() if re.fullmatch(r"[*r]+", line))
+    return n, wall, resumed
+
+
+# ---------------------------------------------------------------- report
+
+def median(xs):
+    xs = [x for x in xs if x == x]
+    return statistics.median(xs) if xs else float("nan")
+
+
+def summary(t, runs):
+    return {k: median([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us")}
+
+
+def machine():
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} cores, {model}, Linux {platform.release()}"
+
+
+def versions():
+    def first(args):
+        r = run(args)
+        return (r.stdout + r.stderr).strip().splitlines()[0] if (r.stdout + r.stderr).strip() else "?"
+    return {
+        "nginx": first(["nginx", "-v"]).replace("nginx version: nginx/", ""),
+        "haproxy": first(["haproxy", "-v"]).split()[2],
+        "h2load": first(["h2load", "--version"]).replace("h2load ", ""),
+        "openssl": " ".join(first(["openssl", "version"]).split()[1:2]),
+    }
+
+
+def fmt_us(us):
+    if us != us:
+        return "–"
+    return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
+
+
+def write_report(cfg, targets, fixed, tls, elapsed, stamp):
+    bare, nginx = targets["bare"], targets["nginx"]
+    sb, sn = summary(bare, bare.runs), summary(nginx, nginx.runs)
+    lines = [
+        f"# portcullis load benchmark — {stamp:%Y-%m-%d %H:%M} UTC",
+        "",
+        f"Machine: {machine()}.  ",
+        f"Command: `{cfg.command}` ({'quick mode: smoke check, figures not meaningful' if cfg.quick else 'full'}), "
+        f"{elapsed:.0f} s.  ",
+        f"Load: h2load, HTTP/1.1 over TLS 1.3, keep-alive, {cfg.conns} connections, 1 client thread, "
+        f"{cfg.duration} s per run after {cfg.warmup} s warm-up, {cfg.rounds} interleaved round(s), median shown. "
+        f"Every proxy runs {THREADS} worker threads/processes in front of one nginx origin "
+        "(1 worker, 22-byte body), all on the same cores as the load generator.  ",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ", Pingora 0.9.1 (rustls).",
+        "",
+        "## Throughput (closed loop, as fast as it goes)",
+        "",
+        "| target | req/s | p50 | p99 | proxy CPU / req | peak RSS | vs bare Pingora | vs nginx | answers |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for t in targets.values():
+        if not t.runs:
+            continue
+        s = summary(t, t.runs)
+        rss = peak_rss_mib(t.pids)
+        ok = all(r["ok"] for r in t.runs)
+        lines.append(
+            f"| {t.label} | {s['rps']:,.0f} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | {s['cpu_us']:.1f} µs | "
+            f"{rss:.1f} MiB | {s['rps'] / sb['rps']:.1%} | {s['rps'] / sn['rps']:.1%} | "
+            f"{'all ' + t.expect if ok else 'UNEXPECTED ' + json.dumps(t.runs[-1]['status'])} |")
+    lines += ["", f"## Fixed rate ({cfg.fixed_rate:,.0f} req/s, about half of bare-Pingora saturation)", "",
+              "| target | achieved req/s | p50 | p99 | p99 added over bare Pingora | proxy CPU / req |",
+              "|---|---:|---:|---:|---:|---:|"]
+    fb = summary(bare, bare.fixed) if bare.fixed else None
+    for t in fixed:
+        s = summary(t, t.fixed)
+        added = s["p99"] - fb["p99"] if fb else float("nan")
+        lines.append(f"| {t.label} | {s['rps']:,.0f} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | "
+                     f"{'–' if t is bare else f'{added:+.0f} µs'} | {s['cpu_us']:.1f} µs |")
+    lines += ["", "## TLS handshakes (a new connection each time, no request)", "",
+              f"{cfg.tls_parallel} `openssl s_time` client(s) in parallel for {cfg.tls_seconds} s; the client side costs "
+              "about as much CPU as the server, so handshakes/s is bounded by the machine; the proxy's CPU per "
+              "handshake is the figure that travels.", "",
+              "| target | handshake | handshakes/s | proxy CPU / handshake | resumed |", "|---|---|---:|---:|---:|"]
+    for row in tls:
+        lines.append(f"| {row['label']} | {row['mode']} | {row['rate']:,.0f} | {row['cpu_us']:.0f} µs | "
+                     f"{row['resumed']:.0%} |")
+    lines += ["", "Portcullis does not request client certificates yet (device certificates are not built); the "
+              "client-certificate row is bare Pingora configured to request one (`--client-ca`), the cost "
+              "portcullis will pay when it does.", ""]
+    lines += goals(cfg, targets, fixed)
+    text = "\n".join(lines) + "\n"
+    return text
+
+
+def goals(cfg, targets, fixed):
+    sb, sn = summary(None, targets["bare"].runs), summary(None, targets["nginx"].runs)
+    f10 = targets.get("pc-fast-10")
+    f100k = targets.get("pc-fast-100000")
+    out = ["## Goals (reported, not asserted)", ""]
+    noise = (max(r["rps"] for r in targets["bare"].runs) - min(r["rps"] for r in targets["bare"].runs)) / sb["rps"]
+    out.append(f"Round-to-round spread of bare Pingora req/s: {noise:.0%} of its median; a goal whose margin "
+               "is smaller than that is not resolved by this run, whatever the verdict says.")
+    out.append("")
+    if f10 and f10.runs:
+        s = summary(f10, f10.runs)
+        out.append(f"- fast path ≥ 95 % of bare Pingora req/s: {s['rps'] / sb['rps']:.1%} "
+                   f"({'met' if s['rps'] >= 0.95 * sb['rps'] else 'not met'})")
+        out.append(f"- fast path ≥ nginx req/s: {s['rps'] / sn['rps']:.1%} of nginx "
+                   f"({'met' if s['rps'] >= sn['rps'] else 'not met'})")
+    bare = targets["bare"]
+    if f10 and f10.fixed and bare.fixed:
+        added = summary(f10, f10.fixed)["p99"] - summary(bare, bare.fixed)["p99"]
+        out.append(f"- added p99 ≤ 50 µs at {cfg.fixed_rate:,.0f} req/s: {added:+.0f} µs "
+                   f"({'met' if added <= 50 else 'not met'})")
+    if f10 and f100k and f10.runs and f100k.runs:
+        r = summary(f100k, f100k.runs)["rps"] / summary(f10, f10.runs)["rps"]
+        out.append(f"- 100 000 CIDRs within 2 % of 10: {r:.1%} of the 10-CIDR req/s "
+                   f"({'met' if abs(1 - r) <= 0.02 else 'not met'}; run-to-run noise on this machine is "
+                   f"shown by the spread below)")
+    out += ["", "Spread of req/s over rounds (min–max): " + "; ".join(
+        f"{t.label} {min(r['rps'] for r in t.runs):,.0f}–{max(r['rps'] for r in t.runs):,.0f}"
+        for t in targets.values() if t.runs)]
+    return out
+
+
+def svg_chart(cfg, targets, fixed, stamp):
+    """Two bar panels: req/s (closed loop) and p99 at the fixed rate. Plain SVG, no dependencies."""
+    rows = [t for t in targets.values() if t.runs]
+    colors = {"nginx": "#4c9a2a", "haproxy": "#2a6f9a", "bare": "#888888", "portcullis": "#c0392b"}
+    bar_h, gap, left, width = 18, 6, 290, 430
+    h1 = len(rows) * (bar_h + gap)
+    h2 = len(fixed) * (bar_h + gap)
+    top1 = 88
+    top2 = top1 + h1 + 70
+    height = top2 + h2 + 50
+    W = left + width + 210
+    esc = lambda s: s.replace("&", "&amp;").replace("<", "&lt;")
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" '
+           f'font-family="DejaVu Sans, Arial, sans-serif" font-size="12">',
+           f'<rect width="{W}" height="{height}" fill="white"/>',
+           f'<text x="10" y="22" font-size="15" font-weight="bold">portcullis load benchmark, '
+           f'{stamp:%Y-%m-%d}{" (quick mode)" if cfg.quick else ""}</text>',
+           f'<text x="10" y="40" fill="#555">{esc(machine())}; h2load HTTP/1.1+TLS, {cfg.conns} conns, '
+           f'median of {cfg.rounds} rounds (whisker: min–max)</text>']
+
+    def panel(items, top, title, value, label, scale_max, spread=None):
+        out.append(f'<text x="10" y="{top - 12}" font-weight="bold">{esc(title)}</text>')
+        for i, t in enumerate(items):
+            y = top + i * (bar_h + gap)
+            v = value(t)
+            w = 0 if v != v or scale_max <= 0 else max(1, v / scale_max * width)
+            out.append(f'<text x="{left - 8}" y="{y + 13}" text-anchor="end">{esc(t.label)}</text>')
+            out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colors[t.kind]}"/>')
+            end = w
+            if spread and scale_max > 0:  # min–max over the rounds, as a whisker
+                lo, hi = (x / scale_max * width for x in spread(t))
+                out.append(f'<line x1="{left + lo:.1f}" x2="{left + hi:.1f}" y1="{y + bar_h / 2}" '
+                           f'y2="{y + bar_h / 2}" stroke="black" stroke-width="1.5"/>')
+                end = max(w, hi)
+            out.append(f'<text x="{left + end + 5:.1f}" y="{y + 13}">{esc(label(t, v))}</text>')
+
+    rps = lambda t: summary(t, t.runs)["rps"]
+    sb = rps(targets["bare"])
+    panel(rows, top1, "Requests per second (closed loop; longer is better)", rps,
+          lambda t, v: f"{v:,.0f}  ({v / sb:.0%} of bare)", max(max(r["rps"] for r in t.runs) for t in rows),
+          spread=lambda t: (min(r["rps"] for r in t.runs), max(r["rps"] for r in t.runs)))
+    if fixed:
+        p99 = lambda t: summary(t, t.fixed)["p99"]
+        panel(fixed, top2, f"p99 latency at a fixed {cfg.fixed_rate:,.0f} req/s (shorter is better)", p99,
+              lambda t, v: fmt_us(v), max(max(r["p99"] for r in t.fixed) for t in fixed),
+              spread=lambda t: (min(r["p99"] for r in t.fixed), max(r["p99"] for r in t.fixed)))
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke check under a minute; figures not meaningful")
+    ap.add_argument("--command", default="benches/harness/run.sh")
+    cfg = ap.parse_args()
+    if cfg.quick:
+        cfg.rounds, cfg.duration, cfg.warmup, cfg.conns = 1, 1, 0.5, 16
+        cfg.tls_seconds, cfg.tls_parallel, cfg.cidr_sizes = 1, 1, [10, 100000]
+    else:
+        cfg.rounds, cfg.duration, cfg.warmup, cfg.conns = 3, 8, 1, 32
+        cfg.tls_seconds, cfg.tls_parallel, cfg.cidr_sizes = 5, 2, [10, 1000, 100000]
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    atexit.register(stop_all)
+    stamp = datetime.datetime.now(datetime.timezone.utc)
+    w = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
+    (w / "tmp").mkdir()
+    progress(f"work dir {w}; {machine()}")
+
+    certs = w / "certs"
+    r = run([str(RELEASE / "portcullis"), "certs", "dev", "--dir", str(certs)])
+    if r.returncode != 0:
+        sys.exit(f"portcullis certs dev failed: {r.stdout}{r.stderr}")
+    client = make_client_cert(w)
+    origin = start_origin(w)
+    progress(f"origin (nginx, 1 worker) on 127.0.0.1:{origin}")
+    targets = {}
+    for t in [start_bare(w, origin, certs), start_nginx(w, origin, certs), start_haproxy(w, origin, certs)]:
+        targets[t.key] = t
+        progress(f"{t.label} on 127.0.0.1:{t.port}")
+    for n in cfg.cidr_sizes:
+        started = time.monotonic()
+        for t in start_portcullis(w, origin, certs, n):
+            targets[t.key] = t
+        progress(f"portcullis with {n} CIDRs on 127.0.0.1:{t.port} (ready and signed in in "
+                 f"{time.monotonic() - started:.1f} s)")
+    mtls = start_bare(w, origin, certs, client_ca=client / "ca.crt", key="bare-mtls")
+    progress(f"{mtls.label} on 127.0.0.1:{mtls.port}")
+    for t in list(targets.values()) + [mtls]:
+        t.pids = tree_pids(t.proc.pid)
+
+    # Closed loop, interleaved rounds.
+    order = list(targets.values())
+    total = cfg.rounds * len(order)
+    for rnd in range(cfg.rounds):
+        for i, t in enumerate(order):
+            res = h2load(t, w, cfg.duration, cfg.warmup, cfg.conns)
+            t.runs.append(res)
+            done = rnd * len(order) + i + 1
+            eta = (time.monotonic() - T0) / done * (total - done)
+            progress(f"round {rnd + 1}/{cfg.rounds} {t.label}: {res['rps']:,.0f} req/s, p50 {fmt_us(res['p50'])}, "
+                     f"p99 {fmt_us(res['p99'])}, {res['cpu_us']:.1f} µs CPU/req, {res['status']}"
+                     f"{'' if res['ok'] else '  <-- unexpected answers'}  (load phase ETA {eta:.0f} s)")
+
+    # Fixed rate at about half of bare-Pingora saturation.
+    cfg.fixed_rate = round(summary(None, targets["bare"].runs)["rps"] / 2, -2)
+    fixed_keys = ["bare", "nginx", "haproxy", "pc-fast-10", "pc-bypass-10", f"pc-fast-{cfg.cidr_sizes[-1]}"]
+    fixed = [targets[k] for k in fixed_keys if k in targets]
+    for rnd in range(cfg.rounds):
+        for t in fixed:
+            res = h2load(t, w, cfg.duration, cfg.warmup, cfg.conns, rps=cfg.fixed_rate)
+            t.fixed.append(res)
+            progress(f"fixed {cfg.fixed_rate:,.0f} req/s, round {rnd + 1}/{cfg.rounds} {t.label}: "
+                     f"{res['rps']:,.0f} req/s, p50 {fmt_us(res['p50'])}, p99 {fmt_us(res['p99'])}")
+
+    # TLS handshakes.
+    tls = []
+    plan = [(targets["bare"], "full (TLS 1.3)", False, None), (targets["bare"], "resumed (TLS 1.2)", True, None),
+            (mtls, "full (TLS 1.3), client certificate", False, client), (mtls, "full (TLS 1.3), none presented", False, None),
+            (targets["pc-fast-10"], "full (TLS 1.3)", False, None), (targets["pc-fast-10"], "resumed (TLS 1.2)", True, None),
+            (targets["nginx"], "full (TLS 1.3)", False, None), (targets["nginx"], "resumed (TLS 1.2)", True, None),
+            (targets["haproxy"], "full (TLS 1.3)", False, None), (targets["haproxy"], "resumed (TLS 1.2)", True, None)]
+    for t, mode, reuse, cert in plan:
+        label = "portcullis" if t.kind == "portcullis" else t.label
+        c0 = cpu_seconds(t.pids)
+        n, wall, resumed = s_time(t.port, cfg.tls_seconds, reuse=reuse, cert=cert, parallel=cfg.tls_parallel)
+        cpu = cpu_seconds(t.pids) - c0
+        row = {"label": label, "mode": mode, "rate": n / wall, "cpu_us": cpu / max(1, n) * 1e6,
+               "resumed": resumed / max(1, n)}
+        tls.append(row)
+        progress(f"TLS {label}, {mode}: {row['rate']:,.0f} handshakes/s, {row['cpu_us']:.0f} µs CPU each, "
+                 f"{row['resumed']:.0%} resumed")
+
+    elapsed = time.monotonic() - T0
+    md = write_report(cfg, targets, fixed, tls, elapsed, stamp)
+    svg = svg_chart(cfg, targets, fixed, stamp)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    name = "quick" if cfg.quick else "latest"
+    dated = f"{stamp:%Y-%m-%d-%H%M}{'-quick' if cfg.quick else ''}"
+    for base in (name, dated):
+        (RESULTS / f"{base}.md").write_text(md)
+        (RESULTS / f"{base}.svg").write_text(svg)
+    print(md)
+    progress(f"wrote benches/results/{name}.md, {name}.svg and {dated}.md/.svg in {elapsed:.0f} s")
+    bad = [t.label for t in list(targets.values()) if not all(r["ok"] for r in t.runs + t.fixed)]
+    stop_all()
+    shutil.rmtree(w, ignore_errors=True)
+    if bad:
+        sys.exit(f"unexpected answers from: {', '.join(bad)} (the harness is broken, not slow)")
+
+
+if __name__ == "__main__":
+    main()
