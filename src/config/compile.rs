@@ -139,6 +139,7 @@ impl Compiler<'_> {
             state_dir: s.state_dir.as_ref().map_or_else(|| "state".into(), |t| t.get_ref().into()),
             grace_period: self.duration(s.grace_period.as_ref(), DEFAULT_GRACE),
             threads,
+            work_stealing: s.work_stealing.unwrap_or(true),
             store,
         })
     }

@@ -46,6 +46,7 @@ pub struct ServerFile {
     pub grace_period: Option<Text>,
     pub threads: Option<Spanned<i64>>,
     pub store: Option<Text>,
+    pub work_stealing: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -53,6 +53,8 @@ pub struct Server {
     pub state_dir: PathBuf,
     pub grace_period: Duration,
     pub threads: usize,
+    /// One shared work-stealing runtime (true) or one runtime per thread (false).
+    pub work_stealing: bool,
     pub store: StoreConfig,
 }
 

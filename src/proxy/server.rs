@@ -43,6 +43,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
 
     let conf = ServerConf {
         threads,
+        work_stealing: live.current().server.work_stealing,
         grace_period_seconds: Some(grace.as_secs().max(1)),
         graceful_shutdown_timeout_seconds: Some(1),
         ..ServerConf::default()
