@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: formatting, lints, unit and integration tests
-# (real proxy, real upstream, real TLS on loopback), and the benchmarks in
-# their quick test mode. Installs what is missing first.
+# (real proxy, real upstream, real TLS, real redis-server and headless
+# Chromium on loopback), the benchmarks in their quick test mode, and the
+# load harness's smoke run. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -10,5 +11,7 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
+echo "==> load harness smoke run (benches/harness/run.sh --quick; asserts no timing)"
+bash benches/harness/run.sh --quick
 echo "==> cargo test"
 cargo test --all-targets

@@ -700,12 +700,14 @@ def main():
     svg = svg_chart(cfg, targets, fixed, stamp)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "quick" if cfg.quick else "latest"
-    dated = f"{stamp:%Y-%m-%d-%H%M}{'-quick' if cfg.quick else ''}"
-    for base in (name, dated):
+    # A smoke run keeps no dated copy: its figures mean nothing, and CI runs it often.
+    dated = None if cfg.quick else f"{stamp:%Y-%m-%d-%H%M}"
+    for base in filter(None, (name, dated)):
         (RESULTS / f"{base}.md").write_text(md)
         (RESULTS / f"{base}.svg").write_text(svg)
     print(md)
-    progress(f"wrote benches/results/{name}.md, {name}.svg and {dated}.md/.svg in {elapsed:.0f} s")
+    also = f" and {dated}.md/.svg" if dated else ""
+    progress(f"wrote benches/results/{name}.md, {name}.svg{also} in {elapsed:.0f} s")
     bad = [t.label for t in list(targets.values()) if not all(r["ok"] for r in t.runs + t.fixed)]
     stop_all()
     shutil.rmtree(w, ignore_errors=True)
