@@ -107,8 +107,8 @@ enum CertsAction {
     Dev {
         #[arg(long, default_value = "certs")]
         dir: PathBuf,
-        /// Host names and IPs for the server certificate.
-        #[arg(long = "host", default_values_t = ["localhost".to_string(), "*.localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
+        /// Host names and IPs for the server certificate (wildcards such as `*.localhost` are refused by browsers and curl: list each name).
+        #[arg(long = "host", default_values_t = ["localhost".to_string(), "demo.localhost".to_string(), "wiki.localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()])]
         hosts: Vec<String>,
     },
 }
