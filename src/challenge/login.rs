@@ -311,7 +311,9 @@ impl LoginService {
                     created_at: now,
                     period: cfg.totp.period,
                 };
-                self.store.set_pending_totp(&user.username, record).await?;
+                if !self.store.set_pending_totp(&user.username, record).await? {
+                    return Err(Step::NoAttempt);
+                }
                 (secret, cfg.totp.period)
             }
         };

@@ -209,7 +209,7 @@ async fn user_names_are_opaque(s: SharedStore) {
 
 async fn totp_enrollment_and_replay(s: SharedStore) {
     s.record_failure("alice", 5, admin_lock(1)).await.unwrap();
-    s.set_pending_totp("alice", totp(1_000)).await.unwrap();
+    assert!(s.set_pending_totp("alice", totp(1_000)).await.unwrap());
     assert!(!s.use_totp_step("alice", 100).await.unwrap(), "a pending authenticator signs nothing in");
 
     assert!(s.confirm_totp("alice", 100, hashes(&["r1", "r2"])).await.unwrap());
@@ -221,6 +221,11 @@ async fn totp_enrollment_and_replay(s: SharedStore) {
     assert_eq!(r.recovery, hashes(&["r1", "r2"]));
     assert_eq!(r.failures, 0, "confirming resets failures");
     assert!(!s.confirm_totp("alice", 101, hashes(&["x"])).await.unwrap(), "confirm only once");
+    assert!(
+        !s.set_pending_totp("alice", totp(2_000)).await.unwrap(),
+        "enrollment never replaces a confirmed authenticator"
+    );
+    assert!(s.user("alice").await.unwrap().totp.unwrap().confirmed);
 
     assert!(!s.use_totp_step("alice", 100).await.unwrap(), "the confirming code is used");
     assert!(!s.use_totp_step("alice", 99).await.unwrap(), "older step refused");

@@ -309,9 +309,13 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| read_user(db, &user)).await
     }
 
-    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<()> {
+    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<bool> {
         self.update(user, move |r| {
+            if r.totp.as_ref().is_some_and(|t| t.confirmed) {
+                return false;
+            }
             r.totp = Some(TotpRecord { confirmed: false, ..record });
+            true
         })
         .await
     }

@@ -173,7 +173,10 @@ pub trait Store: Send + Sync {
     // --- durable per-user state ---
     async fn user(&self, user: &str) -> StoreResult<UserRecord>;
     /// Starts (or restarts) enrollment: an unconfirmed authenticator.
-    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<()>;
+    /// Refused (false) when a confirmed authenticator exists: enrollment never
+    /// replaces one (a revocation removes it first), even if a confirmation
+    /// lands between the caller's read and this write.
+    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<bool>;
     /// Confirms the pending authenticator at `step` and stores the recovery code hashes;
     /// false when there is no pending authenticator (e.g. it was revoked meanwhile).
     async fn confirm_totp(&self, user: &str, step: u64, recovery_hashes: Vec<String>) -> StoreResult<bool>;

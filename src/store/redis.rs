@@ -775,10 +775,13 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<()> {
+    async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<bool> {
         self.update(user, move |r| {
+            if r.totp.as_ref().is_some_and(|t| t.confirmed) {
+                return (false, None);
+            }
             r.totp = Some(TotpRecord { confirmed: false, ..record.clone() });
-            ((), None)
+            (true, None)
         })
         .await
     }
