@@ -310,49 +310,20 @@ impl Store for EmbeddedStore {
     }
 
     async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<bool> {
-        self.update(user, move |r| {
-            if r.totp.as_ref().is_some_and(|t| t.confirmed) {
-                return false;
-            }
-            r.totp = Some(TotpRecord { confirmed: false, ..record });
-            true
-        })
-        .await
+        self.update(user, move |r| r.begin_enrollment(record)).await
     }
 
     async fn confirm_totp(&self, user: &str, step: u64, recovery_hashes: Vec<String>) -> StoreResult<bool> {
-        self.update(user, move |r| match r.totp.as_mut() {
-            Some(totp) if !totp.confirmed => {
-                totp.confirmed = true;
-                totp.last_step = step;
-                r.recovery = recovery_hashes;
-                r.failures = 0;
-                true
-            }
-            _ => false,
-        })
-        .await
+        self.update(user, move |r| r.confirm_totp(step, recovery_hashes)).await
     }
 
     async fn use_totp_step(&self, user: &str, step: u64) -> StoreResult<bool> {
-        self.update(user, move |r| match r.totp.as_mut() {
-            Some(totp) if totp.confirmed && step > totp.last_step => {
-                totp.last_step = step;
-                true
-            }
-            _ => false,
-        })
-        .await
+        self.update(user, move |r| r.use_totp_step(step)).await
     }
 
     async fn use_recovery_code(&self, user: &str, hash: &str) -> StoreResult<bool> {
         let hash = hash.to_owned();
-        self.update(user, move |r| {
-            let before = r.recovery.len();
-            r.recovery.retain(|h| *h != hash);
-            r.recovery.len() < before
-        })
-        .await
+        self.update(user, move |r| r.use_recovery_code(&hash)).await
     }
 
     async fn set_recovery_codes(&self, user: &str, hashes: Vec<String>) -> StoreResult<()> {
@@ -360,18 +331,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn record_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {
-        let outcome = self
-            .update(user, move |r| {
-                r.failures = r.failures.saturating_add(1);
-                // `lock.at` is the caller's "now": a timed lock that has run out
-                // does not count as locked, so the next failure locks again.
-                let locked_now = r.failures >= max_failures && !r.is_locked(lock.at);
-                if locked_now {
-                    r.lock = Some(lock);
-                }
-                FailureOutcome { failures: r.failures, locked_now }
-            })
-            .await?;
+        let outcome = self.update(user, move |r| r.fail(max_failures, lock)).await?;
         if outcome.locked_now {
             self.publish(Change::Locked { user: user.to_owned() });
         }
@@ -383,12 +343,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn unlock(&self, user: &str) -> StoreResult<bool> {
-        let was_locked = self
-            .update(user, |r| {
-                r.failures = 0;
-                r.lock.take().is_some()
-            })
-            .await?;
+        let was_locked = self.update(user, UserRecord::unlock).await?;
         if was_locked {
             self.publish(Change::Unlocked { user: user.to_owned() });
         }
@@ -403,26 +358,13 @@ impl Store for EmbeddedStore {
     }
 
     async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()> {
-        let not_before = self
-            .update(user, move |r| {
-                r.totp = None;
-                r.recovery.clear();
-                r.totp_revoked_at = Some(at);
-                r.sessions_not_before = r.sessions_not_before.max(at);
-                r.sessions_not_before
-            })
-            .await?;
+        let not_before = self.update(user, move |r| r.revoke_totp(at)).await?;
         self.publish(Change::SessionsNotBefore { user: user.to_owned(), at: not_before });
         Ok(())
     }
 
     async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()> {
-        let not_before = self
-            .update(user, move |r| {
-                r.sessions_not_before = r.sessions_not_before.max(at);
-                r.sessions_not_before
-            })
-            .await?;
+        let not_before = self.update(user, move |r| r.sign_out_everywhere(at)).await?;
         self.publish(Change::SessionsNotBefore { user: user.to_owned(), at: not_before });
         Ok(())
     }

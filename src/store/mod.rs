@@ -80,7 +80,80 @@ pub struct UserRecord {
     pub sessions_not_before: u64,
 }
 
+/// The rules of every change to a user's record, in one place: each backend
+/// runs one of these inside its own atomic read-modify-write.
 impl UserRecord {
+    /// Starts enrollment; refused when a confirmed authenticator exists.
+    pub fn begin_enrollment(&mut self, record: TotpRecord) -> bool {
+        if self.totp.as_ref().is_some_and(|t| t.confirmed) {
+            return false;
+        }
+        self.totp = Some(TotpRecord { confirmed: false, ..record });
+        true
+    }
+
+    /// Confirms a pending authenticator at `step` with fresh recovery codes.
+    pub fn confirm_totp(&mut self, step: u64, recovery_hashes: Vec<String>) -> bool {
+        match self.totp.as_mut() {
+            Some(totp) if !totp.confirmed => {
+                totp.confirmed = true;
+                totp.last_step = step;
+                self.recovery = recovery_hashes;
+                self.failures = 0;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A code's step is accepted once, and never one at or before the last accepted.
+    pub fn use_totp_step(&mut self, step: u64) -> bool {
+        match self.totp.as_mut() {
+            Some(totp) if totp.confirmed && step > totp.last_step => {
+                totp.last_step = step;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub fn use_recovery_code(&mut self, hash: &str) -> bool {
+        let before = self.recovery.len();
+        self.recovery.retain(|h| h != hash);
+        self.recovery.len() < before
+    }
+
+    /// Counts a failure; `lock.at` is the caller's "now": a timed lock that has
+    /// run out does not count as locked, so the next failure locks again.
+    pub fn fail(&mut self, max_failures: u32, lock: Lock) -> FailureOutcome {
+        self.failures = self.failures.saturating_add(1);
+        let locked_now = self.failures >= max_failures && !self.is_locked(lock.at);
+        if locked_now {
+            self.lock = Some(lock);
+        }
+        FailureOutcome { failures: self.failures, locked_now }
+    }
+
+    /// Clears the lock and the failure count; true when there was a lock.
+    pub fn unlock(&mut self) -> bool {
+        self.failures = 0;
+        self.lock.take().is_some()
+    }
+
+    /// Removes the authenticator and recovery codes, starts the cooldown, and
+    /// voids earlier sessions; returns the resulting "not before" time.
+    pub fn revoke_totp(&mut self, at: u64) -> u64 {
+        self.totp = None;
+        self.recovery.clear();
+        self.totp_revoked_at = Some(at);
+        self.sign_out_everywhere(at)
+    }
+
+    pub fn sign_out_everywhere(&mut self, at: u64) -> u64 {
+        self.sessions_not_before = self.sessions_not_before.max(at);
+        self.sessions_not_before
+    }
+
     pub fn is_locked(&self, now: u64) -> bool {
         self.lock.as_ref().is_some_and(|l| l.until.is_none_or(|u| now < u))
     }

@@ -776,49 +776,20 @@ impl Store for RedisStore {
     }
 
     async fn set_pending_totp(&self, user: &str, record: TotpRecord) -> StoreResult<bool> {
-        self.update(user, move |r| {
-            if r.totp.as_ref().is_some_and(|t| t.confirmed) {
-                return (false, None);
-            }
-            r.totp = Some(TotpRecord { confirmed: false, ..record.clone() });
-            (true, None)
-        })
-        .await
+        self.update(user, move |r| (r.begin_enrollment(record.clone()), None)).await
     }
 
     async fn confirm_totp(&self, user: &str, step: u64, recovery_hashes: Vec<String>) -> StoreResult<bool> {
-        self.update(user, move |r| match r.totp.as_mut() {
-            Some(totp) if !totp.confirmed => {
-                totp.confirmed = true;
-                totp.last_step = step;
-                r.recovery = recovery_hashes.clone();
-                r.failures = 0;
-                (true, None)
-            }
-            _ => (false, None),
-        })
-        .await
+        self.update(user, move |r| (r.confirm_totp(step, recovery_hashes.clone()), None)).await
     }
 
     async fn use_totp_step(&self, user: &str, step: u64) -> StoreResult<bool> {
-        self.update(user, move |r| match r.totp.as_mut() {
-            Some(totp) if totp.confirmed && step > totp.last_step => {
-                totp.last_step = step;
-                (true, None)
-            }
-            _ => (false, None),
-        })
-        .await
+        self.update(user, move |r| (r.use_totp_step(step), None)).await
     }
 
     async fn use_recovery_code(&self, user: &str, hash: &str) -> StoreResult<bool> {
         let hash = hash.to_owned();
-        self.update(user, move |r| {
-            let before = r.recovery.len();
-            r.recovery.retain(|h| *h != hash);
-            (r.recovery.len() < before, None)
-        })
-        .await
+        self.update(user, move |r| (r.use_recovery_code(&hash), None)).await
     }
 
     async fn set_recovery_codes(&self, user: &str, hashes: Vec<String>) -> StoreResult<()> {
@@ -832,15 +803,8 @@ impl Store for RedisStore {
     async fn record_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {
         let name = user.to_owned();
         self.update(user, move |r| {
-            r.failures = r.failures.saturating_add(1);
-            // `lock.at` is the caller's "now": a timed lock that has run out
-            // does not count as locked, so the next failure locks again.
-            let locked_now = r.failures >= max_failures && !r.is_locked(lock.at);
-            if locked_now {
-                r.lock = Some(lock.clone());
-            }
-            let change = locked_now.then(|| Change::Locked { user: name.clone() });
-            (FailureOutcome { failures: r.failures, locked_now }, change)
+            let outcome = r.fail(max_failures, lock.clone());
+            (outcome, outcome.locked_now.then(|| Change::Locked { user: name.clone() }))
         })
         .await
     }
@@ -856,8 +820,7 @@ impl Store for RedisStore {
     async fn unlock(&self, user: &str) -> StoreResult<bool> {
         let name = user.to_owned();
         self.update(user, move |r| {
-            r.failures = 0;
-            let was_locked = r.lock.take().is_some();
+            let was_locked = r.unlock();
             (was_locked, was_locked.then(|| Change::Unlocked { user: name.clone() }))
         })
         .await
@@ -880,21 +843,14 @@ impl Store for RedisStore {
 
     async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()> {
         let name = user.to_owned();
-        self.update(user, move |r| {
-            r.totp = None;
-            r.recovery.clear();
-            r.totp_revoked_at = Some(at);
-            r.sessions_not_before = r.sessions_not_before.max(at);
-            ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.sessions_not_before }))
-        })
-        .await
+        self.update(user, move |r| ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.revoke_totp(at) })))
+            .await
     }
 
     async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()> {
         let name = user.to_owned();
         self.update(user, move |r| {
-            r.sessions_not_before = r.sessions_not_before.max(at);
-            ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.sessions_not_before }))
+            ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.sign_out_everywhere(at) }))
         })
         .await
     }
