@@ -35,8 +35,8 @@ use super::{
 };
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{cmd, AsyncConnectionConfig, Client, Cmd, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Script};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::{cmd, Client, Cmd, IntoConnectionInfo, ProtocolVersion, Script};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
@@ -45,8 +45,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::runtime::Handle;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, oneshot};
 use tokio::time::timeout;
+
+mod feed;
+use feed::Feed;
 
 pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
 
@@ -617,95 +620,6 @@ impl ConnectionLike for Conn {
 
     fn get_db(&self) -> i64 {
         self.0.get_db()
-    }
-}
-
-/// The change feed: one pub/sub connection, reopened whenever it is lost.
-struct Feed {
-    client: Client,
-    channel: String,
-    changes: broadcast::Sender<Change>,
-    /// Set once `connect` returned: from then on a new subscription may have missed changes.
-    handed_out: Arc<AtomicBool>,
-}
-
-impl Feed {
-    async fn run(self, first_try: std::sync::mpsc::SyncSender<()>) {
-        let mut first_try = Some(first_try);
-        let mut lost = false;
-        loop {
-            match self.open().await {
-                Ok((conn, pushes)) => {
-                    if self.handed_out.load(Ordering::SeqCst) {
-                        let _ = self.changes.send(Change::Resync);
-                    }
-                    if lost {
-                        log::info!("redis change feed: subscribed again");
-                    }
-                    first_try.take().map(|t| t.send(()));
-                    self.listen(conn, pushes).await;
-                    log::warn!("redis change feed: connection lost, reconnecting");
-                }
-                Err(e) => {
-                    first_try.take().map(|t| t.send(()));
-                    if !lost {
-                        log::warn!("redis change feed: {e}; retrying");
-                    }
-                }
-            }
-            lost = true;
-            tokio::time::sleep(FEED_RETRY_DELAY).await;
-        }
-    }
-
-    async fn open(&self) -> StoreResult<(MultiplexedConnection, mpsc::UnboundedReceiver<PushInfo>)> {
-        let (tx, pushes) = mpsc::unbounded_channel();
-        let config = AsyncConnectionConfig::new()
-            .set_push_sender(tx)
-            .set_connection_timeout(Some(IO_TIMEOUT))
-            .set_response_timeout(Some(IO_TIMEOUT));
-        let opened = async {
-            let mut conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
-            conn.subscribe(&self.channel).await?;
-            Ok(conn)
-        };
-        match timeout(IO_TIMEOUT * 2, opened).await {
-            Ok(Ok(conn)) => Ok((conn, pushes)),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(StoreError::Unavailable("redis: no answer while subscribing".into())),
-        }
-    }
-
-    /// Forwards changes until the connection is gone or stops answering.
-    async fn listen(&self, mut conn: MultiplexedConnection, mut pushes: mpsc::UnboundedReceiver<PushInfo>) {
-        let mut ping = tokio::time::interval(FEED_PING_EVERY);
-        ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                push = pushes.recv() => match push {
-                    Some(PushInfo { kind: PushKind::Message, data }) => self.forward(data),
-                    Some(PushInfo { kind: PushKind::Disconnection, .. }) | None => return,
-                    Some(_) => {}
-                },
-                _ = ping.tick() => {
-                    let pong = timeout(IO_TIMEOUT, cmd("PING").query_async::<redis::Value>(&mut conn)).await;
-                    if !matches!(pong, Ok(Ok(_))) {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    fn forward(&self, data: Vec<redis::Value>) {
-        let payload = data.into_iter().nth(1).and_then(|v| redis::from_redis_value::<Vec<u8>>(v).ok());
-        match payload.map(|p| serde_json::from_slice::<Change>(&p)) {
-            Some(Ok(change)) => {
-                // An error only means nobody is subscribed right now.
-                let _ = self.changes.send(change);
-            }
-            _ => log::warn!("redis change feed: ignored an unreadable message on {}", self.channel),
-        }
     }
 }
 
