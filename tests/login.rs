@@ -236,7 +236,6 @@ async fn return_targets_are_validated() {
         ("%2F%2Fevil.example", "/.portcullis/"),
         ("javascript:alert(1)", "/.portcullis/"),
         ("https://wiki.localhost.evil.example/", "/.portcullis/"),
-        ("https://a.open.localhost/x", "https://a.open.localhost/x"),
     ];
     for (rd, expected) in cases {
         let (inside, _) = browser(&env);
@@ -302,4 +301,37 @@ async fn forged_expired_and_foreign_cookies_are_refused() {
     assert_eq!(whoami(good.to_cookie(&KeyRing::generate())).await, StatusCode::UNAUTHORIZED, "foreign key");
     let ghost = Session::new("mallory", "wiki", SessionLevel::BothFactors, now, 3600);
     assert_eq!(whoami(ghost.to_cookie(&keys)).await, StatusCode::UNAUTHORIZED, "unknown user");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_returns_to_another_app_through_a_single_use_code() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let (inside, _) = browser(&env);
+    let port = env.https.port();
+    let rd = format!("https://a.open.localhost:{port}/x?y=1");
+    let (_, v) =
+        post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD, "rd": rd}))
+            .await;
+    let location = v["location"].as_str().unwrap().to_string();
+    let prefix = format!("https://a.open.localhost:{port}/.portcullis/session?code=");
+    assert!(location.starts_with(&prefix), "{location}");
+    // No session on the other host yet: cookies are per host.
+    let whoami_open = |c: &Client| {
+        let req = c.get(format!("https://a.open.localhost:{port}/.portcullis/api/whoami"));
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(whoami_open(&inside).await, StatusCode::UNAUTHORIZED);
+    // The code is traded for that host's own cookie, and the browser lands on the page it wanted.
+    let r = inside.get(&location).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/x?y=1");
+    assert!(r.headers()["set-cookie"].to_str().unwrap().starts_with("__Host-portcullis-session="));
+    assert_eq!(whoami_open(&inside).await, StatusCode::OK);
+    // The code works once.
+    let (other, _) = browser(&env);
+    let r = other.get(&location).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("portcullis-session=v1")));
+    assert_eq!(whoami_open(&other).await, StatusCode::UNAUTHORIZED);
 }

@@ -21,7 +21,7 @@ impl Portal<'_> {
             ("POST", "/.portcullis/api/totp") => {
                 let step =
                     self.auth.login.totp(self.config, self.client_ip, &req.flow, req.field("code").unwrap_or("")).await;
-                self.api_step(req, step)
+                self.api_step(req, step).await
             }
             ("POST", "/.portcullis/api/recovery") => {
                 let step = self
@@ -29,7 +29,7 @@ impl Portal<'_> {
                     .login
                     .recovery(self.config, self.client_ip, &req.flow, req.field("code").unwrap_or(""))
                     .await;
-                self.api_step(req, step)
+                self.api_step(req, step).await
             }
             ("POST", "/.portcullis/api/totp/enroll") => {
                 match self.auth.login.enroll_start(self.config, &req.flow).await {
@@ -37,7 +37,7 @@ impl Portal<'_> {
                         200,
                         &json!({"secret": e.key_string, "otpauth_uri": e.otpauth_uri, "qr_svg": e.qr_svg, "period": e.period}),
                     ),
-                    Err(step) => self.api_step(req, step),
+                    Err(step) => self.api_step(req, step).await,
                 }
             }
             ("POST", "/.portcullis/api/totp/enroll/confirm") => self.api_enroll_confirm(req).await,
@@ -54,18 +54,18 @@ impl Portal<'_> {
             return error(400, "bad_request", "send {\"username\": …, \"password\": …}");
         };
         let step = self.password_step(req, user, password).await;
-        self.api_step(req, step)
+        self.api_step(req, step).await
     }
 
     async fn api_enroll_confirm(&self, req: &Request) -> Reply {
         let code = req.field("code").unwrap_or("");
         match self.auth.login.enroll_confirm(self.config, self.client_ip, &req.flow, code).await {
             Ok((Step::Done { session, rd }, codes)) => {
-                let location = self.return_location(&req.host, &rd);
+                let location = self.after_login(req, &session, &rd).await;
                 Reply::json(200, &json!({"next": "done", "location": location, "recovery_codes": codes}))
                     .with_header("set-cookie", self.session_cookie(&session))
             }
-            Ok((other, _)) | Err(other) => self.api_step(req, other),
+            Ok((other, _)) | Err(other) => self.api_step(req, other).await,
         }
     }
 
@@ -109,11 +109,11 @@ impl Portal<'_> {
     }
 
     /// Maps a login step to JSON: `next` says what to do, `error` what went wrong.
-    fn api_step(&self, req: &Request, step: Step) -> Reply {
+    async fn api_step(&self, req: &Request, step: Step) -> Reply {
         let contact = self.contact();
         match step {
             Step::Done { session, rd } => {
-                let location = self.return_location(&req.host, &rd);
+                let location = self.after_login(req, &session, &rd).await;
                 Reply::json(200, &json!({"next": "done", "location": location}))
                     .with_header("set-cookie", self.session_cookie(&session))
             }

@@ -51,6 +51,7 @@ impl Portal<'_> {
             ("POST", "/.portcullis/enroll/confirm") => self.enroll_confirm(req).await,
             ("POST", "/.portcullis/recovery/regenerate") => self.regenerate(req).await,
             ("POST", "/.portcullis/logout") => self.logout(req).await,
+            ("GET", "/.portcullis/session") => self.handoff_page(req).await,
             _ => self.page(req, Page::Error { message: Text::ErrNotFound }),
         }
     }
@@ -98,7 +99,7 @@ impl Portal<'_> {
             return self.page(req, Page::Login { username: user, error: Some(Text::ErrMissingCredentials) });
         }
         let step = self.password_step(req, user, password).await;
-        self.step(req, step, Form::Login, user)
+        self.step(req, step, Form::Login, user).await
     }
 
     async fn otp_page(&self, req: &Request) -> Reply {
@@ -113,7 +114,7 @@ impl Portal<'_> {
             self.auth.login.step_up(self.config, self.app, &self.facts, &req.flow, &s.session.user, &req.rd()).await;
         match step {
             Step::NeedTotp => self.page(req, Page::Totp { error: None, clock_hint: false }),
-            other => self.step(req, other, Form::Totp, ""),
+            other => self.step(req, other, Form::Totp, "").await,
         }
     }
 
@@ -125,7 +126,7 @@ impl Portal<'_> {
         } else {
             login.totp(self.config, self.client_ip, &req.flow, code).await
         };
-        self.step(req, step, form, "")
+        self.step(req, step, form, "").await
     }
 
     async fn enroll_page(&self, req: &Request) -> Reply {
@@ -133,7 +134,7 @@ impl Portal<'_> {
             Ok(e) => {
                 self.page(req, Page::EnrollStart { qr_svg: &e.qr_svg, key_string: &e.key_string, period: e.period })
             }
-            Err(step) => self.step(req, step, Form::EnrollConfirm, ""),
+            Err(step) => self.step(req, step, Form::EnrollConfirm, "").await,
         }
     }
 
@@ -141,11 +142,18 @@ impl Portal<'_> {
         let code = req.field("code").unwrap_or("");
         match self.auth.login.enroll_confirm(self.config, self.client_ip, &req.flow, code).await {
             Ok((Step::Done { session, rd }, codes)) => {
-                let next = self.return_location(&req.host, &rd);
+                let next = self.after_login(req, &session, &rd).await;
                 self.page(req, Page::RecoveryCodes { codes: &codes, continue_href: &next })
                     .with_header("set-cookie", self.session_cookie(&session))
             }
-            Ok((other, _)) | Err(other) => self.step(req, other, Form::EnrollConfirm, ""),
+            Ok((other, _)) | Err(other) => self.step(req, other, Form::EnrollConfirm, "").await,
+        }
+    }
+
+    async fn handoff_page(&self, req: &Request) -> Reply {
+        match self.take_handoff(req).await {
+            Ok((session, next)) => see_other(next).with_header("set-cookie", self.session_cookie(&session)),
+            Err(()) => self.page(req, Page::Error { message: Text::ErrSessionExpired }),
         }
     }
 
@@ -179,7 +187,7 @@ impl Portal<'_> {
         };
         match self.auth.login.regenerate_recovery(&s.session.user).await {
             Ok(codes) => self.page(req, Page::RecoveryCodes { codes: &codes, continue_href: "/.portcullis/" }),
-            Err(step) => self.step(req, step, Form::Login, ""),
+            Err(step) => self.step(req, step, Form::Login, "").await,
         }
     }
 
@@ -195,7 +203,7 @@ impl Portal<'_> {
     }
 
     /// Maps a login step to what the browser sees.
-    fn step(&self, req: &Request, step: Step, form: Form, username: &str) -> Reply {
+    async fn step(&self, req: &Request, step: Step, form: Form, username: &str) -> Reply {
         let error = |t: Text, hint: bool| match form {
             Form::Login => Page::Login { username, error: Some(t) },
             Form::Totp => Page::Totp { error: Some(t), clock_hint: hint },
@@ -204,9 +212,8 @@ impl Portal<'_> {
         };
         let wrong = if form == Form::Recovery { Text::ErrWrongRecoveryCode } else { Text::ErrWrongCode };
         match step {
-            Step::Done { session, rd } => {
-                see_other(self.return_location(&req.host, &rd)).with_header("set-cookie", self.session_cookie(&session))
-            }
+            Step::Done { session, rd } => see_other(self.after_login(req, &session, &rd).await)
+                .with_header("set-cookie", self.session_cookie(&session)),
             Step::NeedTotp => see_other("/.portcullis/otp".into()),
             Step::NeedEnroll => see_other("/.portcullis/enroll".into()),
             Step::Denied => self.page(req, Page::Denied),

@@ -13,7 +13,7 @@ use crate::challenge::pages::Lang;
 use crate::config::hosts::AppId;
 use crate::config::Config;
 use crate::identity::cookie::set_cookie;
-use crate::identity::session::SESSION_COOKIE;
+use crate::identity::session::{Session as UserSession, SessionLevel, SESSION_COOKIE};
 use crate::policy::expr::Facts;
 use crate::proxy::respond::Reply;
 use pingora::proxy::Session;
@@ -21,6 +21,18 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 const PREFIX: &[u8] = b"/.portcullis";
+
+/// How long a cross-host handoff code is valid.
+const HANDOFF_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What a handoff code carries to the other app's host.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Handoff {
+    user: String,
+    app: String,
+    both_factors: bool,
+    expires_at: u64,
+}
 
 /// Whether a request path is under the reserved prefix.
 pub fn is_portal_path(path: &str) -> bool {
@@ -195,6 +207,60 @@ impl Portal<'_> {
             Some(redirect::ReturnTo::Url { host, path }) => format!("https://{host}{path}"),
             None => "/.portcullis/".to_string(),
         }
+    }
+
+    /// Where to send the browser once signed in. A return target on another
+    /// app's host gets a single-use code (60 s) that host trades for its own
+    /// `__Host-` cookie at `/.portcullis/session`: no cookie crosses hosts.
+    pub async fn after_login(&self, req: &Request, session: &UserSession, rd: &str) -> String {
+        let is_app_host = |h: &str| self.config.hosts.matches(h);
+        let (host, path) = match redirect::validate_return(rd, &req.host, &is_app_host) {
+            Some(redirect::ReturnTo::Path(p)) => return p,
+            Some(redirect::ReturnTo::Url { host, path }) => (host, path),
+            None => return "/.portcullis/".to_string(),
+        };
+        let bare = crate::config::hosts::strip_port(&host).unwrap_or(&host);
+        match self.config.hosts.lookup(bare) {
+            Some(app) if app == self.app => path,
+            Some(app) => self.handoff(session, app, &host, &path).await.unwrap_or_else(|| "/.portcullis/".to_string()),
+            None => "/.portcullis/".to_string(),
+        }
+    }
+
+    async fn handoff(&self, session: &UserSession, app: AppId, host: &str, path: &str) -> Option<String> {
+        let grant = Handoff {
+            user: session.user.clone(),
+            app: self.config.app(app).name.clone(),
+            both_factors: session.level == SessionLevel::BothFactors,
+            expires_at: session.expires_at,
+        };
+        let code = hex::encode(rand::random::<[u8; 16]>());
+        let bytes = serde_json::to_vec(&grant).ok()?;
+        self.auth.store().put_challenge(&format!("handoff:{code}"), &bytes, HANDOFF_TTL).await.ok()?;
+        Some(format!("https://{host}/.portcullis/session?code={code}&rd={}", redirect::encode_return_param(path)))
+    }
+
+    /// `GET /.portcullis/session?code=…&rd=…`: trades a single-use handoff code
+    /// for this host's own session cookie.
+    pub async fn take_handoff(&self, req: &Request) -> Result<(UserSession, String), ()> {
+        let code = req.field("code").filter(|c| c.len() == 32 && c.bytes().all(|b| b.is_ascii_hexdigit())).ok_or(())?;
+        let bytes = self.auth.store().take_challenge(&format!("handoff:{code}")).await.map_err(|_| ())?.ok_or(())?;
+        let grant: Handoff = serde_json::from_slice(&bytes).map_err(|_| ())?;
+        let app = self.config.app(self.app);
+        if grant.app != app.name {
+            return Err(());
+        }
+        let user = self.config.users.get(&grant.user).ok_or(())?;
+        let now = self.auth.clock.now();
+        let lifetime = self.config.groups[user.policy_group].session_lifetime.as_secs();
+        let lifetime = lifetime.min(grant.expires_at.saturating_sub(now));
+        let level = if grant.both_factors { SessionLevel::BothFactors } else { SessionLevel::FirstFactor };
+        let session = UserSession::new(&user.username, &app.name, level, now, lifetime);
+        let next = match redirect::validate_return(&req.rd(), &req.host, &|_: &str| false) {
+            Some(redirect::ReturnTo::Path(p)) => p,
+            _ => "/.portcullis/".to_string(),
+        };
+        Ok((session, next))
     }
 
     /// The `Set-Cookie` for a new session.
