@@ -104,3 +104,15 @@ fn check_warns_when_redis_persistence_is_off() {
     assert!(!err.contains("persistence"), "AOF on: no warning: {err}");
     drop(durable);
 }
+
+/// The annotated examples in config/ stay valid (files they name aside).
+#[test]
+fn the_example_configs_parse() {
+    for example in ["config/portcullis.toml", "config/cluster.toml"] {
+        let text = std::fs::read_to_string(example).unwrap();
+        let parsed: Result<toml::Value, _> = toml::from_str(&text);
+        assert!(parsed.is_ok(), "{example}: {parsed:?}");
+        let file: Result<portcullis::config::file::ConfigFile, _> = toml::from_str(&text);
+        assert!(file.is_ok(), "{example}: {:?}", file.err());
+    }
+}
