@@ -21,11 +21,9 @@ async fn tls_connect(env: &Env, from: &str) -> tokio_rustls::client::TlsStream<T
     tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn websocket_upgrade_passes_through() {
-    let env = Env::new("", APPS);
-    let _p = env.start();
-    let mut s = tls_connect(&env, "127.0.0.2").await;
+/// Upgrades, checks the 101, and echoes one frame through the tunnel.
+async fn upgrade_and_echo(env: &Env, n: usize) {
+    let mut s = tls_connect(env, "127.0.0.2").await;
     s.write_all(
         b"GET /ws HTTP/1.1\r\nHost: wiki.localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
@@ -35,9 +33,9 @@ async fn websocket_upgrade_passes_through() {
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
         let mut chunk = [0u8; 1024];
-        let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed during the handshake: {}", String::from_utf8_lossy(&buf));
-        buf.extend_from_slice(&chunk[..n]);
+        let k = s.read(&mut chunk).await.unwrap();
+        assert!(k > 0, "connection {n} closed during the handshake: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..k]);
     }
     let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
@@ -50,8 +48,20 @@ async fn websocket_upgrade_passes_through() {
     frame.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     s.write_all(&frame).await.unwrap();
     let mut reply = [0u8; 7];
-    s.read_exact(&mut reply).await.unwrap();
+    s.read_exact(&mut reply).await.unwrap_or_else(|e| panic!("connection {n}: no echo through the tunnel: {e}"));
     assert_eq!(&reply, b"\x81\x05hello");
+}
+
+/// Many upgrades in a row: Pingora 0.9.1 tore the tunnel down when the 101
+/// came back before the request's empty body was handled (the race is
+/// timing-dependent; vendor/pingora-proxy carries the fix).
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_upgrade_passes_through() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    for n in 0..40 {
+        upgrade_and_echo(&env, n).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
