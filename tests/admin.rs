@@ -5,28 +5,9 @@
 mod common;
 
 use common::api::{browser, code, post, whoami};
-use common::{portcullis, Env};
+use common::{portcullis, Env, LOGIN_APPS as APPS, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
-
-const APPS: &str = r#"
-[networks]
-internal = ["127.0.0.2/32"]
-
-[totp]
-cooldown = "20m"
-
-[policy_group.staff]
-allow = "always"
-otp_skip = "never"
-enroll_when = "internal_ip"
-
-[[app]]
-name = "wiki"
-hosts = ["wiki.localhost"]
-upstream = "{upstream}"
-policy_groups = ["staff"]
-"#;
 
 fn admin(env: &Env, args: &[&str]) -> (i32, Value) {
     let mut all = vec!["admin", "--config", common::path_str(&env.config)];
@@ -37,8 +18,7 @@ fn admin(env: &Env, args: &[&str]) -> (i32, Value) {
 
 async fn enrolled_session(env: &Env) -> (Client, Vec<String>) {
     let c = browser(env, "127.0.0.2");
-    let (_, v) =
-        post(&c, env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
+    let (_, v) = post(&c, env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!(v["next"], "enroll_totp", "{v}");
     let (_, e) = post(&c, env, "/.portcullis/api/totp/enroll", json!({})).await;
     let (_, v) =
@@ -54,12 +34,11 @@ async fn locked_users_are_listed_and_unlocked() {
     let _p = env.start();
     let (_, codes) = enrolled_session(&env).await;
     let c = browser(&env, "127.0.0.3");
-    post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
+    post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     for _ in 0..5 {
         post(&c, &env, "/.portcullis/api/totp", json!({"code": "000000"})).await;
     }
-    let (s, v) =
-        post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
+    let (s, v) = post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!((s, v["next"].as_str()), (StatusCode::LOCKED, Some("locked")), "{v}");
     let (code, v) = admin(&env, &["locked"]);
     assert_eq!(code, 0, "{v}");
@@ -71,8 +50,7 @@ async fn locked_users_are_listed_and_unlocked() {
     assert_eq!(code, 0, "{v}");
     assert_eq!(v["unlocked"], json!(["alice"]));
     assert_eq!(admin(&env, &["locked"]).1["locked"], json!([]));
-    let (_, v) =
-        post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
+    let (_, v) = post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!(v["next"], "totp");
     let (_, v) = post(&c, &env, "/.portcullis/api/recovery", json!({"code": codes[0]})).await;
     assert_eq!(v["next"], "done", "{v}");
@@ -87,8 +65,7 @@ async fn revoke_totp_ends_sessions_and_waits_for_the_cooldown() {
     let (code, v) = admin(&env, &["revoke-totp", "alice"]);
     assert_eq!(code, 0, "{v}");
     assert_eq!(whoami(&c, &env).await, StatusCode::UNAUTHORIZED, "open sessions end");
-    let (s, v) =
-        post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
+    let (s, v) = post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!((s, v["next"].as_str()), (StatusCode::FORBIDDEN, Some("cooldown")), "{v}");
     assert!(v["until"].as_u64().unwrap() > 1_000_000_000);
 }
@@ -99,8 +76,7 @@ async fn enroll_link_lets_a_user_enroll_from_outside_once() {
     let _p = env.start();
     let outside = browser(&env, "127.0.0.3");
     let (_, v) =
-        post(&outside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"}))
-            .await;
+        post(&outside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!(v["next"], "ask_admin");
     let (code, link) = admin(&env, &["enroll-link", "alice"]);
     assert_eq!(code, 0, "{link}");
@@ -110,7 +86,7 @@ async fn enroll_link_lets_a_user_enroll_from_outside_once() {
         "{url}"
     );
     let code_param = url.split("enroll=").nth(1).unwrap();
-    let body = json!({"username": "alice", "password": "portcullis-demo", "enroll": code_param});
+    let body = json!({"username": "alice", "password": PASSWORD, "enroll": code_param});
     let (_, v) = post(&outside, &env, "/.portcullis/api/login", body.clone()).await;
     assert_eq!(v["next"], "enroll_totp", "{v}");
     let other = browser(&env, "127.0.0.3");
@@ -123,7 +99,7 @@ async fn sign_out_rotate_keys_and_health() {
     let env = Env::new("", &APPS.replace("otp_skip = \"never\"", "otp_skip = \"always\""));
     let _p = env.start();
     let c = browser(&env, "127.0.0.3");
-    post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": "portcullis-demo"})).await;
+    post(&c, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!(whoami(&c, &env).await, StatusCode::OK);
     // Rotation: the old key still verifies.
     let (code, v) = admin(&env, &["rotate-keys"]);

@@ -8,7 +8,7 @@ mod common;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
-use common::Env;
+use common::{Env, PASSWORD};
 use percent_encoding::percent_decode_str;
 use portcullis::challenge::pages::{text, Lang, Text};
 use serde_json::Value;
@@ -17,24 +17,10 @@ use webdriver::{require_tool, Browser};
 
 /// Chromium connects from 127.0.0.1, which is `internal` here: enrollment is
 /// allowed, and the second factor is still asked (`otp_skip = "never"`).
-const APPS: &str = r#"
-[networks]
-internal = ["127.0.0.1/32"]
+fn apps() -> String {
+    common::LOGIN_APPS.replace("127.0.0.2/32", "127.0.0.1/32")
+}
 
-[policy_group.staff]
-allow = "always"
-otp_skip = "never"
-enroll_when = "internal_ip"
-
-[[app]]
-name = "wiki"
-hosts = ["wiki.localhost"]
-upstream = "{upstream}"
-policy_groups = ["staff"]
-bypass = "never"
-"#;
-
-const PASSWORD: &str = "portcullis-demo";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_and_enroll_in_english() {
@@ -48,7 +34,7 @@ async fn sign_in_and_enroll_in_japanese() {
 
 async fn sign_in_and_enroll(lang: Lang) {
     require_tool("oathtool", "oathtool");
-    let env = Env::new("", APPS);
+    let env = Env::new("", &apps());
     let _proxy = env.start();
     let b = Browser::start(lang.code(), "MAP wiki.localhost 127.0.0.1").await;
     let shot = |step: &str| screenshot_path(lang, step);

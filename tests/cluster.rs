@@ -8,30 +8,12 @@ mod common;
 use common::api::{browser, code, post, whoami};
 use common::cut::Cuttable;
 use common::redis_server::RedisServer;
-use common::{portcullis, Env};
+use common::{portcullis, Env, LOGIN_APPS as APPS, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-const APPS: &str = r#"
-[networks]
-internal = ["127.0.0.2/32"]
-
-[policy_group.staff]
-allow = "always"
-otp_skip = "never"
-enroll_when = "internal_ip"
-
-[[app]]
-name = "wiki"
-hosts = ["wiki.localhost"]
-upstream = "{upstream}"
-policy_groups = ["staff"]
-"#;
-
-const PASSWORD: &str = "portcullis-demo";
 
 /// An instance: its Env and process.
 struct Instance {

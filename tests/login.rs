@@ -6,7 +6,7 @@
 mod common;
 
 use common::api::{client_with_jar, code, post};
-use common::Env;
+use common::{Env, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -35,7 +35,6 @@ policy_groups = ["staff"]
 
 const INTERNAL: &str = "127.0.0.2";
 const EXTERNAL: &str = "127.0.0.3";
-const PASSWORD: &str = "portcullis-demo";
 
 /// Clients from inside and outside sharing one cookie jar: the same browser moving.
 fn browser(env: &Env) -> (Client, Client) {

@@ -88,6 +88,27 @@ policy_groups = ["staff"]
 bypass = "always"
 "#;
 
+/// Apps behind a login: the `staff` group always needs a second factor and may
+/// enroll one from the internal address 127.0.0.2.
+pub const LOGIN_APPS: &str = r#"
+[networks]
+internal = ["127.0.0.2/32"]
+
+[policy_group.staff]
+allow = "always"
+otp_skip = "never"
+enroll_when = "internal_ip"
+
+[[app]]
+name = "wiki"
+hosts = ["wiki.localhost"]
+upstream = "{upstream}"
+policy_groups = ["staff"]
+"#;
+
+/// The password of every test user.
+pub const PASSWORD: &str = "portcullis-demo";
+
 impl Env {
     pub fn new(server_extra: &str, apps: &str) -> Env {
         portcullis::tls::install_crypto_provider();
