@@ -21,7 +21,6 @@ fn apps() -> String {
     common::LOGIN_APPS.replace("127.0.0.2/32", "127.0.0.1/32")
 }
 
-
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_and_enroll_in_english() {
     sign_in_and_enroll(Lang::En).await;

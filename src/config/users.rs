@@ -61,6 +61,22 @@ pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<
             ));
             continue;
         };
+        // Groups and the email travel to apps in headers: no room for control characters.
+        if let Some(bad) = u.groups.iter().find(|g| !valid_group(g)) {
+            errors.push(src.error_at(
+                entry.span().start,
+                format!(
+                    "user `{name}`: group `{}` must be 1–64 letters, digits, `.`, `_`, `-` or `@`",
+                    bad.escape_default()
+                ),
+            ));
+        }
+        if let Some(email) = u.email.as_deref().filter(|e| !valid_email(e)) {
+            errors.push(src.error_at(
+                entry.span().start,
+                format!("user `{name}`: email `{}` is not an address like `name@example.com`", email.escape_default()),
+            ));
+        }
         let user = User {
             username: name.to_string(),
             display_name: u.display_name.clone().unwrap_or_else(|| name.to_string()),
@@ -82,6 +98,16 @@ pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<
 
 fn valid_username(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+}
+
+fn valid_group(g: &str) -> bool {
+    valid_username(g)
+}
+
+fn valid_email(e: &str) -> bool {
+    e.len() <= 254
+        && e.bytes().all(|b| b.is_ascii_graphic())
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))
 }
 
 fn check_hash(phc: &str) -> Result<(), String> {
@@ -124,6 +150,18 @@ mod tests {
         assert_eq!(errs[0].line, 3);
         assert!(errs[1].message.contains("no policy group named `nope`"));
         let _ = HASH;
+    }
+
+    #[test]
+    fn header_bound_fields_are_checked() {
+        let text = format!(
+            "[[user]]\nusername = \"alice\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n\
+             groups = [\"ok\", \"bad\\r\\nX-Injected: 1\"]\nemail = \"not an email\"\n"
+        );
+        let errs = load(&src(&text), &group).unwrap_err().0;
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].message.contains("group"), "{errs:?}");
+        assert!(errs[1].message.contains("email"), "{errs:?}");
     }
 
     #[test]
