@@ -74,3 +74,50 @@ async fn websocket_from_outside_is_challenged() {
     s.read_exact(&mut buf).await.unwrap();
     assert_eq!(&buf, b"HTTP/1.1 401");
 }
+
+/// Reads one whole HTTP/1.1 response (headers and a Content-Length body).
+async fn read_response(s: &mut tokio_rustls::client::TlsStream<TcpStream>) -> String {
+    let mut buf = Vec::new();
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= len {
+                return text;
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&buf));
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// An absolute-form target and a Host header naming another app, or two Host
+/// headers, are refused: a shared upstream must never be asked for one app's
+/// content under another app's decision. A consistent absolute-form request
+/// reaches the upstream with that host.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_upstream_sees_the_host_the_decision_was_made_for() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let ask = |request: &'static [u8]| {
+        let env = &env;
+        async move {
+            let mut s = tls_connect(env, "127.0.0.3").await;
+            s.write_all(request).await.unwrap();
+            read_response(&mut s).await
+        }
+    };
+    let answer = ask(b"GET https://a.open.localhost/x HTTP/1.1\r\nHost: wiki.localhost\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = ask(b"GET /x HTTP/1.1\r\nHost: a.open.localhost\r\nHost: wiki.localhost\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = ask(b"GET https://a.open.localhost/x HTTP/1.1\r\nHost: a.open.localhost\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"a.open.localhost\""), "{answer}");
+}

@@ -122,6 +122,10 @@ impl ProxyHttp for Portcullis {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let config = ctx.config.clone();
         let req = session.req_header();
+        if req.headers.get_all(http::header::HOST).iter().count() > 1 {
+            Reply::html(400, "Bad request", "More than one Host header.", None).send(session).await?;
+            return Ok(true);
+        }
         let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {
             metrics::count_unknown_host();
             Reply::html(404, "Not found", "No application is served at this address.", None).send(session).await?;
@@ -176,10 +180,12 @@ impl ProxyHttp for Portcullis {
         ctx: &mut Ctx,
     ) -> Result<()> {
         headers::clean_request(req, session.is_upgrade_req())?;
-        if !req.headers.contains_key(http::header::HOST) {
-            if let Some(a) = req.uri.authority().map(|a| a.to_string()) {
-                req.insert_header(http::header::HOST, a)?;
-            }
+        // The app was chosen by the URI's authority when there is one (HTTP/2, or an
+        // absolute-form HTTP/1 target, where RFC 9112 says Host is to be ignored):
+        // the upstream must see that same host, or a shared upstream could be
+        // asked for another app's content under this app's decision.
+        if let Some(a) = req.uri.authority().map(|a| a.to_string()) {
+            req.insert_header(http::header::HOST, a)?;
         }
         let host = request_host(req).unwrap_or_default().to_string();
         req.insert_header("x-forwarded-for", ctx.client_ip.to_string())?;
