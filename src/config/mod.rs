@@ -172,10 +172,6 @@ impl Config {
         &self.apps[id]
     }
 
-    pub fn group_by_name(&self, name: &str) -> Option<GroupId> {
-        self.groups.iter().position(|g| g.name == name)
-    }
-
     /// One line for `portcullis check` and the reload log.
     pub fn summary(&self) -> String {
         format!(
