@@ -30,6 +30,34 @@ pub fn wait_for_port(addr: SocketAddr) {
     }
 }
 
+/// Waits until a TLS handshake with `addr` completes (a listening socket is
+/// not yet a serving proxy), trusting the test CA.
+pub fn wait_for_tls(addr: SocketAddr, ca: &Path) {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in portcullis::tls::read_cert_chain(ca).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let config =
+        std::sync::Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok().and_then(|mut tcp| {
+            tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            let name = rustls::pki_types::ServerName::try_from("localhost").ok()?;
+            let mut tls = rustls::ClientConnection::new(config.clone(), name).ok()?;
+            while tls.is_handshaking() {
+                tls.complete_io(&mut tcp).ok()?;
+            }
+            Some(())
+        });
+        if done.is_some() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no TLS handshake with {addr}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
 /// A child process killed on drop.
 pub struct Proc(pub Child);
 
@@ -180,7 +208,7 @@ impl Env {
             .spawn()
             .unwrap();
         wait_for_port(self.admin);
-        wait_for_port(self.https);
+        wait_for_tls(self.https, &self.ca);
         Proc(child)
     }
 
