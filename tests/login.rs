@@ -11,27 +11,12 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const APPS: &str = r#"
-[networks]
-internal = ["127.0.0.2/32"]
-
-[policy_group.staff]
-allow = "always"
-otp_skip = "internal_ip"
-enroll_when = "internal_ip"
-
-[[app]]
-name = "wiki"
-hosts = ["wiki.localhost"]
-upstream = "{upstream}"
-policy_groups = ["staff"]
-
-[[app]]
-name = "open"
-hosts = ["a.open.localhost"]
-upstream = "{upstream}"
-policy_groups = ["staff"]
-"#;
+/// The shared login apps, with the second factor skipped inside (`otp_skip`
+/// `never` → `internal_ip`) and a second app to hand over to.
+fn apps() -> String {
+    common::LOGIN_APPS.replace("otp_skip = \"never\"", "otp_skip = \"internal_ip\"")
+        + "\n[[app]]\nname = \"open\"\nhosts = [\"a.open.localhost\"]\nupstream = \"{upstream}\"\npolicy_groups = [\"staff\"]\n"
+}
 
 const INTERNAL: &str = "127.0.0.2";
 const EXTERNAL: &str = "127.0.0.3";
@@ -62,7 +47,7 @@ async fn password_login(c: &Client, env: &Env) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn enroll_and_sign_in_with_oathtool_codes() {
-    let env = Env::new("", &APPS.replace("otp_skip = \"internal_ip\"", "otp_skip = \"never\""));
+    let env = Env::new("", common::LOGIN_APPS);
     let _p = env.start();
     let (inside, outside) = browser(&env);
 
@@ -115,7 +100,7 @@ async fn enroll_and_sign_in_with_oathtool_codes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn otp_skipped_inside_is_asked_outside() {
-    let env = Env::new("", APPS);
+    let env = Env::new("", &apps());
     let _p = env.start();
     let (inside, outside) = browser(&env);
     password_login(&inside, &env).await;
@@ -137,7 +122,7 @@ async fn otp_skipped_inside_is_asked_outside() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_out_everywhere_ends_other_sessions() {
-    let env = Env::new("", APPS);
+    let env = Env::new("", &apps());
     let _p = env.start();
     let (phone, _) = browser(&env);
     let (laptop, _) = browser(&env);
@@ -159,7 +144,7 @@ async fn sign_out_everywhere_ends_other_sessions() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_input_changes_nothing() {
-    let env = Env::new("", APPS);
+    let env = Env::new("", &apps());
     let _p = env.start();
     let (inside, _) = browser(&env);
     let url = env.url("wiki.localhost", "/.portcullis/api/login");
@@ -225,7 +210,7 @@ async fn hostile_input_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn return_targets_are_validated() {
-    let env = Env::new("", APPS);
+    let env = Env::new("", &apps());
     let _p = env.start();
     let cases = [
         ("/page?x=1", "/page?x=1"),
@@ -247,7 +232,7 @@ async fn return_targets_are_validated() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_restart_keeps_enrollment_recovery_codes_and_locks() {
-    let env = Env::new("", &APPS.replace("otp_skip = \"internal_ip\"", "otp_skip = \"never\""));
+    let env = Env::new("", common::LOGIN_APPS);
     let p = env.start();
     let (inside, _) = browser(&env);
     post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
@@ -275,7 +260,7 @@ async fn a_restart_keeps_enrollment_recovery_codes_and_locks() {
 async fn forged_expired_and_foreign_cookies_are_refused() {
     use portcullis::identity::cookie::KeyRing;
     use portcullis::identity::session::{Session, SessionLevel, SESSION_COOKIE};
-    let env = Env::new("", APPS);
+    let env = Env::new("", &apps());
     let _p = env.start();
     let keys = KeyRing::load_or_create(&env.dir.path().join("state/cookie.keys")).unwrap();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
@@ -304,7 +289,7 @@ async fn forged_expired_and_foreign_cookies_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_returns_to_another_app_through_a_single_use_code() {
-    let env = Env::new("", APPS);
+    let env = Env::new("", &apps());
     let _p = env.start();
     let (inside, _) = browser(&env);
     let port = env.https.port();
