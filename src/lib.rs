@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+pub mod state_dir;
 pub mod store;
 pub mod tls;

@@ -113,3 +113,112 @@ async fn sign_out_rotate_keys_and_health() {
     let (code, v) = admin(&env, &["reload"]);
     assert_eq!((code, v["ok"].as_bool()), (0, Some(true)), "{v}");
 }
+
+/// Sends `head` (request line and headers, without the blank line) and `body`
+/// on a raw connection (the body from a thread of its own, so a listener
+/// that answers early is not blocked on it); returns the status and the
+/// answer. A listener that waits for the body the client never sends makes
+/// the read time out, and the test fail.
+fn raw_admin(env: &Env, head: &str, body: Vec<u8>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(env.admin).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(format!("{head}\r\nHost: {}\r\nConnection: close\r\n\r\n", env.admin).as_bytes()).unwrap();
+    let mut w = s.try_clone().unwrap();
+    // Errors are expected: the listener stops reading and closes.
+    let writer = std::thread::spawn(move || {
+        let _ = body.chunks(64 * 1024).try_for_each(|c| w.write_all(c));
+    });
+    let mut answer = Vec::new();
+    let read = s.read_to_end(&mut answer);
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    assert!(read.is_ok() || !answer.is_empty(), "no answer (the listener waited for the body?): {read:?}");
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    drop(s);
+    let _ = writer.join();
+    (status, text)
+}
+
+fn chunked(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in payload.chunks(16 * 1024) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+#[test]
+fn admin_reads_no_body_without_the_token_and_at_most_1_mib_with_it() {
+    let env = Env::new("", APPS);
+    let _p = env.start();
+    let token = format!("Authorization: Bearer {}", env.token());
+    let mib2 = 2 * 1024 * 1024;
+
+    // 500 MB declared, a few bytes sent: the answer comes at once, without the body.
+    let (status, text) = raw_admin(&env, "POST /unlock HTTP/1.1\r\nContent-Length: 500000000", b"{\"u".to_vec());
+    assert_eq!(status, 401, "{text}");
+    let (status, text) = raw_admin(
+        &env,
+        "POST /store/import HTTP/1.1\r\nAuthorization: Bearer wrong\r\nTransfer-Encoding: chunked",
+        b"10000\r\nabc".to_vec(),
+    );
+    assert_eq!(status, 401, "a wrong token reads nothing either: {text}");
+
+    // With the token: a declared 2 MiB is refused before it is read...
+    let (status, text) =
+        raw_admin(&env, &format!("POST /unlock HTTP/1.1\r\n{token}\r\nContent-Length: {mib2}"), vec![b' '; mib2]);
+    assert_eq!(status, 413, "{text}");
+    // ...and a chunked one as soon as it passes 1 MiB.
+    let (status, text) = raw_admin(
+        &env,
+        &format!("POST /unlock HTTP/1.1\r\n{token}\r\nTransfer-Encoding: chunked"),
+        chunked(&vec![b' '; mib2]),
+    );
+    assert_eq!(status, 413, "{text}");
+    // A small body is read as before (a JSON error about the user, not about its size).
+    let (status, text) = raw_admin(
+        &env,
+        &format!("POST /unlock HTTP/1.1\r\n{token}\r\nContent-Length: 15"),
+        b"{\"user\":\"bob\"}\n".to_vec(),
+    );
+    assert_eq!(status, 404, "{text}");
+    assert!(text.contains("unknown_user"), "{text}");
+
+    // Only a store import may be larger: an export of many users is.
+    let mut import = vec![b'\n'; mib2];
+    import.extend_from_slice(b"{\"kind\":\"revoked_session\",\"id\":\"big-import\",\"until\":4000000000}\n");
+    let (status, text) =
+        raw_admin(&env, &format!("POST /store/import HTTP/1.1\r\n{token}\r\nContent-Length: {}", import.len()), import);
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\"imported\":1"), "{text}");
+}
+
+#[test]
+fn state_dir_and_every_file_in_it_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::new("", APPS);
+    // A state_dir an earlier version (or a hand) left open, with a readable file in it.
+    let state = env.dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(state.join("old.backup"), "secret").unwrap();
+    std::fs::set_permissions(state.join("old.backup"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _p = env.start();
+
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(&state), 0o700, "state_dir");
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(&state).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+    }
+    names.sort();
+    for expected in ["admin.token", "cookie.keys", "old.backup", "portcullis.redb", "secrets.key"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+    assert!(env.log().contains("readable beyond its owner"), "a warning says what was tightened:\n{}", env.log());
+}

@@ -27,6 +27,23 @@ pub struct AdminRequest<'a> {
     pub body: &'a [u8],
 }
 
+/// The most body an admin request may carry: the API takes small JSON objects.
+pub const MAX_BODY: usize = 1024 * 1024;
+/// `POST /store/import` carries a whole export (about 1 KiB per user with an
+/// authenticator), so it alone may send more, and only with the token.
+pub const MAX_IMPORT_BODY: usize = 256 * 1024 * 1024;
+
+/// How much of a request's body the listener may read, decided from its head
+/// alone so that nobody without the token makes the listener read (or buffer)
+/// anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyAllowance {
+    /// No token: answer without reading the body.
+    Unread,
+    /// Read at most this many bytes; past it the answer is 413.
+    UpTo(usize),
+}
+
 #[derive(Clone)]
 pub struct AdminApi {
     token: String,
@@ -37,7 +54,17 @@ impl AdminApi {
         AdminApi { token }
     }
 
-    fn authorized(&self, authorization: Option<&[u8]>) -> bool {
+    /// The body a request may send, from its method, path and Authorization header.
+    pub fn body_allowance(&self, method: &str, path: &str, authorization: Option<&[u8]>) -> BodyAllowance {
+        match (self.authorized(authorization), method, path) {
+            (false, _, _) => BodyAllowance::Unread,
+            (true, "POST", "/store/import") => BodyAllowance::UpTo(MAX_IMPORT_BODY),
+            (true, _, _) => BodyAllowance::UpTo(MAX_BODY),
+        }
+    }
+
+    /// Constant-time comparison with the token.
+    pub fn authorized(&self, authorization: Option<&[u8]>) -> bool {
         let Some(given) = authorization.and_then(|a| a.strip_prefix(b"Bearer ")) else {
             return false;
         };
@@ -105,7 +132,12 @@ pub fn ensure_token(path: &Path) -> Result<String, String> {
         Err(_) => {}
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(crate::state_dir::DIR_MODE)
+            .create(dir)
+            .map_err(|e| format!("cannot create `{}`: {e}", dir.display()))?;
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
     crate::tls::write(path, &format!("{token}\n"), 0o600)?;
@@ -144,5 +176,17 @@ mod tests {
         assert!(!api.authorized(Some(b"bearer abc")));
         assert!(!api.authorized(Some(b"abc")));
         assert!(!api.authorized(None));
+    }
+
+    #[test]
+    fn only_the_token_lets_a_body_be_read_and_only_an_import_may_be_large() {
+        let api = AdminApi::new("abc".into());
+        let (ok, bad) = (Some(&b"Bearer abc"[..]), Some(&b"Bearer abd"[..]));
+        assert_eq!(api.body_allowance("POST", "/store/import", bad), BodyAllowance::Unread);
+        assert_eq!(api.body_allowance("POST", "/unlock", None), BodyAllowance::Unread);
+        assert_eq!(api.body_allowance("GET", "/healthz", None), BodyAllowance::Unread);
+        assert_eq!(api.body_allowance("POST", "/unlock", ok), BodyAllowance::UpTo(MAX_BODY));
+        assert_eq!(api.body_allowance("POST", "/store/import", ok), BodyAllowance::UpTo(MAX_IMPORT_BODY));
+        assert_eq!(api.body_allowance("GET", "/store/import", ok), BodyAllowance::UpTo(MAX_BODY));
     }
 }

@@ -3,7 +3,7 @@
 //! shutdown that drains in-flight requests, in one place.
 
 use super::Portcullis;
-use crate::admin::api::{ensure_token, AdminApi, AdminRequest};
+use crate::admin::api::{ensure_token, AdminApi, AdminRequest, BodyAllowance};
 use crate::auth::{Auth, Secrets};
 use crate::config::hosts::strip_port;
 use crate::config::StoreConfig;
@@ -27,6 +27,10 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     crate::tls::install_crypto_provider();
     let config = crate::config::load(config_path).map_err(|e| e.to_string())?;
     for w in &config.warnings {
+        log::warn!("{w}");
+    }
+    // Before anything is written into it: the token file lives there by default.
+    for w in crate::state_dir::prepare(&config.server.state_dir)? {
         log::warn!("{w}");
     }
     let token = ensure_token(&config.admin.token_file)?;
@@ -86,12 +90,6 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
 /// revocations, before the first request is served.
 fn open_auth(config: &crate::config::Config) -> Result<Arc<Auth>, String> {
     let state_dir = &config.server.state_dir;
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .map_err(|e| format!("cannot create state_dir `{}`: {e}", state_dir.display()))?;
     let secrets = Secrets::load_or_create(state_dir)?;
     let (store, keys_file): (SharedStore, _) = match &config.server.store {
         StoreConfig::Embedded => {
@@ -191,25 +189,53 @@ struct AdminService {
     api: AdminApi,
 }
 
-/// Admin request bodies are small JSON objects, or a store import.
-const MAX_ADMIN_BODY: usize = 256 * 1024 * 1024;
-
 #[async_trait]
 impl ServeHttp for AdminService {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let req = session.req_header();
         let auth = req.headers.get(http::header::AUTHORIZATION).map(|v| v.as_bytes().to_vec());
         let (method, path) = (req.method.as_str().to_string(), req.uri.path().to_string());
-        let mut body = Vec::new();
-        while let Ok(Some(chunk)) = session.read_request_body().await {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_ADMIN_BODY {
-                return response(413, "application/json", "{\"error\":\"body too large\"}\n".into(), None);
+        let body = match self.api.body_allowance(&method, &path, auth.as_deref()) {
+            BodyAllowance::Unread => {
+                // No token: answer (401, or /healthz) and close rather than read a byte of it.
+                if !session.is_body_empty() {
+                    session.set_keepalive(None);
+                }
+                Vec::new()
             }
-        }
+            BodyAllowance::UpTo(limit) => match read_admin_body(session, limit).await {
+                Ok(body) => body,
+                Err((status, error)) => {
+                    session.set_keepalive(None);
+                    return response(status, "application/json", format!("{{\"error\":\"{error}\"}}\n"), None);
+                }
+            },
+        };
         let request = AdminRequest { method: &method, path: &path, authorization: auth.as_deref(), body: &body };
         let r = self.api.handle(&self.live, &self.auth, request).await;
         response(r.status, r.content_type, r.body, None)
+    }
+}
+
+/// Reads an admin request body of at most `limit` bytes: a larger declared
+/// `Content-Length` is refused before any byte is read, and a chunked body is
+/// dropped as soon as it passes the limit. Errors are (status, error name).
+async fn read_admin_body(session: &mut ServerSession, limit: usize) -> Result<Vec<u8>, (u16, &'static str)> {
+    let declared =
+        session.get_header(http::header::CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+    match declared {
+        Some(None) => return Err((400, "bad_content_length")),
+        Some(Some(n)) if n > limit as u64 => return Err((413, "body_too_large")),
+        _ => {}
+    }
+    let mut body = Vec::new();
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > limit => return Err((413, "body_too_large")),
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(body),
+            Err(_) => return Err((400, "bad_body")),
+        }
     }
 }
 

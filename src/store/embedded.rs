@@ -45,6 +45,9 @@ impl EmbeddedStore {
     /// Opens (creating) `<state_dir>/portcullis.redb`. Crash-safe (redb's durable commits).
     pub fn open(state_dir: &Path) -> Result<EmbeddedStore, StoreError> {
         let path = state_dir.join(FILE_NAME);
+        // redb would create the file with the default mode: make it private first.
+        crate::state_dir::create_private_file(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))?;
         let db = Database::create(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
         // Creating both tables up front lets read transactions assume they exist.
