@@ -54,6 +54,18 @@ struct Registry {
     latency: Histogram,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
+    guesses: GuessCounters,
+}
+
+/// Guesses at a password or code: checked, or refused unchecked (locked or
+/// over the limit); password hashes computed, and logins turned away because
+/// the hashing pool was full.
+#[derive(Default)]
+struct GuessCounters {
+    checked: AtomicU64,
+    refused: AtomicU64,
+    hashes: AtomicU64,
+    hashing_busy: AtomicU64,
 }
 
 fn registry() -> &'static Registry {
@@ -84,6 +96,32 @@ pub fn observe_latency(d: Duration) {
 pub fn count_reload(ok: bool) {
     let r = registry();
     if ok { &r.reloads_ok } else { &r.reloads_failed }.fetch_add(1, Relaxed);
+}
+
+/// A guess at a factor: `checked` when it was evaluated, else refused unchecked.
+pub fn count_guess(checked: bool) {
+    let g = &registry().guesses;
+    if checked { &g.checked } else { &g.refused }.fetch_add(1, Relaxed);
+}
+
+/// One argon2 verification run (real or the dummy one for unknown users).
+pub fn count_password_hash() {
+    registry().guesses.hashes.fetch_add(1, Relaxed);
+}
+
+/// A login answered 503 because the password hashing pool was full.
+pub fn count_hashing_busy() {
+    registry().guesses.hashing_busy.fetch_add(1, Relaxed);
+}
+
+fn render_guesses(out: &mut String, g: &GuessCounters) {
+    out.push_str("# HELP portcullis_guesses_total Guesses at a password or code, checked or refused unchecked.\n# TYPE portcullis_guesses_total counter\n");
+    let _ = writeln!(out, "portcullis_guesses_total{{result=\"checked\"}} {}", g.checked.load(Relaxed));
+    let _ = writeln!(out, "portcullis_guesses_total{{result=\"refused\"}} {}", g.refused.load(Relaxed));
+    out.push_str("# HELP portcullis_password_hashes_total argon2 verifications run.\n# TYPE portcullis_password_hashes_total counter\n");
+    let _ = writeln!(out, "portcullis_password_hashes_total {}", g.hashes.load(Relaxed));
+    out.push_str("# HELP portcullis_password_hashing_busy_total Logins answered 503 because the hashing pool was full.\n# TYPE portcullis_password_hashing_busy_total counter\n");
+    let _ = writeln!(out, "portcullis_password_hashing_busy_total {}", g.hashing_busy.load(Relaxed));
 }
 
 /// The Prometheus text exposition of everything above.
@@ -121,6 +159,7 @@ pub fn render() -> String {
     out.push_str("# HELP portcullis_config_reloads_total Config reloads by result.\n# TYPE portcullis_config_reloads_total counter\n");
     let _ = writeln!(out, "portcullis_config_reloads_total{{result=\"ok\"}} {}", r.reloads_ok.load(Relaxed));
     let _ = writeln!(out, "portcullis_config_reloads_total{{result=\"failed\"}} {}", r.reloads_failed.load(Relaxed));
+    render_guesses(&mut out, &r.guesses);
     out
 }
 

@@ -7,8 +7,18 @@
 //! toward the user's lockout and the source address's brake. A store that
 //! cannot be reached makes every step answer `Unavailable`: a factor that could
 //! not be checked is never accepted.
+//!
+//! Guessing is bounded: every guess (password, TOTP, recovery or enrollment
+//! code) is counted in the store before it is checked
+//! ([`Store::reserve_guess`](crate::store::Store::reserve_guess)), so of any
+//! number of parallel guesses at most `max_failures` are checked; the rest,
+//! and every guess at a locked user, are answered `Locked` unchecked, so no
+//! answer then depends on whether the guess was right. An unknown user name
+//! gets the answers a real one would: the same (dummy) password hash work,
+//! and `Locked` after `max_failures`, counted in challenge state.
 
 use super::cooldown::Cooldown;
+use super::hashing::{HashPool, Ticket};
 use super::recovery;
 use super::totp::{qr_svg, SecretBox, Totp, TotpSecret};
 use crate::clock::Clock;
@@ -17,14 +27,20 @@ use crate::identity::session::{Session, SessionLevel};
 use crate::policy::expr::Facts;
 use crate::store::{Lock, SharedStore, StoreError, TotpRecord, UserRecord};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a login may take between steps.
 const ATTEMPT_TTL: Duration = Duration::from_secs(10 * 60);
 /// A pending enrollment younger than this is shown again instead of replaced (page reloads).
 const PENDING_REUSE_SECS: u64 = 10 * 60;
+/// How long failures at an unknown user name are remembered (at least; a
+/// longer timed lockout is used when set): the name answers `Locked` meanwhile.
+const UNKNOWN_NAME_MEMORY: Duration = Duration::from_secs(24 * 3600);
+/// `Retry-After` (seconds) of a login turned away by a full hashing pool.
+pub const BUSY_RETRY_AFTER: &str = "1";
 
 /// What the portal should do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +68,8 @@ pub enum Step {
     NoAttempt,
     Unavailable,
     TooMany,
+    /// The password hashing pool is full: try again in a moment (503, `Retry-After`).
+    Busy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +101,7 @@ pub struct LoginService {
     pub clock: Arc<dyn Clock>,
     secrets: SecretBox,
     pepper: [u8; 32],
+    hashing: HashPool,
 }
 
 impl From<StoreError> for Step {
@@ -100,7 +119,7 @@ fn attempt_key(flow: &str) -> String {
 
 impl LoginService {
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>, secrets: SecretBox, pepper: [u8; 32]) -> Self {
-        LoginService { store, clock, secrets, pepper }
+        LoginService { store, clock, secrets, pepper, hashing: HashPool::for_this_machine() }
     }
 
     pub fn now(&self) -> u64 {
@@ -122,25 +141,55 @@ impl LoginService {
         rd: &str,
     ) -> Step {
         let result: StepResult<Step> = async {
-            self.check_address(ip).await?;
-            let user = cfg.users.get(username.trim());
-            let right = verify_password(user.map(|u| u.password_hash.clone()), password.to_string()).await;
-            let Some(user) = user else {
-                self.address_failure(cfg, ip).await?;
-                return Ok(Step::WrongCredentials);
+            self.check_address(cfg, ip).await?;
+            // A place for the hash first: a full pool turns the login away before any work.
+            let ticket = self.hashing.admit().ok_or(Step::Busy)?;
+            let Some(user) = cfg.users.get(username.trim()) else {
+                return self.unknown_user(cfg, ip, username.trim(), ticket, password).await;
             };
-            let rec = self.store.user(&user.username).await?;
-            let now = self.now();
-            if rec.is_locked(now) {
-                return Ok(Step::Locked);
-            }
-            if !right {
+            self.reserve(cfg, &user.username).await?;
+            if !ticket.verify(user.password_hash.clone(), password.to_string()).await {
                 return self.failure(cfg, &user.username, ip, "password", Step::WrongCredentials).await;
             }
+            // A right password is not a finished login: the guess no longer counts.
+            self.store.release_guess(&user.username).await?;
+            let rec = self.store.user(&user.username).await?;
             self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd).await
         }
         .await;
         result.unwrap_or_else(|s| s)
+    }
+
+    /// A name that is no user: the same work and answers as a wrong password,
+    /// including `Locked` from the `max_failures`-th failure on (counted per
+    /// name in challenge state, so unknown names write nothing durable).
+    async fn unknown_user(&self, cfg: &Config, ip: IpAddr, name: &str, ticket: Ticket, password: &str) -> StepResult<Step> {
+        let l = &cfg.lockout;
+        let memory = l.duration.map_or(UNKNOWN_NAME_MEMORY, |d| d.max(UNKNOWN_NAME_MEMORY));
+        let n = self.store.count(&unknown_name_key(name), memory).await?;
+        if n > u64::from(l.max_failures) {
+            crate::metrics::count_guess(false);
+            return Ok(Step::Locked);
+        }
+        crate::metrics::count_guess(true);
+        let like = cfg.users.iter().next().map(|u| u.password_hash.as_str());
+        ticket.verify(self.hashing.dummy_like(like), password.to_string()).await;
+        self.address_failure(cfg, ip).await?;
+        let locked_now = n == u64::from(l.max_failures);
+        log::info!(target: "audit", "{}", serde_json::json!({"event": "factor_failed", "user": null, "unknown_user": true, "factor": "password", "client_ip": ip.to_string(), "failures": n, "locked": locked_now}));
+        Ok(if locked_now { Step::Locked } else { Step::WrongCredentials })
+    }
+
+    /// Counts a guess before it is checked; refused unchecked (`Locked`) when
+    /// the user is locked or `max_failures` guesses are counted or in flight.
+    async fn reserve(&self, cfg: &Config, user: &str) -> StepResult<()> {
+        let granted = self.store.reserve_guess(user, cfg.lockout.max_failures, self.now()).await?;
+        crate::metrics::count_guess(granted);
+        if granted {
+            Ok(())
+        } else {
+            Err(Step::Locked)
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -231,9 +280,10 @@ impl LoginService {
         code: &str,
         recovery: bool,
     ) -> StepResult<Step> {
-        self.check_address(ip).await?;
+        self.check_address(cfg, ip).await?;
         let attempt = self.attempt(flow, Stage::Totp).await?;
         let (user, rec) = self.checked_user(cfg, &attempt).await?;
+        self.reserve(cfg, &user.username).await?;
         let accepted = if recovery {
             let hash = recovery::hash(&self.pepper, code);
             self.store.use_recovery_code(&user.username, &hash).await?
@@ -330,9 +380,10 @@ impl LoginService {
         flow: &str,
         code: &str,
     ) -> StepResult<(Step, Vec<String>)> {
-        self.check_address(ip).await?;
+        self.check_address(cfg, ip).await?;
         let attempt = self.attempt(flow, Stage::Enroll).await?;
         let (user, rec) = self.checked_user(cfg, &attempt).await?;
+        self.reserve(cfg, &user.username).await?;
         let pending = rec.totp.as_ref().filter(|t| !t.confirmed).ok_or(Step::NoAttempt)?;
         let secret = self.open_secret(&user.username, pending)?;
         let Some(step) = Totp::new(pending.period).verify(&secret, code, self.now()) else {
@@ -374,24 +425,28 @@ impl LoginService {
         }
     }
 
-    async fn check_address(&self, ip: IpAddr) -> StepResult<()> {
-        match self.store.get_challenge(&format!("blocked-ip:{ip}")).await? {
+    async fn check_address(&self, cfg: &Config, ip: IpAddr) -> StepResult<()> {
+        let client = brake_key(&cfg.lockout, ip);
+        match self.store.get_challenge(&format!("blocked-ip:{client}")).await? {
             Some(_) => Err(Step::TooMany),
             None => Ok(()),
         }
     }
 
-    /// Counts a failure from `ip`; past the limit the address is refused for a window.
+    /// Counts a failure from `ip`'s network (see [`brake_key`]); past the
+    /// limit the network is refused for a window.
     async fn address_failure(&self, cfg: &Config, ip: IpAddr) -> StepResult<()> {
         let l = &cfg.lockout;
-        let n = self.store.count(&format!("fail-ip:{ip}"), l.per_address_window).await?;
+        let client = brake_key(l, ip);
+        let n = self.store.count(&format!("fail-ip:{client}"), l.per_address_window).await?;
         if n >= l.per_address_max {
-            self.store.put_challenge(&format!("blocked-ip:{ip}"), b"1", l.per_address_window).await?;
+            self.store.put_challenge(&format!("blocked-ip:{client}"), b"1", l.per_address_window).await?;
         }
         Ok(())
     }
 
-    /// Counts a failed factor for the user and the address; returns `outcome`, or `Locked` when this failure locked the user.
+    /// Settles a reserved guess that was wrong, for the user and the address;
+    /// returns `outcome`, or `Locked` when this failure locked the user.
     async fn failure(&self, cfg: &Config, user: &str, ip: IpAddr, what: &str, outcome: Step) -> StepResult<Step> {
         let l = &cfg.lockout;
         let now = self.now();
@@ -400,7 +455,7 @@ impl LoginService {
             until: l.duration.map(|d| now + d.as_secs()),
             reason: format!("{} failed {what} attempts", l.max_failures),
         };
-        let r = self.store.record_failure(user, l.max_failures, lock).await?;
+        let r = self.store.settle_failure(user, l.max_failures, lock).await?;
         self.address_failure(cfg, ip).await?;
         log::info!(target: "audit", "{}", serde_json::json!({"event": "factor_failed", "user": user, "factor": what, "client_ip": ip.to_string(), "failures": r.failures, "locked": r.locked_now}));
         Ok(if r.locked_now { Step::Locked } else { outcome })
@@ -411,27 +466,72 @@ fn cooldown(cfg: &Config) -> Cooldown {
     cfg.totp.cooldown
 }
 
-/// A hash that costs as much as a real one, for unknown users (so timing does not tell).
-fn dummy_hash() -> String {
-    static H: OnceLock<String> = OnceLock::new();
-    H.get_or_init(|| {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt = SaltString::encode_b64(&[7u8; 16]).expect("16 bytes encode");
-        argon2::Argon2::default().hash_password(b"not a password", &salt).map(|h| h.to_string()).unwrap_or_default()
-    })
-    .clone()
+/// The challenge-state counter of failures at an unknown name; hashed, so a
+/// password typed into the name field is not kept, and keys stay short.
+fn unknown_name_key(name: &str) -> String {
+    format!("unknown-user:{}", hex::encode(Sha256::digest(name.as_bytes())))
 }
 
-/// argon2id verification off the async workers; false for unknown users after the same work.
-async fn verify_password(phc: Option<String>, password: String) -> bool {
-    let known = phc.is_some();
-    let phc = phc.unwrap_or_else(dummy_hash);
-    let ok = tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&phc)
-            .is_ok_and(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-    })
-    .await
-    .unwrap_or(false);
-    known && ok
+/// Who the per-address brake counts: an IPv4 client by its address (or
+/// `per_address_prefix_v4`), an IPv6 client by its /64 (or
+/// `per_address_prefix_v6`), since one host or site usually holds a whole
+/// /64 and could otherwise step around the brake. IPv4-mapped IPv6 counts as IPv4.
+pub fn brake_key(l: &crate::config::LockoutSettings, ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let prefix = l.per_address_prefix_v4.min(32);
+            let bits = u32::from(v4) & u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
+            format!("{}/{prefix}", std::net::Ipv4Addr::from(bits))
+        }
+        IpAddr::V6(v6) => {
+            let prefix = l.per_address_prefix_v6.min(128);
+            let bits = u128::from(v6) & u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
+            format!("{}/{prefix}", std::net::Ipv6Addr::from(bits))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LockoutSettings;
+
+    fn lockout(v4: u8, v6: u8) -> LockoutSettings {
+        LockoutSettings {
+            max_failures: 5,
+            duration: None,
+            per_address_max: 30,
+            per_address_window: Duration::from_secs(600),
+            per_address_prefix_v4: v4,
+            per_address_prefix_v6: v6,
+        }
+    }
+
+    #[test]
+    fn the_brake_counts_ipv6_per_64_and_ipv4_per_address() {
+        let l = lockout(32, 64);
+        let key = |ip: &str| brake_key(&l, ip.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(key("2001:db8:1:2:ffff:ffff:ffff:ffff"), key("2001:db8:1:2::1"), "one /64, one count");
+        assert_ne!(key("2001:db8:1:3::1"), key("2001:db8:1:2::1"), "the next /64 is another client");
+        assert_eq!(key("192.0.2.7"), "192.0.2.7/32");
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"), "IPv4-mapped counts as IPv4");
+    }
+
+    #[test]
+    fn brake_prefixes_are_configurable() {
+        let l = lockout(24, 48);
+        let key = |ip: &str| brake_key(&l, ip.parse().unwrap());
+        assert_eq!(key("192.0.2.7"), "192.0.2.0/24");
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:ffff::1"));
+        assert_eq!(brake_key(&lockout(32, 128), "2001:db8::1".parse().unwrap()), "2001:db8::1/128");
+    }
+
+    #[test]
+    fn unknown_name_keys_do_not_hold_the_name() {
+        let k = unknown_name_key("hunter2-typed-as-a-name");
+        assert!(!k.contains("hunter2") && k.len() == "unknown-user:".len() + 64, "{k}");
+        assert_ne!(unknown_name_key("a"), unknown_name_key("b"));
+    }
 }

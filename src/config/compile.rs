@@ -212,21 +212,51 @@ impl Compiler<'_> {
         }
     }
 
+    /// `[lockout]`. Nothing here can switch the lockout or the brake off:
+    /// zero counts and zero durations are errors, not "no limit".
     fn lockout(&mut self, file: &ConfigFile) -> LockoutSettings {
         let l = &file.lockout;
         let duration = match &l.lockout {
             None => None,
             Some(t) if t.get_ref() == "until_unlocked" => None,
-            Some(t) => Some(duration::parse(t.get_ref()).unwrap_or_else(|e| {
-                self.err(t, format!("lockout.lockout must be `until_unlocked` or a duration: {e}"));
-                Duration::from_secs(0)
-            })),
+            Some(t) => Some(self.positive_duration(t, "lockout.lockout must be `until_unlocked` or a duration")),
+        };
+        let window = match &l.per_address_window {
+            None => Duration::from_secs(600),
+            Some(t) => self.positive_duration(t, "lockout.per_address_window"),
         };
         LockoutSettings {
             max_failures: self.int(l.max_failures.as_ref(), "lockout.max_failures", 1..=100, 5) as u32,
             duration,
             per_address_max: self.int(l.per_address_max.as_ref(), "lockout.per_address_max", 1..=100_000, 30) as u64,
-            per_address_window: self.duration(l.per_address_window.as_ref(), Duration::from_secs(600)),
+            per_address_window: window,
+            per_address_prefix_v4: self.int(
+                l.per_address_prefix_v4.as_ref(),
+                "lockout.per_address_prefix_v4",
+                8..=32,
+                32,
+            ) as u8,
+            per_address_prefix_v6: self.int(
+                l.per_address_prefix_v6.as_ref(),
+                "lockout.per_address_prefix_v6",
+                16..=128,
+                64,
+            ) as u8,
+        }
+    }
+
+    /// A duration of at least one second; `0s` would switch a limit off.
+    fn positive_duration(&mut self, t: &Text, what: &str) -> Duration {
+        match duration::parse(t.get_ref()) {
+            Ok(d) if d.is_zero() => {
+                self.err(t, format!("{what}: must be longer than zero (`{}` would switch it off)", t.get_ref()));
+                Duration::from_secs(1)
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.err(t, format!("{what}: {e}"));
+                Duration::from_secs(1)
+            }
         }
     }
 

@@ -93,6 +93,8 @@ pub struct LockoutFile {
     pub lockout: Option<Text>,
     pub per_address_max: Option<Spanned<i64>>,
     pub per_address_window: Option<Text>,
+    pub per_address_prefix_v4: Option<Spanned<i64>>,
+    pub per_address_prefix_v6: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

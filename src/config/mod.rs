@@ -89,6 +89,11 @@ pub struct LockoutSettings {
     pub duration: Option<Duration>,
     pub per_address_max: u64,
     pub per_address_window: Duration,
+    /// The brake counts an IPv4 client by this prefix (32: each address).
+    pub per_address_prefix_v4: u8,
+    /// The brake counts an IPv6 client by this prefix (64: one site or host,
+    /// which usually holds a whole /64).
+    pub per_address_prefix_v6: u8,
 }
 
 #[derive(Debug, Default)]

@@ -145,6 +145,8 @@ impl Portal<'_> {
             Step::TooMany => {
                 error(429, "too_many_attempts", "too many failed attempts from this address; wait and try again")
             }
+            Step::Busy => error(503, "busy", "too many sign-ins at once; try again in a moment")
+                .with_header("retry-after", crate::challenge::login::BUSY_RETRY_AFTER.to_string()),
         }
     }
 }

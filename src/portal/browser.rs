@@ -229,6 +229,9 @@ impl Portal<'_> {
             Step::NoAttempt => self.page(req, Page::Error { message: Text::ErrSessionExpired }),
             Step::Unavailable => self.page(req, Page::Unavailable),
             Step::TooMany => self.page(req, Page::TooMany),
+            Step::Busy => self
+                .page(req, Page::Unavailable)
+                .with_header("retry-after", crate::challenge::login::BUSY_RETRY_AFTER.to_string()),
         }
     }
 }

@@ -19,6 +19,8 @@ pub type MakeStore = dyn Fn() -> Pin<Box<dyn Future<Output = SharedStore> + Send
 const RACERS: usize = 16;
 /// Concurrent failures against a limit of 5.
 const FAILURES: usize = 10;
+/// Concurrent guesses against a limit of 5 (issue 16: "60 parallel wrong codes").
+const GUESSES: usize = 60;
 const SHORT_TTL: Duration = Duration::from_millis(300);
 const PAST_SHORT_TTL: Duration = Duration::from_millis(400);
 const LONG_TTL: Duration = Duration::from_secs(60);
@@ -49,6 +51,9 @@ pub async fn run_all(make: &MakeStore) {
         recovery_codes,
         recovery_code_is_single_use_under_race,
         failures_lock_exactly_once_under_race,
+        guesses_are_reserved_before_they_are_checked,
+        reserved_guesses_settle_release_and_reset,
+        reservation_after_a_timed_lock_leaves_one_guess,
         reset_failures_and_unlock,
         locked_lists_current_locks,
         revoke_totp,
@@ -282,6 +287,57 @@ async fn failures_lock_exactly_once_under_race(s: SharedStore) {
     let below = s.record_failure("ivan", 3, admin_lock(1)).await.unwrap();
     assert_eq!((below.failures, below.locked_now), (1, false));
     assert_eq!(s.user("ivan").await.unwrap().lock, None, "no lock below max");
+}
+
+/// Of many parallel guesses, only `max_failures` are let through to be
+/// checked; the rest are refused before any check, across the whole store.
+async fn guesses_are_reserved_before_they_are_checked(s: SharedStore) {
+    let granted = race(&s, GUESSES, |s| async move { s.reserve_guess("rose", 5, 1_000).await.unwrap() }).await;
+    assert_eq!(granted.iter().filter(|&&g| g).count(), 5, "exactly max_failures guesses may be checked");
+    assert_eq!(s.user("rose").await.unwrap().failures, 5, "each let-through guess is counted");
+    let settled = race(&s, 5, |s| async move { s.settle_failure("rose", 5, admin_lock(1_000)).await.unwrap() }).await;
+    assert_eq!(settled.iter().filter(|o| o.locked_now).count(), 1, "locked exactly once");
+    assert!(settled.iter().all(|o| o.failures == 5), "settling does not count twice");
+    let r = s.user("rose").await.unwrap();
+    assert_eq!((r.failures, r.lock), (5, Some(admin_lock(1_000))));
+    assert!(!s.reserve_guess("rose", 5, 2_000).await.unwrap(), "a locked user gets no guess");
+    assert!(s.reserve_guess("other", 5, 2_000).await.unwrap(), "per user");
+}
+
+async fn reserved_guesses_settle_release_and_reset(s: SharedStore) {
+    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
+    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
+    s.release_guess("saul").await.unwrap();
+    assert_eq!(s.user("saul").await.unwrap().failures, 1, "a right guess that finished nothing is given back");
+    let o = s.settle_failure("saul", 3, admin_lock(1_000)).await.unwrap();
+    assert_eq!((o.failures, o.locked_now), (1, false), "below max: no lock");
+    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
+    s.reset_failures("saul").await.unwrap();
+    assert_eq!(s.user("saul").await.unwrap().failures, 0, "a finished login resets");
+    s.release_guess("saul").await.unwrap();
+    assert_eq!(s.user("saul").await.unwrap().failures, 0, "never below zero");
+    for _ in 0..3 {
+        assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
+    }
+    assert!(!s.reserve_guess("saul", 3, 1_000).await.unwrap(), "three in flight: the fourth waits for none");
+    let o = s.settle_failure("saul", 3, admin_lock(1_000)).await.unwrap();
+    assert!(o.locked_now);
+    assert!(s.unlock("saul").await.unwrap());
+    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap(), "unlock gives the guesses back");
+}
+
+async fn reservation_after_a_timed_lock_leaves_one_guess(s: SharedStore) {
+    let timed = |at| Lock { at, until: Some(at + 600), reason: "failed codes".into() };
+    for _ in 0..2 {
+        assert!(s.reserve_guess("tess", 2, 1_000).await.unwrap());
+    }
+    assert!(s.settle_failure("tess", 2, timed(1_000)).await.unwrap().locked_now);
+    assert!(!s.reserve_guess("tess", 2, 1_599).await.unwrap(), "locked until 1600");
+    let after = race(&s, RACERS, |s| async move { s.reserve_guess("tess", 2, 1_600).await.unwrap() }).await;
+    assert_eq!(after.iter().filter(|&&g| g).count(), 1, "one guess after a timed lock ran out");
+    let o = s.settle_failure("tess", 2, timed(1_600)).await.unwrap();
+    assert!(o.locked_now, "and its failure locks again");
+    assert!(s.user("tess").await.unwrap().is_locked(2_199));
 }
 
 async fn reset_failures_and_unlock(s: SharedStore) {

@@ -341,6 +341,22 @@ impl Store for EmbeddedStore {
         Ok(outcome)
     }
 
+    async fn reserve_guess(&self, user: &str, max_failures: u32, now: u64) -> StoreResult<bool> {
+        self.update(user, move |r| r.reserve_guess(max_failures, now)).await
+    }
+
+    async fn settle_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {
+        let outcome = self.update(user, move |r| r.settle_failure(max_failures, lock)).await?;
+        if outcome.locked_now {
+            self.publish(Change::Locked { user: user.to_owned() });
+        }
+        Ok(outcome)
+    }
+
+    async fn release_guess(&self, user: &str) -> StoreResult<()> {
+        self.update(user, UserRecord::release_guess).await
+    }
+
     async fn reset_failures(&self, user: &str) -> StoreResult<()> {
         self.update(user, |r| r.failures = 0).await
     }

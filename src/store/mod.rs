@@ -3,8 +3,10 @@
 //! rate-limit counters) and durable per-user state (TOTP secret, recovery
 //! codes, lockout, revocations). Every operation that a race could abuse is a
 //! single atomic call here (`use_totp_step`, `use_recovery_code`,
-//! `record_failure`, `take_challenge`), so each backend makes it atomic in its
-//! own way (a redb write transaction; MULTI/EXEC or Lua in Redis).
+//! `reserve_guess`, `take_challenge`), so each backend makes it atomic in its
+//! own way (a redb write transaction; MULTI/EXEC or Lua in Redis). A guess
+//! at a password or code is counted before it is checked (`reserve_guess`),
+//! so parallel guesses cannot get past `max_failures`.
 //!
 //! The request fast path never calls the store: it reads the in-memory
 //! [`Revocations`] snapshot, which each backend keeps current and announces
@@ -134,6 +136,41 @@ impl UserRecord {
         FailureOutcome { failures: self.failures, locked_now }
     }
 
+    /// Reserves one guess before it is checked, so that parallel guesses
+    /// cannot exceed the limit: refused while the user is locked, or when
+    /// failures plus guesses still being checked reach `max_failures`. A
+    /// timed lock that has run out is cleared and leaves one guess (the next
+    /// failure locks again), as [`UserRecord::fail`] does.
+    pub fn reserve_guess(&mut self, max_failures: u32, now: u64) -> bool {
+        if self.is_locked(now) {
+            return false;
+        }
+        if self.lock.take().is_some() {
+            self.failures = self.failures.min(max_failures.saturating_sub(1));
+        }
+        if self.failures >= max_failures {
+            return false;
+        }
+        self.failures += 1;
+        true
+    }
+
+    /// A reserved guess was wrong: it stays counted, and at `max_failures`
+    /// the user is locked (`lock.at` is the caller's "now").
+    pub fn settle_failure(&mut self, max_failures: u32, lock: Lock) -> FailureOutcome {
+        let locked_now = self.failures >= max_failures && !self.is_locked(lock.at);
+        if locked_now {
+            self.lock = Some(lock);
+        }
+        FailureOutcome { failures: self.failures, locked_now }
+    }
+
+    /// A reserved guess was right but did not finish a login (a password
+    /// before the second factor): it no longer counts.
+    pub fn release_guess(&mut self) {
+        self.failures = self.failures.saturating_sub(1);
+    }
+
     /// Clears the lock and the failure count; true when there was a lock.
     pub fn unlock(&mut self) -> bool {
         self.failures = 0;
@@ -258,8 +295,17 @@ pub trait Store: Send + Sync {
     /// Removes one recovery code hash if present (atomic); true when it was there.
     async fn use_recovery_code(&self, user: &str, hash: &str) -> StoreResult<bool>;
     async fn set_recovery_codes(&self, user: &str, hashes: Vec<String>) -> StoreResult<()>;
-    /// Counts a failure; at `max_failures` consecutive failures the user is locked (atomic).
+    /// Counts a failure that was not reserved; at `max_failures` consecutive
+    /// failures the user is locked (atomic). Logins use the three below.
     async fn record_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome>;
+    /// Counts a guess before it is checked (atomic): false when the user is
+    /// locked or `max_failures` guesses are already counted or in flight;
+    /// then the guess must be refused unchecked. See [`UserRecord::reserve_guess`].
+    async fn reserve_guess(&self, user: &str, max_failures: u32, now: u64) -> StoreResult<bool>;
+    /// A reserved guess was wrong; locks the user at `max_failures` (atomic).
+    async fn settle_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome>;
+    /// A reserved guess was right but did not finish a login: it no longer counts.
+    async fn release_guess(&self, user: &str) -> StoreResult<()>;
     /// Resets the consecutive-failure counter after a success.
     async fn reset_failures(&self, user: &str) -> StoreResult<()>;
     /// Clears the lock and the failure counter; true when the user was locked.

@@ -723,6 +723,27 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn reserve_guess(&self, user: &str, max_failures: u32, now: u64) -> StoreResult<bool> {
+        self.update(user, move |r| (r.reserve_guess(max_failures, now), None)).await
+    }
+
+    async fn settle_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {
+        let name = user.to_owned();
+        self.update(user, move |r| {
+            let outcome = r.settle_failure(max_failures, lock.clone());
+            (outcome, outcome.locked_now.then(|| Change::Locked { user: name.clone() }))
+        })
+        .await
+    }
+
+    async fn release_guess(&self, user: &str) -> StoreResult<()> {
+        self.update(user, |r| {
+            r.release_guess();
+            ((), None)
+        })
+        .await
+    }
+
     async fn reset_failures(&self, user: &str) -> StoreResult<()> {
         self.update(user, |r| {
             r.failures = 0;
