@@ -30,6 +30,8 @@ pub struct Auth {
 const KEYS_SETTING: &str = "cookie-keys";
 /// The store setting proving every instance has the same `secrets.key`.
 const KEY_CHECK_SETTING: &str = "secrets-key-check";
+/// How often revocations of sessions that have expired anyway are forgotten.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `state_dir/secrets.key`: encrypts TOTP secrets (and, in a shared store, the
 /// cookie keys), and is the root other keys are derived from. Every instance
@@ -202,10 +204,31 @@ impl Auth {
 
     /// Applies a change made here at once, so the very next request sees it
     /// (the change feed brings the same change again; applying is idempotent).
+    /// The new snapshot shares all but O(log n) of the old one (see
+    /// [`Revocations`]); `rcu` retries when another change landed meanwhile,
+    /// so two changes applied at once are both kept.
     pub fn apply_now(&self, change: &Change) {
-        let mut next = (**self.revocations.load()).clone();
-        next.apply(change);
-        self.revocations.store(Arc::new(next));
+        self.revocations.rcu(|current| {
+            let mut next = Revocations::clone(current);
+            next.apply(change);
+            next
+        });
+    }
+
+    /// Forgets revocations of sessions that would have expired by now anyway
+    /// (their cookies are refused for their age); returns how many.
+    pub fn prune_revocations(&self) -> usize {
+        let now = self.clock.now();
+        if self.revocations.load().revoked_sessions.is_empty() {
+            return 0;
+        }
+        let mut pruned = 0;
+        self.revocations.rcu(|current| {
+            let mut next = Revocations::clone(current);
+            pruned = next.revoked_sessions.prune(now);
+            next
+        });
+        pruned
     }
 
     /// Reads the store's revocations in full (at start, and after a reconnect).
@@ -230,10 +253,19 @@ impl Auth {
     }
 
     /// Applies the store's change feed to the snapshot, forever (a background task).
+    /// Also forgets expired revocations every [`PRUNE_EVERY`].
     pub async fn follow_changes(self: Arc<Self>) {
         let mut rx = self.store().subscribe();
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = prune.tick() => {
+                    self.prune_revocations();
+                    continue;
+                }
+            };
+            match received {
                 Ok(Change::Resync) => self.resync().await,
                 Ok(Change::SettingChanged { name }) if name == KEYS_SETTING && self.keys_file.is_none() => {
                     if let Err(e) = self.load_shared_keys().await {
@@ -245,5 +277,67 @@ impl Auth {
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::embedded::EmbeddedStore;
+
+    fn auth(clock: Arc<ManualClock>) -> (Auth, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        (Auth::open(dir.path(), store, clock).unwrap(), dir)
+    }
+
+    fn revoked(id: String, until: u64) -> Change {
+        Change::SessionRevoked { id, until }
+    }
+
+    #[tokio::test]
+    async fn expired_revocations_are_pruned_and_live_ones_kept() {
+        let clock = ManualClock::new(1_000);
+        let (auth, _dir) = auth(clock.clone());
+        auth.apply_now(&revoked("ends-soon".into(), 1_100));
+        auth.apply_now(&revoked("ends-later".into(), 5_000));
+        assert_eq!(auth.prune_revocations(), 0);
+        clock.set(1_100);
+        assert_eq!(auth.prune_revocations(), 1, "a session expired anyway needs no revocation");
+        let r = auth.revocations.load();
+        assert!(!r.revoked_sessions.contains("ends-soon") && r.revoked_sessions.contains("ends-later"));
+        assert!(!r.allows("u", "ends-later", 1_000));
+    }
+
+    #[tokio::test]
+    async fn follow_changes_prunes_on_its_own() {
+        let clock = ManualClock::new(1_000);
+        let (auth, _dir) = auth(clock.clone());
+        let auth = Arc::new(auth);
+        auth.apply_now(&revoked("old".into(), 1_001));
+        clock.set(2_000);
+        let follower = tokio::spawn(auth.clone().follow_changes());
+        for _ in 0..200 {
+            if auth.revocations.load().revoked_sessions.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        follower.abort();
+        assert!(auth.revocations.load().revoked_sessions.is_empty(), "pruned at the follower's first tick");
+    }
+
+    #[test]
+    fn changes_applied_at_once_are_all_kept() {
+        let (auth, _dir) = auth(ManualClock::new(1_000));
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let auth = &auth;
+                s.spawn(move || (0..500).for_each(|i| auth.apply_now(&revoked(format!("{t}-{i}"), 9_000))));
+            }
+        });
+        assert_eq!(auth.revocations.load().revoked_sessions.len(), 2_000, "no change lost to another");
     }
 }

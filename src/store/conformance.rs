@@ -437,6 +437,9 @@ async fn revoked_sessions(s: SharedStore) {
     let rev = s.revocations().await.unwrap();
     assert!(rev.revoked_sessions.contains("sid-1"), "the later `until` is kept");
     assert!(!rev.revoked_sessions.contains("sid-old"), "a session expired anyway needs no revocation");
+    let mut pruned = rev.revoked_sessions.clone();
+    assert_eq!(pruned.prune(far - 1), 0, "each revocation is read back with its `until`...");
+    assert_eq!(pruned.prune(far), 1, "...so it is forgotten when the session would have expired");
     assert!(!rev.allows("sam", "sid-1", 10), "revoked session refused");
     assert!(rev.allows("sam", "sid-2", 10), "other sessions unaffected");
 }

@@ -156,11 +156,11 @@ fn read_revocations(db: &Database, now: u64) -> StoreResult<Revocations> {
     let not_before = scan_users(db, |name, r| (r.sessions_not_before > 0).then_some((name, r.sessions_not_before)))?;
     let tx = db.begin_read().map_err(unavailable)?;
     let table = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
-    let mut revoked_sessions = std::collections::HashSet::new();
+    let mut revoked_sessions = super::RevokedSessions::default();
     for entry in table.iter().map_err(unavailable)? {
         let (id, until) = entry.map_err(unavailable)?;
         if until.value() > now {
-            revoked_sessions.insert(id.value().to_owned());
+            revoked_sessions.insert(id.value().to_owned(), until.value());
         }
     }
     Ok(Revocations { not_before: not_before.into_iter().collect(), revoked_sessions })

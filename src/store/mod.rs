@@ -19,7 +19,6 @@ pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -238,11 +237,17 @@ pub enum Exported {
 }
 
 /// The in-memory view the request path reads: which sessions are void.
+///
+/// Both maps are persistent (structurally shared): the snapshot is replaced
+/// whole on every change so that readers take no lock, and with these maps a
+/// copy is a pointer and a change to it costs O(log n), however many
+/// sessions are revoked.
 #[derive(Debug, Clone, Default)]
 pub struct Revocations {
-    pub not_before: HashMap<String, u64>,
-    /// Revoked session ids (logout), kept until the session would have expired anyway.
-    pub revoked_sessions: HashSet<String>,
+    /// User → sessions issued before this time are void (sign out everywhere).
+    pub not_before: imbl::HashMap<String, u64>,
+    /// Revoked sessions (logout), kept until they would have expired anyway.
+    pub revoked_sessions: RevokedSessions,
 }
 
 impl Revocations {
@@ -257,11 +262,51 @@ impl Revocations {
                 let e = self.not_before.entry(user.clone()).or_insert(0);
                 *e = (*e).max(*at);
             }
-            Change::SessionRevoked { id, .. } => {
-                self.revoked_sessions.insert(id.clone());
-            }
+            Change::SessionRevoked { id, until } => self.revoked_sessions.insert(id.clone(), *until),
             Change::Locked { .. } | Change::Unlocked { .. } | Change::Resync | Change::SettingChanged { .. } => {}
         }
+    }
+}
+
+/// Revoked session id → the Unix time after which that session would have
+/// expired anyway, so its revocation can be forgotten ([`RevokedSessions::prune`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevokedSessions(imbl::HashMap<String, u64>);
+
+impl RevokedSessions {
+    pub fn contains(&self, id: &str) -> bool {
+        self.0.contains_key(id)
+    }
+
+    /// Records a revocation; of two for one session the later `until` is kept.
+    pub fn insert(&mut self, id: String, until: u64) {
+        let e = self.0.entry(id).or_insert(until);
+        *e = (*e).max(until);
+    }
+
+    /// Forgets revocations of sessions expired by `now`; returns how many.
+    pub fn prune(&mut self, now: u64) -> usize {
+        let before = self.0.len();
+        self.0.retain(|_, &until| until > now);
+        before - self.0.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromIterator<(String, u64)> for RevokedSessions {
+    fn from_iter<I: IntoIterator<Item = (String, u64)>>(items: I) -> Self {
+        let mut out = RevokedSessions::default();
+        for (id, until) in items {
+            out.insert(id, until);
+        }
+        out
     }
 }
 
@@ -340,3 +385,40 @@ pub trait Store: Send + Sync {
 }
 
 pub type SharedStore = Arc<dyn Store>;
+
+#[cfg(test)]
+mod revocation_tests {
+    use super::*;
+
+    fn revoked(id: &str, until: u64) -> Change {
+        Change::SessionRevoked { id: id.into(), until }
+    }
+
+    #[test]
+    fn revocations_are_forgotten_once_the_sessions_would_have_expired() {
+        let mut r = Revocations::default();
+        r.apply(&revoked("short", 100));
+        r.apply(&revoked("long", 500));
+        r.apply(&revoked("long", 200));
+        assert!(!r.allows("u", "short", 1) && !r.allows("u", "long", 1));
+        assert_eq!(r.revoked_sessions.prune(99), 0, "nothing has expired yet");
+        assert_eq!(r.revoked_sessions.prune(100), 1, "expired at its `until`");
+        assert!(!r.revoked_sessions.contains("short"));
+        assert_eq!(r.revoked_sessions.prune(300), 0, "the later `until` of two is kept");
+        assert!(r.revoked_sessions.contains("long"));
+        assert_eq!(r.revoked_sessions.prune(500), 1);
+        assert!(r.revoked_sessions.is_empty());
+    }
+
+    #[test]
+    fn a_changed_copy_leaves_the_snapshot_readers_hold_as_it_was() {
+        let mut held = Revocations::default();
+        held.revoked_sessions = (0..10_000).map(|i| (format!("sid-{i}"), 1_000)).collect();
+        let mut next = held.clone();
+        next.apply(&revoked("sid-new", 1_000));
+        next.apply(&Change::SessionsNotBefore { user: "ann".into(), at: 50 });
+        next.revoked_sessions.prune(1_000);
+        assert_eq!((held.revoked_sessions.len(), next.revoked_sessions.len()), (10_000, 0));
+        assert!(held.allows("ann", "sid-new", 1) && !next.allows("ann", "x", 49));
+    }
+}

@@ -39,7 +39,6 @@ use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{cmd, Client, Cmd, IntoConnectionInfo, ProtocolVersion, Script};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -472,7 +471,7 @@ impl Shared {
 
     async fn revocations(&self, now: u64) -> StoreResult<Revocations> {
         // One transaction, so both halves describe the same moment.
-        let (not_before, sessions): (Vec<String>, Vec<String>) = redis::pipe()
+        let (not_before, sessions): (Vec<String>, Vec<(String, f64)>) = redis::pipe()
             .atomic()
             .cmd("HVALS")
             .arg(self.keys.not_before())
@@ -480,10 +479,13 @@ impl Shared {
             .arg(self.keys.revoked())
             .arg(format!("({now}"))
             .arg("+inf")
+            .arg("WITHSCORES")
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        let mut out = Revocations { not_before: HashMap::new(), revoked_sessions: HashSet::from_iter(sessions) };
+        // A score is the `until` Unix time, an integer well inside f64's exact range.
+        let revoked_sessions = sessions.into_iter().map(|(id, until)| (id, until as u64)).collect();
+        let mut out = Revocations { not_before: Default::default(), revoked_sessions };
         for json in not_before {
             let e: NotBeforeEntry = decode("a not_before entry", &json)?;
             out.not_before.insert(e.user, e.at);
