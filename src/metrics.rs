@@ -51,6 +51,7 @@ struct Histogram {
 struct Registry {
     apps: Mutex<BTreeMap<String, Arc<AppCounters>>>,
     unknown_host: AtomicU64,
+    refused: AtomicU64,
     latency: Histogram,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
@@ -81,6 +82,12 @@ pub fn app_counters(name: &str) -> Arc<AppCounters> {
 
 pub fn count_unknown_host() {
     registry().unknown_host.fetch_add(1, Relaxed);
+}
+
+/// A request refused before its host was looked at: bad framing, a path with
+/// two readings, or over the size limits.
+pub fn count_refused() {
+    registry().refused.fetch_add(1, Relaxed);
 }
 
 pub fn observe_latency(d: Duration) {
@@ -146,6 +153,7 @@ pub fn render() -> String {
         "portcullis_requests_total{{app=\"\",decision=\"unknown_host\"}} {}",
         r.unknown_host.load(Relaxed)
     );
+    let _ = writeln!(out, "portcullis_requests_total{{app=\"\",decision=\"refused\"}} {}", r.refused.load(Relaxed));
     out.push_str("# HELP portcullis_request_duration_seconds Time from request to response end.\n# TYPE portcullis_request_duration_seconds histogram\n");
     let mut cumulative = 0;
     for (i, b) in BUCKETS.iter().enumerate() {

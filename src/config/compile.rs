@@ -46,6 +46,7 @@ impl Compiler<'_> {
         let portal = Portal { contact: file.portal.contact.as_ref().map(|c| c.get_ref().clone()) };
         let totp = self.totp(&file);
         let lockout = self.lockout(&file);
+        let limits = self.limits(&file.limits);
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -58,6 +59,7 @@ impl Compiler<'_> {
             portal,
             totp,
             lockout,
+            limits,
             warnings: std::mem::take(&mut self.warnings),
         })
     }
@@ -165,6 +167,19 @@ impl Compiler<'_> {
             return None;
         }
         Some(Arc::new(ck))
+    }
+
+    /// `[limits]`, each at least what real browsers send and at most Pingora's
+    /// own header buffer (1 MiB).
+    fn limits(&mut self, l: &super::file::LimitsFile) -> super::Limits {
+        let d = super::Limits::default();
+        let mut bytes = |v, what, default: usize| self.int(v, what, 1024..=1024 * 1024, default as i64) as usize;
+        super::Limits {
+            request_line: bytes(l.request_line.as_ref(), "limits.request_line", d.request_line),
+            header: bytes(l.header.as_ref(), "limits.header", d.header),
+            headers_total: bytes(l.headers_total.as_ref(), "limits.headers_total", d.headers_total),
+            headers: self.int(l.headers.as_ref(), "limits.headers", 16..=250, d.headers as i64) as usize,
+        }
     }
 
     fn int(

@@ -28,6 +28,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub lockout: LockoutFile,
     #[serde(default)]
+    pub limits: LimitsFile,
+    #[serde(default)]
     pub policy_group: BTreeMap<String, Spanned<PolicyGroupFile>>,
     #[serde(default)]
     pub app: Vec<Spanned<AppFile>>,
@@ -95,6 +97,16 @@ pub struct LockoutFile {
     pub per_address_window: Option<Text>,
     pub per_address_prefix_v4: Option<Spanned<i64>>,
     pub per_address_prefix_v6: Option<Spanned<i64>>,
+}
+
+/// `[limits]`: request sizes, in bytes and headers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsFile {
+    pub request_line: Option<Spanned<i64>>,
+    pub header: Option<Spanned<i64>>,
+    pub headers_total: Option<Spanned<i64>>,
+    pub headers: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,8 +38,29 @@ pub struct Config {
     pub portal: Portal,
     pub totp: TotpSettings,
     pub lockout: LockoutSettings,
+    pub limits: Limits,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
+}
+
+/// `[limits]`: what a request may carry before the proxy refuses it (414 for
+/// the request line, 431 for headers). The defaults are nginx's and HAProxy's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes in the request line (method, target, version).
+    pub request_line: usize,
+    /// Bytes in one header line (name, `: `, value).
+    pub header: usize,
+    /// Bytes in all header lines together.
+    pub headers_total: usize,
+    /// Number of header lines.
+    pub headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { request_line: 8 * 1024, header: 8 * 1024, headers_total: 32 * 1024, headers: 100 }
+    }
 }
 
 #[derive(Debug)]

@@ -12,13 +12,106 @@
 //! The functions are pure: the proxy module applies them in
 //! `upstream_request_filter`.
 
-/// Exact names the proxy owns, in normalised form (lowercase, `-`).
-const OWNED: [&str; 3] = ["x-real-ip", "forwarded", "x-forwarded-for"];
+/// What the proxy does with a header a client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treatment {
+    /// Removed from the client's request, then set by the proxy.
+    Set,
+    /// Removed from the client's request; never set.
+    Removed,
+}
 
-/// Name prefixes the proxy owns, in normalised form. All of `x-forwarded-*`
-/// (not only for/proto/host/port/prefix): apps and frameworks also believe
-/// `x-forwarded-ssl`, `-scheme`, `-uri`, `-method`, `-server`, `-user`.
-const OWNED_PREFIXES: [&str; 2] = ["x-portcullis-", "x-forwarded-"];
+/// One row of [`OWNED_HEADERS`]: a name (lowercase, `-`) or, with `prefix`,
+/// every name that starts with it.
+#[derive(Debug)]
+pub struct OwnedHeader {
+    pub name: &'static str,
+    pub prefix: bool,
+    pub treatment: Treatment,
+    pub why: &'static str,
+}
+
+const fn set(name: &'static str, why: &'static str) -> OwnedHeader {
+    OwnedHeader { name, prefix: false, treatment: Treatment::Set, why }
+}
+
+const fn removed(name: &'static str, why: &'static str) -> OwnedHeader {
+    OwnedHeader { name, prefix: false, treatment: Treatment::Removed, why }
+}
+
+const fn removed_prefix(name: &'static str, why: &'static str) -> OwnedHeader {
+    OwnedHeader { name, prefix: true, treatment: Treatment::Removed, why }
+}
+
+/// Every request header the proxy owns: the one table of what a client can
+/// never send to an app (the README shows it). Apps and frameworks decide the
+/// host, path, client address and user from these, and an app set up for
+/// another auth proxy believes that proxy's identity headers.
+pub const OWNED_HEADERS: &[OwnedHeader] = &[
+    set("x-forwarded-for", "the client address (trusted-proxy aware)"),
+    set("x-forwarded-proto", "always `https`"),
+    set("x-forwarded-host", "the host the app was chosen by"),
+    set("x-portcullis-auth", "how the request was admitted: `bypass`, `first_factor`, `both_factors`"),
+    set("x-portcullis-user", "the signed-in user"),
+    set("x-portcullis-groups", "the user's groups, comma-separated"),
+    set("x-portcullis-email", "the user's email address, when known"),
+    removed_prefix("x-portcullis-", "the proxy's own namespace"),
+    removed_prefix(
+        "x-forwarded-",
+        "every other forwarding header: `-server`, `-port`, `-uri`, `-prefix`, `-path`, `-user`, `-email`, …",
+    ),
+    removed("forwarded", "RFC 7239, including `host=` and `for=`"),
+    removed("x-host", "host override"),
+    removed("x-original-host", "host override"),
+    removed("x-http-host-override", "host override"),
+    removed("x-original-url", "path override (IIS, Symfony, Laravel)"),
+    removed("x-rewrite-url", "path override (IIS, Symfony)"),
+    removed("x-original-uri", "path override (nginx `auth_request` convention)"),
+    removed("x-envoy-original-path", "path override (Envoy)"),
+    removed("x-original-method", "method override (nginx `auth_request` convention)"),
+    removed("x-real-ip", "client address"),
+    removed("x-client-ip", "client address"),
+    removed("client-ip", "client address"),
+    removed("true-client-ip", "client address (Akamai, Cloudflare)"),
+    removed("cf-connecting-ip", "client address (Cloudflare)"),
+    removed("fastly-client-ip", "client address (Fastly)"),
+    removed("x-cluster-client-ip", "client address"),
+    removed("x-originating-ip", "client address"),
+    removed("x-remote-ip", "client address"),
+    removed("x-remote-addr", "client address"),
+    removed("remote-user", "identity (Authelia)"),
+    removed("remote-email", "identity (Authelia)"),
+    removed("remote-groups", "identity (Authelia)"),
+    removed("remote-name", "identity (Authelia)"),
+    removed("x-remote-user", "identity (Apache, Gitea, Jenkins)"),
+    removed("x-remote-email", "identity"),
+    removed("x-remote-group", "identity"),
+    removed("x-remote-groups", "identity"),
+    removed("x-userinfo", "identity (Kong OIDC)"),
+    removed_prefix("x-auth-request-", "identity (oauth2-proxy)"),
+    removed_prefix("x-webauth-", "identity (Grafana `auth.proxy`)"),
+    removed_prefix("x-authentik-", "identity (authentik)"),
+    removed_prefix("x-pomerium-", "identity (Pomerium)"),
+    removed_prefix("x-authenticated-", "identity (Kong, Istio)"),
+    removed_prefix("x-consumer-", "identity (Kong)"),
+    removed_prefix("cf-access-", "identity (Cloudflare Access)"),
+    removed_prefix("x-goog-authenticated-user-", "identity (Google IAP)"),
+    removed("x-goog-iap-jwt-assertion", "identity (Google IAP)"),
+    removed_prefix("x-ms-client-principal", "identity (Azure App Service)"),
+    removed_prefix("x-amzn-oidc-", "identity (AWS ALB)"),
+];
+
+/// Bit `b` is set when some row of [`OWNED_HEADERS`] starts with byte `b`:
+/// most header names are rejected by their first byte alone.
+const FIRST_BYTES: u128 = {
+    let mut bits = 0u128;
+    let mut i = 0;
+    while i < OWNED_HEADERS.len() {
+        bits |= 1 << OWNED_HEADERS[i].name.as_bytes()[0];
+        i += 1;
+    }
+    bits
+};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the usual legacy ones), except
 /// `transfer-encoding`: Pingora frames the upstream body from it, and a
@@ -39,12 +132,22 @@ const HOP_BY_HOP: [&str; 8] = [
 const NOT_REMOVABLE: [&str; 3] = ["host", "content-length", "transfer-encoding"];
 
 /// True when `name` (as received, any case, `_` or `-`) is a header the proxy
-/// owns. Does not allocate.
+/// owns: a row of [`OWNED_HEADERS`]. Does not allocate.
 pub fn is_owned(name: &[u8]) -> bool {
-    OWNED.iter().any(|owned| eq_normalised(name, owned))
-        || OWNED_PREFIXES
-            .iter()
-            .any(|prefix| name.len() >= prefix.len() && eq_normalised(&name[..prefix.len()], prefix))
+    let Some(&first) = name.first() else {
+        return false;
+    };
+    let first = first.to_ascii_lowercase();
+    if first >= 128 || FIRST_BYTES & (1 << first) == 0 {
+        return false;
+    }
+    OWNED_HEADERS.iter().any(|row| {
+        if row.prefix {
+            name.len() >= row.name.len() && eq_normalised(&name[..row.name.len()], row.name)
+        } else {
+            eq_normalised(name, row.name)
+        }
+    })
 }
 
 /// The header names (lowercased) to remove before forwarding, given the values
@@ -195,6 +298,52 @@ mod tests {
     }
 
     #[test]
+    fn overrides_and_other_proxies_identity_headers_in_every_spelling() {
+        for name in [
+            "X-Host",
+            "x_host",
+            "X-Original-Host",
+            "X-HTTP-Host-Override",
+            "X-Forwarded-Server",
+            "x_forwarded_server",
+            "X-Original-URL",
+            "X-REWRITE-URL",
+            "x_original_uri",
+            "X-Forwarded-Uri",
+            "X-Forwarded-Prefix",
+            "X-Forwarded-Path",
+            "Remote-User",
+            "remote_user",
+            "X-Remote-User",
+            "X-Forwarded-User",
+            "X-Forwarded-Email",
+            "X-Forwarded-Preferred-Username",
+            "X-Auth-Request-User",
+            "x_auth_request_email",
+            "X-Auth-Request-Access-Token",
+            "X-WEBAUTH-USER",
+            "X-authentik-username",
+            "Cf-Access-Authenticated-User-Email",
+            "X-Goog-Authenticated-User-Email",
+            "X-MS-CLIENT-PRINCIPAL-NAME",
+            "x-amzn-oidc-identity",
+            "True-Client-IP",
+            "CF-Connecting-IP",
+        ] {
+            assert!(is_owned(name.as_bytes()), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_every_owned_header() {
+        let readme = include_str!("../../README.md");
+        for row in OWNED_HEADERS {
+            let shown = if row.prefix { format!("`{}*`", row.name) } else { format!("`{}`", row.name) };
+            assert!(readme.contains(&shown), "README's header table lacks {shown}");
+        }
+    }
+
+    #[test]
     fn other_headers_are_not_owned() {
         for name in [
             "",
@@ -209,6 +358,14 @@ mod tests {
             "cookie",
             "x-request-id",
             "x\u{0130}-forwarded-for",
+            "x-hostname",
+            "remote-username",
+            "accept",
+            "user-agent",
+            "authorization",
+            "x-requested-with",
+            "x-csrf-token",
+            "\u{ff58}-host",
         ] {
             assert!(!is_owned(name.as_bytes()), "{name}");
         }

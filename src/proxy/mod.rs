@@ -2,7 +2,9 @@
 //! in `request_filter`, header hygiene in `upstream_request_filter`, counting in
 //! `logging`. Everything they call is pure and lives elsewhere.
 
+pub mod framing;
 pub mod headers;
+pub mod path;
 pub mod respond;
 pub mod server;
 
@@ -58,6 +60,40 @@ fn request_host(req: &RequestHeader) -> Option<&str> {
         None => req.headers.get(http::header::HOST)?.to_str().ok()?,
     };
     strip_port(authority.trim())
+}
+
+/// Reads the request once: sizes and framing are checked (see [`framing`]),
+/// and the path is replaced by its canonical form (see [`path`]), so the
+/// policy, the portal and the app all see the same target. An absolute-form
+/// or otherwise verbatim target is replaced too: the upstream always receives
+/// the origin-form path the policy saw. `Err` carries the status and message.
+fn one_reading(session: &mut Session, limits: &crate::config::Limits) -> std::result::Result<(), (u16, &'static str)> {
+    let is_h2 = session.is_http2();
+    let req = session.req_header();
+    framing::check(req, || (!is_h2).then(|| session.to_h1_raw()), limits).map_err(|r| (r.status(), r.message()))?;
+    if req.headers.get_all(http::header::HOST).iter().count() > 1 {
+        return Err((400, "More than one Host header."));
+    }
+    if !req.raw_path_is_utf8() {
+        return Err((400, "The request target is not valid UTF-8."));
+    }
+    if req.method == http::Method::OPTIONS && req.uri.path() == "*" {
+        return Ok(());
+    }
+    let canonical = path::canonicalize(req.uri.path().as_bytes()).map_err(|e| (400, e.message()))?;
+    let as_parsed = req.uri.path_and_query().map_or("/", |p| p.as_str());
+    if matches!(canonical, std::borrow::Cow::Borrowed(_)) && req.raw_path() == as_parsed.as_bytes() {
+        return Ok(());
+    }
+    let target = match req.uri.query() {
+        Some(q) => format!("{canonical}?{q}"),
+        None => canonical.into_owned(),
+    };
+    let mut parts = req.uri.clone().into_parts();
+    parts.path_and_query = Some(target.parse().map_err(|_| (400, "The request target is malformed."))?);
+    let uri = http::Uri::from_parts(parts).map_err(|_| (400, "The request target is malformed."))?;
+    session.req_header_mut().set_uri(uri);
+    Ok(())
 }
 
 fn peer_ip(session: &Session) -> IpAddr {
@@ -121,11 +157,14 @@ impl ProxyHttp for Portcullis {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let config = ctx.config.clone();
-        let req = session.req_header();
-        if req.headers.get_all(http::header::HOST).iter().count() > 1 {
-            Reply::html(400, "Bad request", "More than one Host header.", None).send(session).await?;
+        if let Err((status, message)) = one_reading(session, &config.limits) {
+            metrics::count_refused();
+            session.set_keepalive(None);
+            let title = if status == 400 { "Bad request" } else { "Request too large" };
+            Reply::html(status, title, message, None).send(session).await?;
             return Ok(true);
         }
+        let req = session.req_header();
         let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {
             metrics::count_unknown_host();
             Reply::html(404, "Not found", "No application is served at this address.", None).send(session).await?;
@@ -137,7 +176,7 @@ impl ProxyHttp for Portcullis {
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         ctx.session = self.auth.session(&config, app_id, cookies);
         let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert: false };
-        if portal::is_portal_path(req.uri.path()) {
+        if path::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
             let portal = portal::Portal {
                 config: &config,

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod cut;
+pub mod raw;
 pub mod redis_server;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -68,10 +69,22 @@ impl Drop for Proc {
     }
 }
 
+/// Makes `command`'s process die with the thread that spawns it
+/// (`PR_SET_PDEATHSIG`), so nothing outlives a test binary.
+pub fn tied(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
 pub fn demo_upstream() -> (Proc, SocketAddr) {
     let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_portcullis-demo-upstream"))
-        .arg(addr.to_string())
+    let child = tied(Command::new(env!("CARGO_BIN_EXE_portcullis-demo-upstream")).arg(addr.to_string()))
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
@@ -210,6 +223,28 @@ impl Env {
         wait_for_port(self.admin);
         wait_for_tls(self.https, &self.ca);
         Proc(child)
+    }
+
+    /// Starts portcullis for the whole test binary (tests share it): the
+    /// process is spawned from a thread that lives as long as the binary and
+    /// is killed when the binary exits (`PR_SET_PDEATHSIG`), so no test has
+    /// to stop it.
+    pub fn start_for_binary(&self) {
+        let log = std::fs::File::create(self.dir.path().join("portcullis.log")).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
+        command.args(["run", "--config"]).arg(&self.config).env("RUST_LOG", "info");
+        tied(command.stdout(log.try_clone().unwrap()).stderr(log));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let child = command.spawn();
+            let _ = tx.send(child.map(|_| ()));
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().unwrap().unwrap();
+        wait_for_port(self.admin);
+        wait_for_tls(self.https, &self.ca);
     }
 
     pub fn log(&self) -> String {
