@@ -297,9 +297,17 @@ async fn a_login_returns_to_another_app_through_a_single_use_code() {
     let (_, v) =
         post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD, "rd": rd}))
             .await;
-    let location = v["location"].as_str().unwrap().to_string();
-    let prefix = format!("https://a.open.localhost:{port}/.portcullis/session?code=");
+    let mut location = v["location"].as_str().unwrap().to_string();
+    let prefix = format!("https://a.open.localhost:{port}/.portcullis/session?ticket=");
     assert!(location.starts_with(&prefix), "{location}");
+    // The other host sets its state cookie and asks the portal for a code bound to it.
+    for next in ["https://wiki.localhost", "https://a.open.localhost"] {
+        let r = inside.get(&location).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        location = r.headers()["location"].to_str().unwrap().to_string();
+        assert!(location.starts_with(next), "{location}");
+    }
+    assert!(location.contains("/.portcullis/session?code="), "{location}");
     // No session on the other host yet: cookies are per host.
     let whoami_open = |c: &Client| {
         let req = c.get(format!("https://a.open.localhost:{port}/.portcullis/api/whoami"));
@@ -310,7 +318,8 @@ async fn a_login_returns_to_another_app_through_a_single_use_code() {
     let r = inside.get(&location).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/x?y=1");
-    assert!(r.headers()["set-cookie"].to_str().unwrap().starts_with("__Host-portcullis-session="));
+    let cookies: Vec<_> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(cookies.iter().any(|c| c.starts_with("__Host-portcullis-session=v")), "{cookies:?}");
     assert_eq!(whoami_open(&inside).await, StatusCode::OK);
     // The code works once.
     let (other, _) = browser(&env);

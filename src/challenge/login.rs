@@ -23,7 +23,7 @@ use super::recovery;
 use super::totp::{qr_svg, SecretBox, Totp, TotpSecret};
 use crate::clock::Clock;
 use crate::config::{hosts::AppId, Config, User};
-use crate::identity::session::{Session, SessionLevel};
+use crate::identity::session::{Carried, Session, SessionLevel};
 use crate::policy::expr::Facts;
 use crate::store::{Lock, SharedStore, StoreError, TotpRecord, UserRecord};
 use serde::{Deserialize, Serialize};
@@ -85,6 +85,9 @@ pub struct Attempt {
     pub app: String,
     pub stage: Stage,
     pub rd: String,
+    /// The session being stepped up: the new one keeps its start, end and factors.
+    #[serde(default)]
+    pub stepping_up: Option<Carried>,
 }
 
 /// What the enrollment page shows.
@@ -154,7 +157,7 @@ impl LoginService {
             // A right password is not a finished login: the guess no longer counts.
             self.store.release_guess(&user.username).await?;
             let rec = self.store.user(&user.username).await?;
-            self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd).await
+            self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd, None).await
         }
         .await;
         result.unwrap_or_else(|s| s)
@@ -203,6 +206,7 @@ impl LoginService {
         rec: &UserRecord,
         enroll_code: Option<&str>,
         rd: &str,
+        earlier: Option<Carried>,
     ) -> StepResult<Step> {
         let app = cfg.app(app_id);
         let group = &cfg.groups[user.policy_group];
@@ -212,7 +216,7 @@ impl LoginService {
         let now = self.now();
         if group.otp_skip.eval(facts) {
             self.store.reset_failures(&user.username).await?;
-            return Ok(self.done(cfg, user, &app.name, SessionLevel::FirstFactor, rec, rd));
+            return Ok(self.done(cfg, user, &app.name, SessionLevel::FirstFactor, rec, rd, earlier));
         }
         if let Some(until) = cooldown(cfg).waiting(rec.totp_revoked_at, now) {
             return Ok(Step::Cooldown { until });
@@ -223,7 +227,8 @@ impl LoginService {
             _ if self.take_enroll_link(enroll_code, &user.username).await? => Stage::Enroll,
             _ => return Ok(Step::AskAdmin),
         };
-        let attempt = Attempt { user: user.username.clone(), app: app.name.clone(), stage, rd: rd.to_string() };
+        let (username, app_name, rd) = (user.username.clone(), app.name.clone(), rd.to_string());
+        let attempt = Attempt { user: username, app: app_name, stage, rd, stepping_up: earlier };
         let bytes = serde_json::to_vec(&attempt).unwrap_or_default();
         self.store.put_challenge(&attempt_key(flow), &bytes, ATTEMPT_TTL).await?;
         Ok(if stage == Stage::Totp { Step::NeedTotp } else { Step::NeedEnroll })
@@ -231,23 +236,50 @@ impl LoginService {
 
     /// A signed-in user whose second factor was skipped here, now somewhere it is
     /// not (the same browser came back from outside): on to TOTP or enrollment.
-    pub async fn step_up(&self, cfg: &Config, app: AppId, facts: &Facts, flow: &str, username: &str, rd: &str) -> Step {
-        let Some(user) = cfg.users.get(username) else { return Step::NoAttempt };
-        let rec = match self.store.user(username).await {
+    /// The session that results keeps the earlier one's start, end and factors.
+    pub async fn step_up(
+        &self,
+        cfg: &Config,
+        app: AppId,
+        facts: &Facts,
+        flow: &str,
+        earlier: &Session,
+        rd: &str,
+    ) -> Step {
+        let Some(user) = cfg.users.get(&earlier.user) else { return Step::NoAttempt };
+        let rec = match self.store.user(&user.username).await {
             Ok(r) => r,
             Err(e) => return e.into(),
         };
         if rec.is_locked(self.now()) {
             return Step::Locked;
         }
-        self.after_first_factor(cfg, app, facts, flow, user, &rec, None, rd).await.unwrap_or_else(|s| s)
+        let carried = Some(earlier.carried());
+        self.after_first_factor(cfg, app, facts, flow, user, &rec, None, rd, carried).await.unwrap_or_else(|s| s)
     }
 
-    fn done(&self, cfg: &Config, user: &User, app: &str, level: SessionLevel, rec: &UserRecord, rd: &str) -> Step {
+    #[allow(clippy::too_many_arguments)]
+    fn done(
+        &self,
+        cfg: &Config,
+        user: &User,
+        app: &str,
+        level: SessionLevel,
+        rec: &UserRecord,
+        rd: &str,
+        earlier: Option<Carried>,
+    ) -> Step {
         let group = &cfg.groups[user.policy_group];
         // Never before a "sign out everywhere" of the same second.
         let issued = self.now().max(rec.sessions_not_before);
-        let session = Session::new(&user.username, app, level, issued, group.session_lifetime.as_secs());
+        let mut session = Session::new(&user.username, app, level, issued, group.session_lifetime.as_secs());
+        if let Some(earlier) = earlier {
+            // A sign-out everywhere during the step-up ended the session being stepped up.
+            if earlier.issued_at < rec.sessions_not_before {
+                return Step::NoAttempt;
+            }
+            session = session.continuing(&earlier);
+        }
         Step::Done { session: Box::new(session), rd: rd.to_string() }
     }
 
@@ -311,7 +343,7 @@ impl LoginService {
     ) -> StepResult<Step> {
         self.store.reset_failures(&user.username).await?;
         self.store.delete_challenge(&attempt_key(flow)).await?;
-        Ok(self.done(cfg, user, &attempt.app, SessionLevel::BothFactors, rec, &attempt.rd))
+        Ok(self.done(cfg, user, &attempt.app, SessionLevel::BothFactors, rec, &attempt.rd, attempt.stepping_up))
     }
 
     /// The user of an attempt, not locked and not cooling down.

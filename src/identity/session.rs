@@ -73,6 +73,16 @@ pub struct Session {
     pub expires_at: u64,
 }
 
+/// What a session hands on to the one that replaces it (a step-up) or to
+/// another host's session (a handoff): when its first factor was proved, when
+/// it ends, and whether it has both factors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Carried {
+    pub issued_at: u64,
+    pub expires_at: u64,
+    pub both_factors: bool,
+}
+
 /// Why a session cookie was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionError {
@@ -192,6 +202,28 @@ impl Session {
             return Err(SessionError::Idle);
         }
         Ok(())
+    }
+
+    /// What a session replacing this one in the same browser must keep.
+    pub fn carried(&self) -> Carried {
+        Carried {
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            both_factors: self.level == SessionLevel::BothFactors,
+        }
+    }
+
+    /// Continues an earlier session: a step-up or a second look at the OTP
+    /// page proves a factor again, but the first factor was proved when the
+    /// earlier session began, so the absolute lifetime still counts from
+    /// then, and a factor once proved is never dropped.
+    pub fn continuing(mut self, earlier: &Carried) -> Session {
+        self.issued_at = earlier.issued_at;
+        self.expires_at = self.expires_at.min(earlier.expires_at);
+        if earlier.both_factors {
+            self.level = SessionLevel::BothFactors;
+        }
+        self
     }
 
     /// True when the cookie should be re-issued with `seen_at = now` (more
@@ -356,6 +388,20 @@ mod tests {
         assert!(!s.needs_refresh(NOW + HOUR / 4, HOUR));
         assert!(s.needs_refresh(NOW + HOUR / 4 + 1, HOUR));
         assert!(!s.needs_refresh(NOW - 30, HOUR), "clock behind seen_at");
+    }
+
+    #[test]
+    fn continuing_keeps_the_first_factor_time_the_end_and_the_factors() {
+        let earlier = Session::new("alice", "wiki", SessionLevel::FirstFactor, NOW, 8 * HOUR);
+        let later = Session::new("alice", "wiki", SessionLevel::BothFactors, NOW + 7 * HOUR, 8 * HOUR);
+        let s = later.clone().continuing(&earlier.carried());
+        assert_eq!((s.issued_at, s.expires_at, s.level), (NOW, NOW + 8 * HOUR, SessionLevel::BothFactors));
+        assert_eq!((s.id.as_str(), s.seen_at), (later.id.as_str(), NOW + 7 * HOUR), "a new id, seen now");
+        let both = Session::new("alice", "wiki", SessionLevel::BothFactors, NOW, 8 * HOUR);
+        let password_only = Session::new("alice", "wiki", SessionLevel::FirstFactor, NOW + HOUR, 8 * HOUR);
+        assert_eq!(password_only.continuing(&both.carried()).level, SessionLevel::BothFactors, "no factor dropped");
+        let short = Session::new("alice", "wiki", SessionLevel::FirstFactor, NOW + HOUR, HOUR);
+        assert_eq!(short.continuing(&both.carried()).expires_at, NOW + 2 * HOUR, "never later than either end");
     }
 
     #[test]

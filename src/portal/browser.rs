@@ -52,6 +52,7 @@ impl Portal<'_> {
             ("POST", "/.portcullis/recovery/regenerate") => self.regenerate(req).await,
             ("POST", "/.portcullis/logout") => self.logout(req).await,
             ("GET", "/.portcullis/session") => self.handoff_page(req).await,
+            ("GET", "/.portcullis/handoff") => self.refused_handoff(req, self.handoff_mint(req).await),
             _ => self.page(req, Page::Error { message: Text::ErrNotFound }),
         }
     }
@@ -86,7 +87,7 @@ impl Portal<'_> {
 
     fn login_page(&self, req: &Request) -> Reply {
         if self.session.is_some() {
-            return see_other(self.return_location(&req.host, &req.rd()));
+            return see_other(self.return_location(req, &req.rd()));
         }
         self.page(req, Page::Login { username: "", error: None })
     }
@@ -110,8 +111,13 @@ impl Portal<'_> {
         let Some(s) = self.session else {
             return see_other(with_rd("/.portcullis/login", &req.rd()));
         };
-        let step =
-            self.auth.login.step_up(self.config, self.app, &self.facts, &req.flow, &s.session.user, &req.rd()).await;
+        // Nothing to step up: no new session (its lifetime would start again,
+        // or it would drop the second factor) and no handoff code (a GET).
+        let skip = self.config.groups[s.facts.group].otp_skip.eval(&self.facts);
+        if s.session.level == SessionLevel::BothFactors || skip {
+            return see_other(self.return_location(req, &req.rd()));
+        }
+        let step = self.auth.login.step_up(self.config, self.app, &self.facts, &req.flow, &s.session, &req.rd()).await;
         match step {
             Step::NeedTotp => self.page(req, Page::Totp { error: None, clock_hint: false }),
             other => self.step(req, other, Form::Totp, "").await,
@@ -150,11 +156,20 @@ impl Portal<'_> {
         }
     }
 
+    /// The app host's side of a handoff: a ticket starts it, a code ends it.
     async fn handoff_page(&self, req: &Request) -> Reply {
-        match self.take_handoff(req).await {
-            Ok((session, next)) => see_other(next).with_header("set-cookie", self.session_cookie(&session)),
-            Err(()) => self.page(req, Page::Error { message: Text::ErrSessionExpired }),
-        }
+        let result = match req.field("code") {
+            Some(_) => self.handoff_redeem(req).await,
+            None => self.handoff_start(req),
+        };
+        self.refused_handoff(req, result)
+    }
+
+    fn refused_handoff(&self, req: &Request, result: Result<Reply, super::handoff::Refused>) -> Reply {
+        result.unwrap_or_else(|why| {
+            log::info!(target: "audit", "{}", serde_json::json!({"event": "handoff_refused", "host": req.host, "why": format!("{why:?}")}));
+            self.page(req, Page::Error { message: Text::ErrSessionExpired })
+        })
     }
 
     async fn dashboard(&self, req: &Request) -> Reply {

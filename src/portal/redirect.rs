@@ -69,6 +69,45 @@ pub fn validate_return(rd: &str, current_host: &str, is_app_host: &dyn Fn(&str) 
     Some(ReturnTo::Url { host: authority.to_ascii_lowercase(), path })
 }
 
+/// [`validate_return`] for the listener that received the request: an app URL
+/// must name the port the browser used (`port`: the Host port, 443 when none),
+/// since a login handed to another port or scheme (`https` is the only one
+/// accepted at all) is handed to another server. An URL of `current_host` on
+/// that port comes back as a `Path`.
+pub fn validate_return_here(
+    rd: &str,
+    current_host: &str,
+    port: u16,
+    is_app_host: &dyn Fn(&str) -> bool,
+) -> Option<ReturnTo> {
+    match validate_return(rd, current_host, is_app_host)? {
+        ReturnTo::Url { host, path } => {
+            let (bare, target_port) = match host.split_once(':') {
+                Some((bare, p)) => (bare, p.parse::<u16>().ok()?),
+                None => (host.as_str(), 443),
+            };
+            if target_port != port {
+                return None;
+            }
+            if bare == current_host {
+                return Some(ReturnTo::Path(path));
+            }
+            Some(ReturnTo::Url { host: format!("{bare}:{port}"), path })
+        }
+        path => Some(path),
+    }
+}
+
+/// The port of an authority (`host:port`, `[v6]:port`); `None` when it names
+/// none (or a malformed one).
+pub fn authority_port(authority: &str) -> Option<u16> {
+    let after_host = match authority.rfind(']') {
+        Some(end) => &authority[end + 1..],
+        None => authority,
+    };
+    after_host.rsplit_once(':').and_then(|(_, p)| p.trim().parse().ok())
+}
+
 /// Build a safe `rd` value for a redirect to the login page from the
 /// request's path-and-query, percent-encoded for use as a query value.
 /// Targets that would not validate (portal pages, `//host`, overlong) give `/`.
@@ -232,6 +271,39 @@ mod tests {
         ] {
             assert_eq!(check(rd), None, "{rd}");
         }
+    }
+
+    #[test]
+    fn app_urls_must_use_the_listeners_port() {
+        let here = |rd: &str, port: u16| validate_return_here(rd, "wiki.localhost", port, &apps);
+        assert_eq!(here("https://other-app.localhost:8443/x", 8443), url("other-app.localhost:8443", "/x"));
+        assert_eq!(here("https://other-app.localhost/x", 443), url("other-app.localhost:443", "/x"));
+        assert_eq!(here("https://other-app.localhost:443/x", 443), url("other-app.localhost:443", "/x"));
+        for (rd, port) in [
+            ("https://other-app.localhost:8444/x", 8443),
+            ("https://other-app.localhost/x", 8443),
+            ("https://other-app.localhost:8443/x", 443),
+            ("https://other-app.localhost:80/x", 443),
+            ("http://other-app.localhost:8443/x", 8443),
+            ("http://other-app.localhost/x", 443),
+            ("wss://other-app.localhost:8443/x", 8443),
+            ("https://evil.example:8443/x", 8443),
+        ] {
+            assert_eq!(here(rd, port), None, "{rd} on {port}");
+        }
+        assert_eq!(here("https://wiki.localhost:8443/page", 8443), path("/page"), "same origin");
+        assert_eq!(here("https://wiki.localhost:8444/page", 8443), None, "same host, other port");
+        assert_eq!(here("/page", 8443), path("/page"));
+    }
+
+    #[test]
+    fn the_port_of_an_authority() {
+        assert_eq!(authority_port("wiki.localhost:8443"), Some(8443));
+        assert_eq!(authority_port("wiki.localhost"), None);
+        assert_eq!(authority_port("[::1]:8443"), Some(8443));
+        assert_eq!(authority_port("[::1]"), None);
+        assert_eq!(authority_port("wiki.localhost:99999"), None);
+        assert_eq!(authority_port("wiki.localhost:x"), None);
     }
 
     #[test]
