@@ -248,6 +248,12 @@ async fn codes_obey_sign_out_revocation_and_lock() {
     assert_eq!(s, StatusCode::OK);
     refused("sign-out everywhere")(redeem(&c, &url).await);
 
+    // A plain logout of the portal session the code came from.
+    let (c, url) = minted(&env, "bob").await;
+    let (s, _) = post(&c, &env, "/.portcullis/api/logout", json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    refused("logout")(redeem(&c, &url).await);
+
     // Token revocation by an administrator.
     let (c, url) = minted(&env, "heidi").await;
     admin(&env, &["revoke-totp", "heidi"]);

@@ -9,7 +9,7 @@
 //!
 //! 1. The login finishes on the portal host P with a return target on the app
 //!    host A (same scheme and port). P answers with a *ticket*, signed, naming
-//!    P's flow cookie, P, A and the path, valid a minute:
+//!    P's flow cookie, P, A and the path, valid ten minutes:
 //!    `https://A/.portcullis/session?ticket=…`.
 //! 2. A sets a random nonce in its own short-lived `__Host-portcullis-handoff`
 //!    cookie and sends the browser back to `https://P/.portcullis/handoff`
@@ -38,9 +38,11 @@ use subtle::ConstantTimeEq;
 
 /// The browser's nonce on the app host, for the length of one handoff.
 pub const STATE_COOKIE: &str = "__Host-portcullis-handoff";
-/// How long a ticket, and the state cookie it leads to, are good for.
-const TICKET_SECS: u64 = 60;
-const STATE_COOKIE_SECS: u64 = 2 * TICKET_SECS;
+/// How long a ticket is good for: it may wait on the recovery-codes page
+/// while they are written down, and only its own browser can use it.
+const TICKET_SECS: u64 = 10 * 60;
+/// The state cookie lives for one bounce to the portal and back.
+const STATE_COOKIE_SECS: u64 = 2 * 60;
 /// How long a minted code is valid (it is used within the same redirect chain).
 const CODE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 const TICKET_PURPOSE: &str = "handoff-ticket";
