@@ -391,3 +391,28 @@ fn size_limits_are_enforced_before_forwarding() {
     assert_eq!(status(&answer), 200, "{}", &answer[..answer.len().min(300)]);
     assert!(edge().upstream.saw(&m));
 }
+
+/// HTTP/2 requests get the same reading: the `:path` is canonicalised and
+/// checked like an HTTP/1 target.
+#[tokio::test]
+async fn http2_paths_get_the_same_reading() {
+    let e = edge();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&e.env.ca).unwrap()).unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .http2_prior_knowledge()
+        .resolve(OPEN, e.env.https)
+        .build()
+        .unwrap();
+    let m = marker();
+    let r = client.get(format!("https://{OPEN}:{}/h2/%7Euser/%61?{m}", e.env.https.port())).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 200);
+    assert!(upstream_request(&m).starts_with(&format!("GET /h2/~user/a?{m} HTTP/1.1\r\n")));
+    for path in ["/h2/a%2fb", "/h2/..;/x", "/h2/%00", "/%2eportcullis%2flogin"] {
+        let m = marker();
+        let r = client.get(format!("https://{OPEN}:{}{path}?{m}", e.env.https.port())).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert!(!e.upstream.saw(&m), "{path} forwarded");
+    }
+}
