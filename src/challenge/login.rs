@@ -166,7 +166,14 @@ impl LoginService {
     /// A name that is no user: the same work and answers as a wrong password,
     /// including `Locked` from the `max_failures`-th failure on (counted per
     /// name in challenge state, so unknown names write nothing durable).
-    async fn unknown_user(&self, cfg: &Config, ip: IpAddr, name: &str, ticket: Ticket, password: &str) -> StepResult<Step> {
+    async fn unknown_user(
+        &self,
+        cfg: &Config,
+        ip: IpAddr,
+        name: &str,
+        ticket: Ticket,
+        password: &str,
+    ) -> StepResult<Step> {
         let l = &cfg.lockout;
         let memory = l.duration.map_or(UNKNOWN_NAME_MEMORY, |d| d.max(UNKNOWN_NAME_MEMORY));
         let n = self.store.count(&unknown_name_key(name), memory).await?;
@@ -314,8 +321,7 @@ impl LoginService {
     ) -> StepResult<Step> {
         self.check_address(cfg, ip).await?;
         let attempt = self.attempt(flow, Stage::Totp).await?;
-        let (user, rec) = self.checked_user(cfg, &attempt).await?;
-        self.reserve(cfg, &user.username).await?;
+        let (user, rec) = self.guessed_user(cfg, &attempt).await?;
         let accepted = if recovery {
             let hash = recovery::hash(&self.pepper, code);
             self.store.use_recovery_code(&user.username, &hash).await?
@@ -344,6 +350,18 @@ impl LoginService {
         self.store.reset_failures(&user.username).await?;
         self.store.delete_challenge(&attempt_key(flow)).await?;
         Ok(self.done(cfg, user, &attempt.app, SessionLevel::BothFactors, rec, &attempt.rd, attempt.stepping_up))
+    }
+
+    /// The user of an attempt about to be guessed at, with the guess
+    /// reserved; a locked user's guess is refused unchecked.
+    async fn guessed_user<'c>(&self, cfg: &'c Config, attempt: &Attempt) -> StepResult<(&'c User, UserRecord)> {
+        let checked = self.checked_user(cfg, attempt).await;
+        if matches!(checked, Err(Step::Locked)) {
+            crate::metrics::count_guess(false);
+        }
+        let (user, rec) = checked?;
+        self.reserve(cfg, &user.username).await?;
+        Ok((user, rec))
     }
 
     /// The user of an attempt, not locked and not cooling down.
@@ -414,8 +432,7 @@ impl LoginService {
     ) -> StepResult<(Step, Vec<String>)> {
         self.check_address(cfg, ip).await?;
         let attempt = self.attempt(flow, Stage::Enroll).await?;
-        let (user, rec) = self.checked_user(cfg, &attempt).await?;
-        self.reserve(cfg, &user.username).await?;
+        let (user, rec) = self.guessed_user(cfg, &attempt).await?;
         let pending = rec.totp.as_ref().filter(|t| !t.confirmed).ok_or(Step::NoAttempt)?;
         let secret = self.open_secret(&user.username, pending)?;
         let Some(step) = Totp::new(pending.period).verify(&secret, code, self.now()) else {
