@@ -19,13 +19,14 @@ pub struct HashPool {
     /// Workers plus waiting places: a login takes one or is turned away.
     admitted: Arc<Semaphore>,
     workers: Arc<Semaphore>,
-    dummy: DummyHash,
+    dummy: Arc<DummyHash>,
 }
 
 /// A place in the pool's queue; [`Ticket::verify`] runs the hash.
 pub struct Ticket {
     place: OwnedSemaphorePermit,
     workers: Arc<Semaphore>,
+    dummy: Arc<DummyHash>,
 }
 
 impl HashPool {
@@ -34,7 +35,7 @@ impl HashPool {
         HashPool {
             admitted: Arc::new(Semaphore::new(workers + queue)),
             workers: Arc::new(Semaphore::new(workers)),
-            dummy: DummyHash::default(),
+            dummy: Arc::default(),
         }
     }
 
@@ -47,29 +48,40 @@ impl HashPool {
     /// A place in the queue, or `None` when it is full (answer "busy").
     pub fn admit(&self) -> Option<Ticket> {
         match Arc::clone(&self.admitted).try_acquire_owned() {
-            Ok(place) => Some(Ticket { place, workers: Arc::clone(&self.workers) }),
+            Ok(place) => Some(Ticket { place, workers: Arc::clone(&self.workers), dummy: Arc::clone(&self.dummy) }),
             Err(_) => {
                 crate::metrics::count_hashing_busy();
                 None
             }
         }
     }
-
-    /// A hash of no password with the same parameters as `like` (a user's
-    /// PHC string), so that checking an unknown user costs what a known one does.
-    pub fn dummy_like(&self, like: Option<&str>) -> String {
-        self.dummy.like(like)
-    }
 }
 
 impl Ticket {
     /// Whether `password` matches the PHC string `phc`, on a pool worker.
     pub async fn verify(self, phc: String, password: String) -> bool {
+        self.run(move || verify_phc(&phc, &password)).await
+    }
+
+    /// The work of checking `password` for a user that does not exist: a
+    /// dummy hash with the parameters of `like` (a real user's PHC string),
+    /// so an unknown name costs what a known one does. Always false.
+    pub async fn verify_nobody(self, like: Option<String>, password: String) -> bool {
+        let dummy = Arc::clone(&self.dummy);
+        self.run(move || {
+            verify_phc(&dummy.like(like.as_deref()), &password);
+            false
+        })
+        .await
+    }
+
+    /// Runs `work` on a pool worker once one is free, holding the place until it is done.
+    async fn run(self, work: impl FnOnce() -> bool + Send + 'static) -> bool {
         let Ok(worker) = Arc::clone(&self.workers).acquire_owned().await else { return false };
         let place = self.place;
         tokio::task::spawn_blocking(move || {
             let _held = (place, worker);
-            verify_phc(&phc, &password)
+            work()
         })
         .await
         .unwrap_or(false)
@@ -85,18 +97,24 @@ fn verify_phc(phc: &str, password: &str) -> bool {
 /// The dummy hash, made once per parameter set (users are checked at load
 /// to hold argon2id hashes; an odd one out gets argon2's defaults).
 #[derive(Default)]
-struct DummyHash(Mutex<Option<((u32, u32, u32), String)>>);
+struct DummyHash(Mutex<Option<Dummy>>);
+
+/// A dummy hash and the costs (m, t, p) it was made with.
+struct Dummy {
+    costs: (u32, u32, u32),
+    hash: String,
+}
 
 impl DummyHash {
     fn like(&self, like: Option<&str>) -> String {
         let params = like.and_then(params_of).unwrap_or_default();
-        let key = (params.m_cost(), params.t_cost(), params.p_cost());
+        let costs = (params.m_cost(), params.t_cost(), params.p_cost());
         let mut cached = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         match cached.as_ref() {
-            Some((k, hash)) if *k == key => hash.clone(),
+            Some(d) if d.costs == costs => d.hash.clone(),
             _ => {
                 let hash = make_dummy(params);
-                *cached = Some((key, hash.clone()));
+                *cached = Some(Dummy { costs, hash: hash.clone() });
                 hash
             }
         }
@@ -152,10 +170,19 @@ mod tests {
 
     #[test]
     fn the_dummy_hash_has_the_users_parameters() {
-        let pool = HashPool::new(1, 0);
+        let dummy = DummyHash::default();
         let cheap = "$argon2id$v=19$m=8,t=1,p=1$ew2XREgJJ/KSvmyjUGd9lg$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-        assert!(pool.dummy_like(Some(cheap)).starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
-        assert!(pool.dummy_like(Some(HASH)).starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(pool.dummy_like(None).starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "argon2's defaults");
+        assert!(dummy.like(Some(cheap)).starts_with("$argon2id$v=19$m=8,t=1,p=1$"));
+        assert!(dummy.like(Some(HASH)).starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(dummy.like(None).starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "argon2's defaults");
+    }
+
+    #[tokio::test]
+    async fn nobody_matches_and_costs_a_hash() {
+        let pool = HashPool::new(1, 0);
+        let before = crate::metrics::render();
+        assert!(!pool.admit().unwrap().verify_nobody(Some(HASH.into()), "not a password".into()).await);
+        assert!(!pool.admit().unwrap().verify_nobody(None, String::new()).await);
+        assert_ne!(before, crate::metrics::render(), "the hashes were counted");
     }
 }
