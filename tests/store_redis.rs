@@ -186,6 +186,34 @@ async fn instances_sharing_one_redis_see_each_others_changes() {
     assert!(other_rx.try_recv().is_err(), "another prefix hears nothing");
 }
 
+/// Guesses sent to several instances at once still get `max_failures`
+/// checks in all: the reservation is atomic in Redis, not per instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guesses_spread_over_instances_share_one_limit() {
+    let server = RedisServer::start();
+    let instances = [
+        Arc::new(connect(options(&server.url(), "guesses")).await),
+        Arc::new(connect(options(&server.url(), "guesses")).await),
+        Arc::new(connect(options(&server.url(), "guesses")).await),
+    ];
+    let barrier = Arc::new(tokio::sync::Barrier::new(60));
+    let tasks: Vec<_> = (0..60)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&instances[i % 3]), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.reserve_guess("amy", 5, 1_000).await.unwrap()
+            })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        granted += usize::from(t.await.unwrap());
+    }
+    assert_eq!(granted, 5, "of 60 guesses over three instances, max_failures are checked");
+    assert_eq!(instances[2].user("amy").await.unwrap().failures, 5);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_and_database_number_are_used() {
     let server = RedisServer::start_on(free_port(), &["--requirepass", "s3cret"]);
