@@ -32,7 +32,7 @@ internal = ["127.0.0.2/32"]
 
 [policy_group.staff]
 allow = "always"
-otp_skip = "never"
+otp_skip = "always"
 
 [[app]]
 name = "open"
@@ -414,5 +414,46 @@ async fn http2_paths_get_the_same_reading() {
         let r = client.get(format!("https://{OPEN}:{}{path}?{m}", e.env.https.port())).send().await.unwrap();
         assert_eq!(r.status(), 400, "{path}");
         assert!(!e.upstream.saw(&m), "{path} forwarded");
+    }
+}
+
+/// oauth2-proxy CVE-2020-5233 (`/\evil`), CVE-2020-4037 (lenient redirect
+/// patterns) and GHSA-j7px-6hwj-hpjg (whitespace between the slashes): the
+/// return target after login was an open redirect. Every such `rd` falls
+/// back to a same-origin path.
+#[tokio::test]
+async fn cve_2020_5233_the_return_target_is_never_an_open_redirect() {
+    let e = edge();
+    let client = e.env.client("127.0.0.1");
+    let login = |rd: &str| {
+        let body = serde_json::json!({"username": "alice", "password": common::PASSWORD, "rd": rd});
+        client.post(e.env.url("wiki.localhost", "/.portcullis/api/login")).json(&body).send()
+    };
+    let r: serde_json::Value = login("/page?x=1").await.unwrap().json().await.unwrap();
+    assert_eq!(r["location"], "/page?x=1", "{r}");
+    for rd in [
+        "//evil.example/",
+        "/\\evil.example/",
+        "/%5Cevil.example/",
+        "%2F%2Fevil.example",
+        "/\t/evil.example",
+        "/%09/evil.example",
+        "/ /evil.example",
+        "https://evil.example/",
+        "https://wiki.localhost.evil.example/",
+        "https://evil.example\\@wiki.localhost/",
+        "https://wiki.localhost@evil.example/",
+        "http://wiki.localhost/",
+        "https:evil.example",
+        "javascript:alert(1)",
+        "\\\\evil.example",
+        "/.portcullis/logout",
+        "https://wiki.localhost:1/",
+    ] {
+        let r: serde_json::Value = login(rd).await.unwrap().json().await.unwrap();
+        let location = r["location"].as_str().unwrap_or_default();
+        // A same-origin path: one slash, then nothing a browser reads as another origin.
+        assert!(location.starts_with('/') && !location.starts_with("//"), "{rd:?} -> {location:?}");
+        assert!(!location.contains(['\\', '\t', '\n', ' ']) && !location.contains("://"), "{rd:?} -> {location:?}");
     }
 }
