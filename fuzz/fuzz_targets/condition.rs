@@ -1,0 +1,29 @@
+//! The condition language (`policy::expr`): `allow`, `otp_skip` and friends
+//! in the config file. Invariants: nothing panics (deep nesting included);
+//! an error names a place inside the source; a compiled condition compiles
+//! again from the source it keeps, to one that decides every fact the same.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portcullis::policy::expr::{Condition, Facts};
+use portcullis::policy::ip::{Cidr, NetMask, NetworkTable, NetworkTableBuilder};
+
+fn networks() -> NetworkTable {
+    let mut b = NetworkTableBuilder::new();
+    let lan = Cidr::new("10.0.0.0".parse().unwrap(), 8).unwrap();
+    b.add("internal", &[lan]).unwrap();
+    b.add("lab", &[Cidr::new("192.168.0.0".parse().unwrap(), 16).unwrap()]).unwrap();
+    b.build()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(src) = std::str::from_utf8(data) else { return };
+    let networks = networks();
+    let Ok(c) = Condition::compile(src, &networks) else { return };
+    let again = Condition::compile(c.source(), &networks).expect("a condition compiles from its own source");
+    for bits in 0u8..16 {
+        let facts =
+            Facts { networks: NetMask(u64::from(bits & 3)), entrance_pass: bits & 4 != 0, device_cert: bits & 8 != 0 };
+        assert_eq!(c.eval(&facts), again.eval(&facts), "{src:?} at {bits:04b}");
+    }
+});
