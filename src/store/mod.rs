@@ -412,8 +412,8 @@ mod revocation_tests {
 
     #[test]
     fn a_changed_copy_leaves_the_snapshot_readers_hold_as_it_was() {
-        let mut held = Revocations::default();
-        held.revoked_sessions = (0..10_000).map(|i| (format!("sid-{i}"), 1_000)).collect();
+        let revoked_sessions = (0..10_000).map(|i| (format!("sid-{i}"), 1_000)).collect();
+        let held = Revocations { revoked_sessions, ..Default::default() };
         let mut next = held.clone();
         next.apply(&revoked("sid-new", 1_000));
         next.apply(&Change::SessionsNotBefore { user: "ann".into(), at: 50 });
