@@ -12,22 +12,30 @@
 #   cd fuzz && cargo fuzz run --sanitizer none <target> artifacts/<target>/<file>
 # Every crash found becomes a regression unit test next to the parser.
 #
-#   scripts/fuzz.sh            # 60 s per target
-#   scripts/fuzz.sh 600        # longer, e.g. before a release
+#   scripts/fuzz.sh              # 60 s per target, optimised build
+#   scripts/fuzz.sh 600          # longer, e.g. before a release
+#   scripts/fuzz.sh --quick      # CI: unoptimised build (builds faster), 3 s per target
 #   FUZZ_TARGETS="path cookie" scripts/fuzz.sh 30
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
-seconds="${1:-60}"
+build=()
+if [ "${1:-}" = "--quick" ]; then
+    build=(--dev)
+    shift
+    seconds="${1:-3}"
+else
+    seconds="${1:-60}"
+fi
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "==> installing cargo-fuzz"
-    cargo install cargo-fuzz --locked
+    cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 
 targets="${FUZZ_TARGETS:-$(cargo fuzz list)}"
 echo "==> building fuzz targets (fuzz/target)"
-cargo fuzz build --sanitizer none
+cargo fuzz build "${build[@]}" --sanitizer none
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -35,10 +43,10 @@ for t in $targets; do
     echo "==> fuzzing $t for ${seconds}s"
     mkdir -p "$work/$t" "corpus/$t"
     # The first directory receives new inputs; the seed corpus is read only.
-    if ! cargo fuzz run --sanitizer none "$t" "$work/$t" "corpus/$t" -- \
+    if ! cargo fuzz run "${build[@]}" --sanitizer none "$t" "$work/$t" "corpus/$t" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$work/$t.log" 2>&1; then
         tail -n 40 "$work/$t.log" >&2
-        echo "fuzz target $t failed: the input is in fuzz/artifacts/$t/" >&2
+        echo "fuzz target $t failed: the input is in fuzz/artifacts/$t/ (replay: cd fuzz && cargo fuzz run ${build[*]} --sanitizer none $t <file>)" >&2
         exit 1
     fi
     grep -E '^(Done|stat::number_of_executed_units|stat::peak_rss_mb)' "$work/$t.log" || true

@@ -41,15 +41,18 @@ impl HostTable {
     }
 
     /// The app for a request's host (any case, port already removed).
-    /// `*.example.com` matches `a.example.com` but not `example.com` nor `a.b.example.com`.
+    /// `*.example.com` matches `a.example.com` but not `example.com` nor
+    /// `a.b.example.com`, and the one label it stands for must be a DNS label
+    /// (not empty as in `.example.com`, no space or `_`).
     pub fn lookup(&self, host: &str) -> Option<AppId> {
         let mut buf = [0u8; 256];
         let host = lowercase(host, &mut buf)?;
         if let Some(&id) = self.exact.get(host) {
             return Some(id);
         }
-        let dot = host.find('.')?;
-        self.wildcard.get(&host[dot + 1..]).copied()
+        let (label, rest) = host.split_once('.')?;
+        let id = self.wildcard.get(rest).copied()?;
+        valid_dns_name(label).then_some(id)
     }
 
     pub fn matches(&self, host: &str) -> bool {
@@ -114,6 +117,16 @@ mod tests {
         assert_eq!(t.lookup("a.b.apps.localhost"), None);
         assert_eq!(t.lookup("evil.example"), None);
         assert_eq!(t.lookup(""), None);
+    }
+
+    /// Found by the `host` fuzz target: the empty label matched the wildcard.
+    #[test]
+    fn a_wildcard_stands_for_one_real_label() {
+        let t = table();
+        assert_eq!(t.lookup(".apps.localhost"), None);
+        assert_eq!(t.lookup("a b.apps.localhost"), None);
+        assert_eq!(t.lookup("-a.apps.localhost"), None);
+        assert_eq!(t.lookup("x-1.apps.localhost"), Some(1));
     }
 
     #[test]
