@@ -13,7 +13,7 @@ branch), it measures two paths on one worker thread over HTTPS keep-alive
 
 Each is run twice under callgrind, with N/5 and N requests; the difference of
 the two totals divided by the difference of the counts is the cost of one
-request, start-up, the login and the TLS handshake cancelled out. Everything
+request (with --repeat R, the median of R such pairs), start-up, the login and the TLS handshake cancelled out. Everything
 listens on free 127.0.0.1 ports and is stopped at the end. Prints a Markdown
 table. Needs valgrind, h2load and curl; the demo upstream is taken from the
 binary's directory (portcullis-demo-upstream).
@@ -25,6 +25,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -137,6 +138,7 @@ def measure(binary, tmp, upstream, mode, requests):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=2500)
+    ap.add_argument("--repeat", type=int, default=1, help="runs per figure; the median is reported")
     ap.add_argument("binaries", nargs="+")
     args = ap.parse_args()
     low, high = args.requests // 5, args.requests
@@ -152,9 +154,12 @@ def main():
             wait_port(upstream_port)
             for binary in args.binaries:
                 for mode in ("bypass", "session"):
-                    a = measure(binary, tmp, upstream_port, mode, low)
-                    b = measure(binary, tmp, upstream_port, mode, high)
-                    rows.append((binary, mode, (b - a) / (high - low)))
+                    runs = []
+                    for _ in range(args.repeat):
+                        a = measure(binary, tmp, upstream_port, mode, low)
+                        b = measure(binary, tmp, upstream_port, mode, high)
+                        runs.append((b - a) / (high - low))
+                    rows.append((binary, mode, statistics.median(runs)))
                     print(f"{binary} {mode}: {rows[-1][2]:,.0f} instructions/request", file=sys.stderr)
         finally:
             up.terminate()
