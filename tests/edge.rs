@@ -204,8 +204,10 @@ fn cve_2018_14773_path_override_headers_are_dropped() {
 
 // ----- 1. One reading of the path -----
 
+/// Envoy CVE-2019-9901: without normalisation the proxy's view of the path
+/// and the backend's diverge. The app receives the path the policy saw.
 #[test]
-fn the_app_receives_the_canonical_path() {
+fn cve_2019_9901_the_app_receives_the_canonical_path() {
     let cases = [
         ("/a/./b/../c/%7euser//x", "/a/c/~user/x"),
         ("/%61%62%63/d%20e", "/abc/d%20e"),
@@ -213,6 +215,7 @@ fn the_app_receives_the_canonical_path() {
         ("/../../z", "/z"),
         ("/caf%c3%a9", "/caf%C3%A9"),
         ("/keep;jsessionid=1/p", "/keep;jsessionid=1/p"),
+        ("/a%23/x", "/a%23/x"),
     ];
     for (sent, want) in cases {
         let (answer, m) =
@@ -230,8 +233,12 @@ fn the_app_receives_the_canonical_path() {
     assert!(upstream_request(&m).starts_with(&format!("GET /q?{m} HTTP/1.1\r\n")));
 }
 
+/// Envoy CVE-2021-29492 (escaped slashes), CVE-2021-32779 (a `#` in the
+/// target, which one parser drops with what follows and another keeps) and
+/// Tomcat's `..;/`: forms that backends read differently are
+/// refused, never guessed at.
 #[test]
-fn ambiguous_paths_are_refused() {
+fn cve_2021_29492_ambiguous_paths_are_refused() {
     for path in [
         "/..;/admin",
         "/a/.;/admin",
@@ -246,6 +253,7 @@ fn ambiguous_paths_are_refused() {
         "/%zz",
         "/%252e%252e/x",
         "/%252fx",
+        "/a#/../admin",
     ] {
         let (answer, m) = send(OPEN, &format!("GET {path}?{{m}} HTTP/1.1\r\nHost: {{host}}\r\n\r\n"));
         assert_refused(&answer, 400, &m);
@@ -455,5 +463,28 @@ async fn cve_2020_5233_the_return_target_is_never_an_open_redirect() {
         // A same-origin path: one slash, then nothing a browser reads as another origin.
         assert!(location.starts_with('/') && !location.starts_with("//"), "{rd:?} -> {location:?}");
         assert!(!location.contains(['\\', '\t', '\n', ' ']) && !location.contains("://"), "{rd:?} -> {location:?}");
+    }
+}
+
+/// Caddy CVE-2026-27588 (host matching that a spelling of the host escaped)
+/// and the RFC 9112 §3.2.2 absolute-form confusion: the app is chosen by the
+/// host in any case, and a target whose authority names another app than
+/// `Host` is refused, so no request is decided for one app and served by
+/// another.
+#[test]
+fn cve_2026_27588_host_confusion_never_picks_the_wrong_decision() {
+    for host in ["WIKI.LOCALHOST", "Wiki.Localhost", "wiki.localhost.", "wiki.localhost:443"] {
+        let (answer, m) =
+            send("wiki.localhost", &format!("GET /h?{{m}} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"));
+        assert!(matches!(status(&answer), 302 | 400 | 401 | 404), "{host}: {answer}");
+        assert!(!edge().upstream.saw(&m), "{host} reached the app without a login");
+    }
+    for (target, host) in [
+        ("https://a.open.localhost/x", "wiki.localhost"),
+        ("https://wiki.localhost/x", "a.open.localhost"),
+        ("https://A.OPEN.LOCALHOST@wiki.localhost/x", "a.open.localhost"),
+    ] {
+        let (answer, m) = send(OPEN, &format!("GET {target}?{{m}} HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        assert_refused(&answer, 400, &m);
     }
 }

@@ -77,6 +77,12 @@ fn one_reading(session: &mut Session, limits: &crate::config::Limits) -> std::re
     if !req.raw_path_is_utf8() {
         return Err((400, "The request target is not valid UTF-8."));
     }
+    // A fragment is never part of a request target (RFC 9112 §3.2): the URI
+    // parser drops it and whatever follows it, so the client's target and
+    // the parsed one would differ. Only the raw request line still shows it.
+    if !is_h2 && session.to_h1_raw().split(|&b| b == b'\n').next().is_some_and(|line| line.contains(&b'#')) {
+        return Err((400, "The request target may not contain #."));
+    }
     if req.method == http::Method::OPTIONS && req.uri.path() == "*" {
         return Ok(());
     }
