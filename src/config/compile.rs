@@ -1,7 +1,7 @@
 //! The one place that checks: turns the file types into the runtime [`Config`],
 //! collecting every error with its file, line and column.
 
-use super::file::{AppFile, ConfigFile, PolicyGroupFile, RedisFile, ServerFile, Text};
+use super::file::{AppFile, ConfigFile, DeviceCertificatesFile, PolicyGroupFile, RedisFile, ServerFile, Text};
 use super::hosts::{HostError, HostTable};
 use super::source::{ConfigError, ConfigErrors, Source};
 use super::*;
@@ -47,6 +47,7 @@ impl Compiler<'_> {
         let totp = self.totp(&file);
         let lockout = self.lockout(&file);
         let limits = self.limits(&file.limits);
+        let device_certificates = file.device_certificates.as_ref().map(|d| self.device_certificates(d));
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -60,6 +61,7 @@ impl Compiler<'_> {
             totp,
             lockout,
             limits,
+            device_certificates,
             warnings: std::mem::take(&mut self.warnings),
         })
     }
@@ -257,6 +259,64 @@ impl Compiler<'_> {
                 16..=128,
                 64,
             ) as u8,
+        }
+    }
+
+    /// `[device_certificates]`. `contracted` has no default: the license is
+    /// the administrator's to state. A configured CA is read here, so a wrong
+    /// file is named with its line in the config rather than at first issuance.
+    fn device_certificates(&mut self, d: &toml::Spanned<DeviceCertificatesFile>) -> DeviceCertificates {
+        let f = d.get_ref();
+        let contracted = match &f.contracted {
+            Some(_) => self.int(f.contracted.as_ref(), "device_certificates.contracted", 1..=1_000_000, 1) as u32,
+            None => {
+                self.err_at(d.span().start, "device_certificates.contracted is required: the number of device certificates your license allows (at least 1)");
+                1
+            }
+        };
+        let validity = self.bounded_duration(
+            f.validity.as_ref(),
+            "device_certificates.validity",
+            Duration::from_secs(86_400)..=Duration::from_secs(3650 * 86_400),
+            Duration::from_secs(397 * 86_400),
+        );
+        let link_ttl = self.bounded_duration(
+            f.link_ttl.as_ref(),
+            "device_certificates.link_ttl",
+            Duration::from_secs(60)..=Duration::from_secs(30 * 86_400),
+            Duration::from_secs(24 * 3600),
+        );
+        let ca = match (&f.ca_cert, &f.ca_key) {
+            (None, None) => DeviceCaSource::StateDir,
+            (Some(cert), Some(key)) => DeviceCaSource::Files { cert: cert.get_ref().into(), key: key.get_ref().into() },
+            (Some(t), None) | (None, Some(t)) => {
+                self.err(t, "device_certificates: give both ca_cert and ca_key (an existing CA), or neither (a CA made in state_dir)");
+                DeviceCaSource::StateDir
+            }
+        };
+        DeviceCertificates { contracted, validity, ca, link_ttl }
+    }
+
+    /// A duration within `range` (inclusive), or `default` when not given.
+    fn bounded_duration(
+        &mut self,
+        t: Option<&Text>,
+        what: &str,
+        range: std::ops::RangeInclusive<Duration>,
+        default: Duration,
+    ) -> Duration {
+        let Some(t) = t else { return default };
+        match duration::parse(t.get_ref()) {
+            Ok(d) if range.contains(&d) => d,
+            Ok(_) => {
+                let (lo, hi) = (range.start().as_secs(), range.end().as_secs());
+                self.err(t, format!("{what}: `{}` must be between {lo}s and {hi}s", t.get_ref()));
+                default
+            }
+            Err(e) => {
+                self.err(t, format!("{what}: {e}"));
+                default
+            }
         }
     }
 

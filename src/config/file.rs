@@ -33,6 +33,18 @@ pub struct ConfigFile {
     pub policy_group: BTreeMap<String, Spanned<PolicyGroupFile>>,
     #[serde(default)]
     pub app: Vec<Spanned<AppFile>>,
+    pub device_certificates: Option<Spanned<DeviceCertificatesFile>>,
+}
+
+/// `[device_certificates]`: the device CA, issuance and the license quota.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCertificatesFile {
+    pub contracted: Option<Spanned<i64>>,
+    pub validity: Option<Text>,
+    pub ca_cert: Option<Text>,
+    pub ca_key: Option<Text>,
+    pub link_ttl: Option<Text>,
 }
 
 #[derive(Debug, Deserialize)]

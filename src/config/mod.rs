@@ -39,8 +39,33 @@ pub struct Config {
     pub totp: TotpSettings,
     pub lockout: LockoutSettings,
     pub limits: Limits,
+    /// `[device_certificates]`; `None` when the section is absent (no device CA).
+    pub device_certificates: Option<DeviceCertificates>,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
+}
+
+/// `[device_certificates]`: the device CA, issuance and the license quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCertificates {
+    /// Active certificates allowed by the license (at least 1).
+    pub contracted: u32,
+    /// How long an issued certificate is valid (default 397 days).
+    pub validity: Duration,
+    /// Where the CA certificate and key are.
+    pub ca: DeviceCaSource,
+    /// How long a `cert issue --link` download link stays usable (default 24 h).
+    pub link_ttl: Duration,
+}
+
+/// The device CA: made on first start in `state_dir`, or an existing one named
+/// by `ca_cert` and `ca_key` (both or neither).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceCaSource {
+    /// `state_dir/device-ca.crt` and `state_dir/device-ca.key`, created if missing.
+    StateDir,
+    /// An existing CA (e.g. shared by every instance of a cluster).
+    Files { cert: PathBuf, key: PathBuf },
 }
 
 /// `[limits]`: what a request may carry before the proxy refuses it (414 for
