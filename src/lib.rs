@@ -11,6 +11,7 @@ pub mod challenge;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod devices;
 pub mod identity;
 pub mod live;
 pub mod metrics;

@@ -224,6 +224,9 @@ pub enum Change {
     SettingChanged {
         name: String,
     },
+    /// A device certificate was registered or changed (set-expiring, expire,
+    /// revoke): the whole new record, so snapshots apply it without a read.
+    DeviceCert(crate::devices::registry::DeviceCert),
     /// The feed may have missed changes (a reconnect): read [`Store::revocations`] in full.
     Resync,
 }
@@ -263,7 +266,11 @@ impl Revocations {
                 *e = (*e).max(*at);
             }
             Change::SessionRevoked { id, until } => self.revoked_sessions.insert(id.clone(), *until),
-            Change::Locked { .. } | Change::Unlocked { .. } | Change::Resync | Change::SettingChanged { .. } => {}
+            Change::Locked { .. }
+            | Change::Unlocked { .. }
+            | Change::Resync
+            | Change::SettingChanged { .. }
+            | Change::DeviceCert(_) => {}
         }
     }
 }

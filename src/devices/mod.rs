@@ -1,0 +1,28 @@
+//! Device certificates (issue 17): the certificates an organization hands
+//! each managed PC or phone, the registry that says which of them count, and
+//! the license arithmetic that bounds how many may be active and how often a
+//! device may be replaced.
+//!
+//! Who owns what:
+//! - [`registry`]: the record ([`registry::DeviceCert`], [`registry::CertStatus`])
+//!   as every store backend keeps it, and the in-memory [`registry::Registry`]
+//!   snapshot (fingerprint → user, status, expiry, plus a generation number)
+//!   that the request path reads. The snapshot is kept current from the
+//!   store's change feed ([`crate::store::Change::DeviceCert`]), never by a
+//!   store lookup per request.
+//! - [`quota`]: pure arithmetic, no I/O: may this certificate be issued, may
+//!   this one be set expiring, expired or revoked, and the usage view. Both
+//!   store backends run these rules inside their own atomic update.
+//! - `ca`, `pkcs12`, `issue` (engineer C): the device CA, bundles and issuance.
+//!
+//! The store API (both backends, atomic):
+//! - `put_device_cert(cert, contracted, now) -> StoreResult<Result<(), QuotaError>>`:
+//!   the license check ([`quota::check_issue`]) and the insert in one step;
+//! - `update_device_cert(serial, CertUpdate, contracted, now) -> StoreResult<Result<DeviceCert, QuotaError>>`:
+//!   set-expiring / expire / revoke ([`quota::apply_update`]), publishing the
+//!   new record on the change feed;
+//! - `device_certs() -> StoreResult<Vec<DeviceCert>>`: every record (list, usage,
+//!   the snapshot at start).
+
+pub mod quota;
+pub mod registry;

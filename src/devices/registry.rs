@@ -1,0 +1,187 @@
+//! The device-certificate registry: one record per issued certificate, and
+//! the in-memory snapshot the request path reads.
+//!
+//! A record's stored `status` is what an administrator last did to it. Time
+//! moves it on by itself: an `expiring` certificate is `expired` from its
+//! `expires_at`, and any certificate is `expired` from its own `not_after`.
+//! So the status that counts is always [`DeviceCert::status_at`] with the
+//! clock's "now", never the stored field alone.
+
+use crate::store::Change;
+use serde::{Deserialize, Serialize};
+
+/// A certificate's place in its life. `Active` counts toward the license;
+/// `Expiring` still works but counts 0 and ends by itself; `Expired` and
+/// `Revoked` no longer work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CertStatus {
+    Active,
+    Expiring,
+    Expired,
+    Revoked,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Active => "active",
+            CertStatus::Expiring => "expiring",
+            CertStatus::Expired => "expired",
+            CertStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Whether a certificate in this status satisfies `device_cert`.
+    pub fn works(self) -> bool {
+        matches!(self, CertStatus::Active | CertStatus::Expiring)
+    }
+}
+
+impl std::fmt::Display for CertStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One issued device certificate, as every store backend keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCert {
+    /// Lowercase hex, 32 characters (a random 128-bit serial).
+    pub serial: String,
+    /// SHA-256 of the certificate's DER, lowercase hex.
+    pub fingerprint: String,
+    pub user: String,
+    /// The device's name as the administrator gave it.
+    pub device: String,
+    pub issued_at: u64,
+    /// The certificate's own validity end.
+    pub not_after: u64,
+    /// What an administrator last did; see [`DeviceCert::status_at`] for what counts.
+    pub status: CertStatus,
+    /// When it stops working: set by set-expiring (then + 90 days) or expire (then).
+    pub expires_at: Option<u64>,
+    /// When it was set expiring: one use of the replacement allowance.
+    pub set_expiring_at: Option<u64>,
+}
+
+impl DeviceCert {
+    /// The status at `now`, with time applied: expiring turns expired at
+    /// `expires_at`, and anything but revoked is expired from `not_after`.
+    pub fn status_at(&self, now: u64) -> CertStatus {
+        match self.status {
+            CertStatus::Revoked => CertStatus::Revoked,
+            CertStatus::Expired => CertStatus::Expired,
+            _ if now >= self.not_after => CertStatus::Expired,
+            CertStatus::Expiring if self.expires_at.is_none_or(|at| now >= at) => CertStatus::Expired,
+            s => s,
+        }
+    }
+
+    /// When it stops working, if it has not yet: the earlier of `expires_at` and `not_after`.
+    pub fn works_until(&self) -> u64 {
+        self.expires_at.map_or(self.not_after, |at| at.min(self.not_after))
+    }
+}
+
+/// What an administrator does to a registered certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertUpdate {
+    /// Keeps working, counts 0 toward the license, ends 90 days later by itself.
+    SetExpiring,
+    /// Ends now.
+    Expire,
+    /// Ends now, and was never to be trusted again (a lost or compromised device).
+    Revoke,
+}
+
+/// What the request path needs to know of one certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryEntry {
+    pub serial: String,
+    pub user: String,
+    pub status: CertStatus,
+    pub expires_at: Option<u64>,
+    pub not_after: u64,
+}
+
+impl RegistryEntry {
+    fn of(c: &DeviceCert) -> RegistryEntry {
+        RegistryEntry {
+            serial: c.serial.clone(),
+            user: c.user.clone(),
+            status: c.status,
+            expires_at: c.expires_at,
+            not_after: c.not_after,
+        }
+    }
+
+    /// The status at `now`, with time applied (as [`DeviceCert::status_at`]).
+    pub fn status_at(&self, now: u64) -> CertStatus {
+        match self.status {
+            CertStatus::Revoked | CertStatus::Expired => self.status,
+            _ if now >= self.not_after => CertStatus::Expired,
+            CertStatus::Expiring if self.expires_at.is_none_or(|at| now >= at) => CertStatus::Expired,
+            s => s,
+        }
+    }
+}
+
+/// The in-memory registry: fingerprint → entry, replaced whole on every change
+/// (readers take no lock; the persistent map makes a copy a pointer).
+///
+/// `generation` goes up with every change applied. A connection that looked
+/// its certificate up once keeps the generation it saw; on each request it
+/// compares it with the current one and looks again only when it moved, so a
+/// revocation reaches open keep-alive connections on their next request.
+/// Expiry by time needs no change at all: [`Registry::lookup`] applies the clock.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    by_fingerprint: imbl::HashMap<String, RegistryEntry>,
+    generation: u64,
+}
+
+impl Registry {
+    /// A snapshot of every record (at start, and after the feed may have missed changes).
+    pub fn from_certs<'a>(certs: impl IntoIterator<Item = &'a DeviceCert>, generation: u64) -> Registry {
+        let by_fingerprint = certs.into_iter().map(|c| (c.fingerprint.clone(), RegistryEntry::of(c))).collect();
+        Registry { by_fingerprint, generation }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_fingerprint.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_fingerprint.is_empty()
+    }
+
+    /// The user a certificate with this fingerprint names, and its status at
+    /// `now`; `None` for a certificate the registry does not know.
+    pub fn lookup(&self, fingerprint: &str, now: u64) -> Option<(&str, CertStatus)> {
+        self.by_fingerprint.get(fingerprint).map(|e| (e.user.as_str(), e.status_at(now)))
+    }
+
+    /// The entry itself (serial, expiry), for pages that show it.
+    pub fn entry(&self, fingerprint: &str) -> Option<&RegistryEntry> {
+        self.by_fingerprint.get(fingerprint)
+    }
+
+    /// Applies a change from the feed; device-certificate changes move the generation.
+    pub fn apply(&mut self, change: &Change) {
+        if let Change::DeviceCert(cert) = change {
+            self.upsert(cert);
+        }
+    }
+
+    /// Records one certificate (new or changed) and moves the generation.
+    pub fn upsert(&mut self, cert: &DeviceCert) {
+        self.by_fingerprint.insert(cert.fingerprint.clone(), RegistryEntry::of(cert));
+        self.generation += 1;
+    }
+}
