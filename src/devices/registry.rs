@@ -185,3 +185,48 @@ impl Registry {
         self.generation += 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(serial: &str, status: CertStatus, expires_at: Option<u64>) -> DeviceCert {
+        DeviceCert {
+            serial: serial.into(),
+            fingerprint: format!("fp-{serial}"),
+            user: "ann".into(),
+            device: "laptop".into(),
+            issued_at: 0,
+            not_after: 1_000,
+            status,
+            expires_at,
+            set_expiring_at: None,
+        }
+    }
+
+    #[test]
+    fn status_follows_the_clock_not_only_the_stored_field() {
+        let expiring = cert("a", CertStatus::Expiring, Some(500));
+        assert_eq!((expiring.status_at(499), expiring.status_at(500)), (CertStatus::Expiring, CertStatus::Expired));
+        let active = cert("b", CertStatus::Active, None);
+        assert_eq!((active.status_at(999), active.status_at(1_000)), (CertStatus::Active, CertStatus::Expired));
+        assert_eq!(cert("c", CertStatus::Revoked, Some(9)).status_at(2_000), CertStatus::Revoked);
+        assert_eq!(cert("d", CertStatus::Expiring, Some(5_000)).works_until(), 1_000, "not_after comes first");
+    }
+
+    #[test]
+    fn snapshot_follows_the_feed_and_counts_generations() {
+        let mut r = Registry::from_certs(&[cert("a", CertStatus::Active, None)], 7);
+        let held = r.clone();
+        assert_eq!(r.lookup("fp-a", 10), Some(("ann", CertStatus::Active)));
+        assert_eq!(r.lookup("fp-z", 10), None);
+        r.apply(&Change::DeviceCert(cert("a", CertStatus::Revoked, Some(10))));
+        r.apply(&Change::Resync);
+        assert_eq!(r.generation(), 8, "only device-certificate changes move it");
+        assert_eq!(r.lookup("fp-a", 10), Some(("ann", CertStatus::Revoked)));
+        assert_eq!(held.lookup("fp-a", 10), Some(("ann", CertStatus::Active)), "readers keep what they hold");
+        r.apply(&Change::DeviceCert(cert("b", CertStatus::Expiring, Some(20))));
+        assert_eq!((r.len(), r.generation()), (2, 9));
+        assert_eq!(r.lookup("fp-b", 20), Some(("ann", CertStatus::Expired)), "expiry by time needs no change");
+    }
+}

@@ -6,7 +6,13 @@
 //! backend that is not atomic fails them most of the time, not once in a blue
 //! moon. TTLs are wall-clock in real stores, so the suite sleeps once for them.
 
+mod devices;
+
 use super::{Change, Exported, Lock, SharedStore, Store, TotpRecord};
+use devices::{
+    issuance_is_bounded_by_the_license, issuance_races_for_the_last_slot, set_expiring_allowance_holds_under_race,
+    set_expiring_expire_and_revoke,
+};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -61,6 +67,10 @@ pub async fn run_all(make: &MakeStore) {
         revoked_sessions,
         subscribers_see_every_change,
         settings_are_shared_and_announced,
+        issuance_is_bounded_by_the_license,
+        issuance_races_for_the_last_slot,
+        set_expiring_expire_and_revoke,
+        set_expiring_allowance_holds_under_race,
     ];
     let (from, into) = (make(), make());
     checks.push((
@@ -502,13 +512,18 @@ async fn export_then_import_into_a_fresh_store(from: SharedStore, into: SharedSt
     from.revoke_session("sid-dead", 1).await.unwrap();
     assert!(!from.use_totp_step("nobody", 5).await.unwrap());
     from.put_challenge("c", b"v", LONG_TTL).await.unwrap();
+    from.put_device_cert(devices::cert("e1", "uma"), 2, 1).await.unwrap().unwrap();
+    from.update_device_cert(&format!("{:0>32}", "e1"), crate::devices::registry::CertUpdate::SetExpiring, 2, 2)
+        .await
+        .unwrap()
+        .unwrap();
 
     let exported = from.export().await.unwrap();
     let mut users: Vec<&str> = exported
         .iter()
         .filter_map(|e| match e {
             Exported::User { user, .. } => Some(user.as_str()),
-            Exported::RevokedSession { .. } => None,
+            Exported::RevokedSession { .. } | Exported::DeviceCert { .. } => None,
         })
         .collect();
     users.sort_unstable();
@@ -534,6 +549,8 @@ async fn export_then_import_into_a_fresh_store(from: SharedStore, into: SharedSt
     assert!(!into.use_recovery_code("uma", "r1").await.unwrap());
     assert!(into.use_recovery_code("uma", "r2").await.unwrap());
     assert_eq!(into.get_challenge("c").await.unwrap(), None, "challenge state does not move");
+    assert_eq!(into.device_certs().await.unwrap(), from.device_certs().await.unwrap(), "device certificates move");
+    assert_eq!(into.device_certs().await.unwrap()[0].set_expiring_at, Some(2), "with their set-expiring use");
 }
 
 fn as_json_sorted(items: Vec<Exported>) -> Vec<String> {

@@ -8,7 +8,8 @@
 //! blocking I/O, so every database call runs on tokio's blocking pool.
 
 use super::{
-    Change, Exported, FailureOutcome, Lock, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Revocations, Store, StoreError,
+    StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
@@ -24,6 +25,8 @@ const USERS: TableDefinition<&str, &[u8]> = TableDefinition::new("users");
 /// Revoked session id → unix time after which the session would have expired anyway.
 const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revoked_sessions");
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+/// Device certificate serial → serde_json of [`DeviceCert`].
+const DEVICE_CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_certs");
 
 const FILE_NAME: &str = "portcullis.redb";
 const CHANGE_CAPACITY: usize = 1024;
@@ -54,6 +57,7 @@ impl EmbeddedStore {
         let tx = db.begin_write().map_err(unavailable)?;
         {
             tx.open_table(USERS).map_err(unavailable)?;
+            tx.open_table(DEVICE_CERTS).map_err(unavailable)?;
             let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
             drop_expired(&mut revoked, unix_now())?;
         }
@@ -128,6 +132,45 @@ fn update_user<T>(db: &Database, user: &str, f: impl FnOnce(&mut UserRecord) -> 
         tx.abort().map_err(unavailable)?;
     }
     Ok(out)
+}
+
+/// Every device certificate, decoded.
+fn read_device_certs(table: &impl ReadableTable<&'static str, &'static [u8]>) -> StoreResult<Vec<DeviceCert>> {
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(unavailable)? {
+        let (serial, bytes) = entry.map_err(unavailable)?;
+        out.push(
+            serde_json::from_slice(bytes.value())
+                .map_err(|e| StoreError::Corrupt(format!("device certificate {:?}: {e}", serial.value())))?,
+        );
+    }
+    Ok(out)
+}
+
+/// One registry change in one write transaction: `rule` sees every
+/// certificate and returns the record to write, or why nothing is written.
+fn write_device_cert(
+    db: &Database,
+    rule: impl FnOnce(&[DeviceCert]) -> Result<DeviceCert, QuotaError>,
+) -> StoreResult<Result<DeviceCert, QuotaError>> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    let out = {
+        let mut table = tx.open_table(DEVICE_CERTS).map_err(unavailable)?;
+        let out = rule(&read_device_certs(&table)?);
+        if let Ok(cert) = &out {
+            table.insert(cert.serial.as_str(), json_bytes(cert).as_slice()).map_err(unavailable)?;
+        }
+        out
+    };
+    match out {
+        Ok(_) => tx.commit().map_err(unavailable)?,
+        Err(_) => tx.abort().map_err(unavailable)?,
+    }
+    Ok(out)
+}
+
+fn json_bytes(cert: &DeviceCert) -> Vec<u8> {
+    serde_json::to_vec(cert).expect("a DeviceCert always serialises")
 }
 
 fn read_user(db: &Database, user: &str) -> StoreResult<UserRecord> {
@@ -406,6 +449,41 @@ impl Store for EmbeddedStore {
         self.changes.subscribe()
     }
 
+    async fn device_certs(&self) -> StoreResult<Vec<DeviceCert>> {
+        self.blocking(|db| {
+            let tx = db.begin_read().map_err(unavailable)?;
+            read_device_certs(&tx.open_table(DEVICE_CERTS).map_err(unavailable)?)
+        })
+        .await
+    }
+
+    async fn put_device_cert(
+        &self,
+        cert: DeviceCert,
+        contracted: u32,
+        now: u64,
+    ) -> StoreResult<Result<(), QuotaError>> {
+        let rule = move |certs: &[DeviceCert]| quota::check_issue(certs, &cert, contracted, now).map(|()| cert);
+        let out = self.blocking(move |db| write_device_cert(db, rule)).await?;
+        Ok(out.map(|cert| self.publish(Change::DeviceCert(cert))))
+    }
+
+    async fn update_device_cert(
+        &self,
+        serial: &str,
+        update: CertUpdate,
+        contracted: u32,
+        now: u64,
+    ) -> StoreResult<Result<DeviceCert, QuotaError>> {
+        let serial = serial.to_owned();
+        let rule = move |certs: &[DeviceCert]| quota::apply_update(certs, &serial, update, contracted, now);
+        let out = self.blocking(move |db| write_device_cert(db, rule)).await?;
+        if let Ok(cert) = &out {
+            self.publish(Change::DeviceCert(cert.clone()));
+        }
+        Ok(out)
+    }
+
     async fn export(&self) -> StoreResult<Vec<Exported>> {
         let now = unix_now();
         self.blocking(move |db| {
@@ -418,6 +496,8 @@ impl Store for EmbeddedStore {
                     out.push(Exported::RevokedSession { id: id.value().to_owned(), until: until.value() });
                 }
             }
+            let certs = read_device_certs(&tx.open_table(DEVICE_CERTS).map_err(unavailable)?)?;
+            out.extend(certs.into_iter().map(|cert| Exported::DeviceCert { cert }));
             Ok(out)
         })
         .await
@@ -436,6 +516,7 @@ fn import_all(db: &Database, items: &[Exported]) -> StoreResult<()> {
     {
         let mut users = tx.open_table(USERS).map_err(unavailable)?;
         let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
+        let mut certs = tx.open_table(DEVICE_CERTS).map_err(unavailable)?;
         for item in items {
             match item {
                 Exported::User { user, record } => {
@@ -443,6 +524,9 @@ fn import_all(db: &Database, items: &[Exported]) -> StoreResult<()> {
                 }
                 Exported::RevokedSession { id, until } => {
                     revoked.insert(id.as_str(), *until).map_err(unavailable)?;
+                }
+                Exported::DeviceCert { cert } => {
+                    certs.insert(cert.serial.as_str(), json_bytes(cert).as_slice()).map_err(unavailable)?;
                 }
             }
         }

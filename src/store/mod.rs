@@ -17,6 +17,8 @@ pub mod conformance;
 pub mod embedded;
 pub mod redis;
 
+use crate::devices::quota::{self, QuotaError};
+use crate::devices::registry::{CertUpdate, DeviceCert};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -226,7 +228,7 @@ pub enum Change {
     },
     /// A device certificate was registered or changed (set-expiring, expire,
     /// revoke): the whole new record, so snapshots apply it without a read.
-    DeviceCert(crate::devices::registry::DeviceCert),
+    DeviceCert(DeviceCert),
     /// The feed may have missed changes (a reconnect): read [`Store::revocations`] in full.
     Resync,
 }
@@ -237,6 +239,7 @@ pub enum Change {
 pub enum Exported {
     User { user: String, record: UserRecord },
     RevokedSession { id: String, until: u64 },
+    DeviceCert { cert: DeviceCert },
 }
 
 /// The in-memory view the request path reads: which sessions are void.
@@ -384,8 +387,29 @@ pub trait Store: Send + Sync {
     /// A write publishes `SettingChanged`.
     async fn put_setting(&self, name: &str, value: &[u8], only_if_absent: bool) -> StoreResult<bool>;
 
+    // --- device certificates (src/devices: the rules live in `devices::quota`) ---
+    /// Every registered certificate, in no particular order.
+    async fn device_certs(&self) -> StoreResult<Vec<DeviceCert>>;
+    /// Registers a newly issued certificate if the license allows it
+    /// ([`quota::check_issue`]): the check and the insert are one atomic step,
+    /// so two issuances racing for the last slot cannot both succeed.
+    /// Publishes [`Change::DeviceCert`] when registered.
+    async fn put_device_cert(&self, cert: DeviceCert, contracted: u32, now: u64)
+        -> StoreResult<Result<(), QuotaError>>;
+    /// Set-expiring, expire or revoke ([`quota::apply_update`]), atomically
+    /// against every other registry change; returns the changed record and
+    /// publishes [`Change::DeviceCert`], or changes nothing and says why.
+    async fn update_device_cert(
+        &self,
+        serial: &str,
+        update: CertUpdate,
+        contracted: u32,
+        now: u64,
+    ) -> StoreResult<Result<DeviceCert, QuotaError>>;
+
     // --- moving state between backends (`portcullis admin store export/import`) ---
-    /// Every durable record: users with state, and sessions revoked and not yet expired.
+    /// Every durable record: users with state, sessions revoked and not yet
+    /// expired, and device certificates.
     async fn export(&self) -> StoreResult<Vec<Exported>>;
     /// Writes records as exported (replacing a user's record); publishes `Resync`.
     async fn import(&self, items: Vec<Exported>) -> StoreResult<()>;

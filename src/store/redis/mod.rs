@@ -27,11 +27,14 @@
 //! `{p}user:{h}` JSON `{"user", "record"}`; `{p}not_before` hash `{h}` →
 //! `{"user", "at"}`; `{p}locks` hash `{h}` → `{"user", "lock"}`; `{p}revoked`
 //! sorted set, member session id, score `until`; `{p}ch:{h}` challenge with
-//! a TTL; `{p}n:{h}` counter with a TTL; channel `{p}changes`.
+//! a TTL; `{p}n:{h}` counter with a TTL; `{p}device_certs` hash serial →
+//! JSON device certificate, with `{p}device_certs:version` (see `devices.rs`);
+//! channel `{p}changes`.
 //! Needs Redis 6.2 or later (RESP3, GETDEL, ZADD GT).
 
 use super::{
-    Change, Exported, FailureOutcome, Lock, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Revocations, Store, StoreError,
+    StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -47,6 +50,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::timeout;
 
+mod devices;
 mod feed;
 use feed::Feed;
 
@@ -114,6 +118,7 @@ struct Shared {
     count: Script,
     revoke_session: Script,
     put_setting: Script,
+    write_device_cert: Script,
 }
 
 impl RedisStore {
@@ -151,6 +156,7 @@ impl RedisStore {
             count: Script::new(COUNT),
             revoke_session: Script::new(REVOKE_SESSION),
             put_setting: Script::new(PUT_SETTING),
+            write_device_cert: Script::new(devices::WRITE_DEVICE_CERT),
         };
         Ok(RedisStore { shared: Arc::new(shared), runtime, changes, _stop: stop })
     }
@@ -526,6 +532,7 @@ impl Shared {
         )
         .await?;
         out.extend(sessions.into_iter().map(|(id, until)| Exported::RevokedSession { id, until: until as u64 }));
+        self.export_device_certs(&mut out).await?;
         Ok(out)
     }
 
@@ -545,6 +552,7 @@ impl Shared {
                 Exported::RevokedSession { id, until } => {
                     pipe.cmd("ZADD").arg(self.keys.revoked()).arg(*until).arg(id).ignore();
                 }
+                Exported::DeviceCert { cert } => self.import_device_cert(&mut pipe, cert),
             }
         }
         pipe.cmd("PUBLISH").arg(self.keys.changes()).arg(json(&Change::Resync)).ignore();
@@ -818,6 +826,33 @@ impl Store for RedisStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
+    }
+
+    async fn device_certs(&self) -> StoreResult<Vec<DeviceCert>> {
+        self.run(CALL_TIMEOUT, move |s| async move { Ok(s.device_certs().await?.1) }).await
+    }
+
+    async fn put_device_cert(
+        &self,
+        cert: DeviceCert,
+        contracted: u32,
+        now: u64,
+    ) -> StoreResult<Result<(), QuotaError>> {
+        let rule = move |certs: &[DeviceCert]| quota::check_issue(certs, &cert, contracted, now).map(|()| cert.clone());
+        let out = self.run(CALL_TIMEOUT, move |s| async move { s.write_device_cert(rule).await }).await?;
+        Ok(out.map(drop))
+    }
+
+    async fn update_device_cert(
+        &self,
+        serial: &str,
+        update: CertUpdate,
+        contracted: u32,
+        now: u64,
+    ) -> StoreResult<Result<DeviceCert, QuotaError>> {
+        let serial = serial.to_owned();
+        let rule = move |certs: &[DeviceCert]| quota::apply_update(certs, &serial, update, contracted, now);
+        self.run(CALL_TIMEOUT, move |s| async move { s.write_device_cert(rule).await }).await
     }
 
     async fn export(&self) -> StoreResult<Vec<Exported>> {
