@@ -15,3 +15,5 @@ echo "==> load harness smoke run (benches/harness/run.sh --quick; asserts no tim
 bash benches/harness/run.sh --quick
 echo "==> cargo test"
 cargo test --all-targets
+echo "==> fuzz targets, 3 s each on their seed corpus (scripts/fuzz.sh --quick)"
+bash scripts/fuzz.sh --quick
