@@ -1,13 +1,15 @@
 //! The runtime side of sign-in that the request path reads: the cookie key
-//! ring, the revocation snapshot, the clock, and the login service with its
-//! store. Built once at start; the snapshot is kept current from the store's
-//! change feed by [`Auth::follow_changes`], so checking a session costs an
-//! HMAC and a hash lookup, never a store round trip.
+//! ring, the revocation snapshot, the device-certificate registry snapshot,
+//! the clock, and the login service with its store. Built once at start; the
+//! snapshots are kept current from the store's change feed by
+//! [`Auth::follow_changes`], so checking a session costs an HMAC and a hash
+//! lookup, and a device certificate a hash lookup, never a store round trip.
 
 use crate::challenge::login::LoginService;
 use crate::challenge::totp::SecretBox;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{hosts::AppId, Config};
+use crate::devices::registry::Registry;
 use crate::identity::cookie::KeyRing;
 use crate::identity::session::{Session, SessionLevel, SESSION_COOKIE};
 use crate::policy::decide::{Level, SessionFacts};
@@ -20,6 +22,8 @@ use std::sync::Arc;
 pub struct Auth {
     pub keys: ArcSwap<KeyRing>,
     pub revocations: ArcSwap<Revocations>,
+    /// Device certificates by fingerprint, with a generation (see [`Registry`]).
+    pub devices: ArcSwap<Registry>,
     pub clock: Arc<dyn Clock>,
     pub login: LoginService,
     secrets: Secrets,
@@ -92,6 +96,7 @@ impl Auth {
         Ok(Auth {
             keys: ArcSwap::from_pointee(keys),
             revocations: ArcSwap::from_pointee(Revocations::default()),
+            devices: ArcSwap::from_pointee(Registry::default()),
             clock: clock.clone(),
             login: LoginService::new(store, clock, secrets.sealer.clone(), pepper),
             secrets,
@@ -118,7 +123,8 @@ impl Auth {
             store.put_setting(KEYS_SETTING, &fresh, true).await.map_err(e)?;
             self.load_shared_keys().await?;
         }
-        self.reload_revocations().await.map_err(e)
+        self.reload_revocations().await.map_err(e)?;
+        self.reload_devices().await.map_err(e)
     }
 
     async fn load_shared_keys(&self) -> Result<(), String> {
@@ -208,6 +214,14 @@ impl Auth {
     /// [`Revocations`]); `rcu` retries when another change landed meanwhile,
     /// so two changes applied at once are both kept.
     pub fn apply_now(&self, change: &Change) {
+        if let Change::DeviceCert(_) = change {
+            self.devices.rcu(|current| {
+                let mut next = Registry::clone(current);
+                next.apply(change);
+                next
+            });
+            return;
+        }
         self.revocations.rcu(|current| {
             let mut next = Revocations::clone(current);
             next.apply(change);
@@ -238,13 +252,21 @@ impl Auth {
         Ok(())
     }
 
+    /// Reads the device-certificate registry in full (at start, and after a
+    /// gap in the feed); the generation moves on, so connections look again.
+    pub async fn reload_devices(&self) -> Result<(), crate::store::StoreError> {
+        let certs = self.store().device_certs().await?;
+        self.devices.rcu(|current| Registry::from_certs(&certs, current.generation() + 1));
+        Ok(())
+    }
+
     /// Reads everything the feed may have missed, retrying while the store is
     /// still coming back (the feed can reconnect before commands can).
     async fn resync(&self) {
         for attempt in 0..40 {
             let keys_ok = self.keys_file.is_some() || self.load_shared_keys().await.is_ok();
-            if keys_ok && self.reload_revocations().await.is_ok() {
-                log::info!("revocations re-read in full after a gap in the change feed");
+            if keys_ok && self.reload_revocations().await.is_ok() && self.reload_devices().await.is_ok() {
+                log::info!("revocations and device certificates re-read in full after a gap in the change feed");
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(250 + 50 * attempt)).await;
@@ -339,5 +361,52 @@ mod tests {
             }
         });
         assert_eq!(auth.revocations.load().revoked_sessions.len(), 2_000, "no change lost to another");
+    }
+}
+
+#[cfg(test)]
+mod device_tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::devices::registry::{CertStatus, CertUpdate, DeviceCert};
+    use crate::store::embedded::EmbeddedStore;
+
+    fn cert(serial: &str) -> DeviceCert {
+        DeviceCert {
+            serial: serial.into(),
+            fingerprint: format!("fp-{serial}"),
+            user: "ann".into(),
+            device: "laptop".into(),
+            issued_at: 1_000,
+            not_after: 1_000_000,
+            status: CertStatus::Active,
+            expires_at: None,
+            set_expiring_at: None,
+        }
+    }
+
+    /// The registry snapshot is read at start and then follows the feed:
+    /// a revocation is seen without a store read, and moves the generation.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn registry_snapshot_follows_the_change_feed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SharedStore = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
+        store.put_device_cert(cert("a"), 5, 1_000).await.unwrap().unwrap();
+        let auth = Arc::new(Auth::open(dir.path(), store.clone(), ManualClock::new(1_000)).unwrap());
+        auth.start().await.unwrap();
+        let started = auth.devices.load().generation();
+        assert_eq!(auth.devices.load().lookup("fp-a", 1_000), Some(("ann", CertStatus::Active)));
+        let follower = tokio::spawn(auth.clone().follow_changes());
+        // The follower subscribes when it first runs; the feed has no replay.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        store.update_device_cert("a", CertUpdate::Revoke, 5, 1_001).await.unwrap().unwrap();
+        for _ in 0..400 {
+            if auth.devices.load().generation() > started {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        follower.abort();
+        assert_eq!(auth.devices.load().lookup("fp-a", 1_001), Some(("ann", CertStatus::Revoked)));
     }
 }
