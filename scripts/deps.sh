@@ -7,6 +7,8 @@ if [ "${1:-build}" = test ]; then
   want+=(redis-server oathtool nghttp2-client python3)
   # tests/browser.rs: headless Chromium over WebDriver; a CJK font for the Japanese pages
   want+=(chromium chromium-driver fonts-noto-cjk)
+  # tests/device_certs.rs: the real readers of PKCS#12 bundles (openssl pkcs12, NSS pk12util)
+  want+=(openssl libnss3-tools)
 fi
 missing=()
 for p in "${want[@]}"; do

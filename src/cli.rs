@@ -91,6 +91,33 @@ enum AdminAction {
         #[command(subcommand)]
         action: StoreAction,
     },
+    /// Device certificates: issue, list, replace, and the license quota.
+    Cert {
+        #[command(subcommand)]
+        action: CertAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertAction {
+    /// Issue a device certificate: a PKCS#12 bundle (and PEM files) with a
+    /// password shown once, or a single-use download link with its QR code.
+    Issue {
+        #[arg(long)]
+        user: String,
+        /// The device's name (the certificate's CN), e.g. `alice-laptop`.
+        #[arg(long)]
+        device: String,
+        /// Where to write the bundle (default `<device>.p12`); the PEM files go next to it.
+        #[arg(long, conflicts_with = "link")]
+        out: Option<PathBuf>,
+        /// 3DES and a SHA-1 MAC, for keychains that refuse AES bundles (macOS, iOS, older Windows and Android).
+        #[arg(long)]
+        legacy: bool,
+        /// Print a single-use download link (and its QR code) instead of writing files.
+        #[arg(long)]
+        link: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -206,6 +233,10 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
     let c = load(config_path)?;
     let token = crate::admin::api::read_token(&c.admin.token_file)?;
     let addr: SocketAddr = c.admin.listen;
+    if let AdminAction::Cert { action: CertAction::Issue { user, device, out, legacy, link } } = action {
+        let args = crate::admin::cert_issue::IssueArgs { user, device, out, legacy, link };
+        return crate::admin::cert_issue::run_cli(addr, &token, args);
+    }
     let one = |u: &String| serde_json::json!({ "user": u }).to_string();
     let (method, path, body) = match &action {
         AdminAction::Reload => ("POST", "/reload", String::new()),
@@ -223,6 +254,7 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| e.to_string())?;
             ("POST", "/store/import", input)
         }
+        AdminAction::Cert { action: CertAction::Issue { .. } } => unreachable!("handled above"),
     };
     if matches!(&action, AdminAction::Unlock { users } if users.is_empty()) {
         return Err("name at least one user to unlock".into());

@@ -91,6 +91,7 @@ impl AdminApi {
             ("GET", "/locked") => super::users::locked(auth).await,
             ("GET", "/store/export") => super::users::export(auth).await,
             ("POST", "/store/import") => super::users::import(auth, req.body).await,
+            ("POST", "/cert/issue") => super::cert_issue::handle(&live.current(), auth, req.body).await,
             ("POST", "/reload") => {
                 let live = live.clone();
                 match tokio::task::spawn_blocking(move || live.reload()).await {

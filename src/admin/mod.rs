@@ -1,5 +1,6 @@
 //! Administration: the HTTP API on its own listener and the CLI client for it.
 
 pub mod api;
+pub mod cert_issue;
 pub mod client;
 pub mod users;

@@ -136,24 +136,30 @@ async fn sign_out(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::st
 
 /// A single-use link on the first app host the user may use.
 async fn enroll_link(cfg: &Config, auth: &Auth, user: &str) -> AdminReply {
+    let code = match auth.login.make_enroll_link(user, ENROLL_LINK_TTL).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(e),
+    };
+    let path = format!("/.portcullis/login?enroll={code}");
+    let url = app_url(cfg, user, &path);
+    log::info!(target: "audit", "{}", json!({"event": "enroll_link", "user": user}));
+    reply(200, json!({"user": user, "url": url, "path": path, "expires_in_secs": ENROLL_LINK_TTL.as_secs()}))
+}
+
+/// `path` on the first app host (not a wildcard) that `user` may use, with
+/// this listener's port; `None` when no app admits the user's policy group.
+pub fn app_url(cfg: &Config, user: &str, path: &str) -> Option<String> {
     let group = cfg.users.get(user).map(|u| u.policy_group);
     let host = cfg
         .apps
         .iter()
         .find(|a| group.is_some_and(|g| a.admits(g)))
-        .and_then(|a| a.hosts.iter().find(|h| !h.starts_with("*.")));
-    let code = match auth.login.make_enroll_link(user, ENROLL_LINK_TTL).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(e),
-    };
+        .and_then(|a| a.hosts.iter().find(|h| !h.starts_with("*.")))?;
     let port = match cfg.server.https.port() {
         443 => String::new(),
         p => format!(":{p}"),
     };
-    let path = format!("/.portcullis/login?enroll={code}");
-    let url = host.map(|h| format!("https://{h}{port}{path}"));
-    log::info!(target: "audit", "{}", json!({"event": "enroll_link", "user": user}));
-    reply(200, json!({"user": user, "url": url, "path": path, "expires_in_secs": ENROLL_LINK_TTL.as_secs()}))
+    Some(format!("https://{host}{port}{path}"))
 }
 
 /// New current cookie key; the old one keeps verifying until the next rotation.

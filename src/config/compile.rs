@@ -288,7 +288,13 @@ impl Compiler<'_> {
         );
         let ca = match (&f.ca_cert, &f.ca_key) {
             (None, None) => DeviceCaSource::StateDir,
-            (Some(cert), Some(key)) => DeviceCaSource::Files { cert: cert.get_ref().into(), key: key.get_ref().into() },
+            (Some(cert), Some(key)) => {
+                if let Err(e) = crate::devices::ca::DeviceCa::load(Path::new(cert.get_ref()), Path::new(key.get_ref()))
+                {
+                    self.err(cert, format!("device_certificates.ca_cert / ca_key: {e}"));
+                }
+                DeviceCaSource::Files { cert: cert.get_ref().into(), key: key.get_ref().into() }
+            }
             (Some(t), None) | (None, Some(t)) => {
                 self.err(t, "device_certificates: give both ca_cert and ca_key (an existing CA), or neither (a CA made in state_dir)");
                 DeviceCaSource::StateDir

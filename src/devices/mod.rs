@@ -13,7 +13,10 @@
 //! - [`quota`]: pure arithmetic, no I/O: may this certificate be issued, may
 //!   this one be set expiring, expired or revoked, and the usage view. Both
 //!   store backends run these rules inside their own atomic update.
-//! - `ca`, `pkcs12`, `issue` (engineer C): the device CA, bundles and issuance.
+//! - [`ca`]: the device CA (made in `state_dir` on first start, or configured);
+//! - [`issue`]: a key and certificate per device (what it says: see there),
+//!   registered through `put_device_cert`; [`pkcs12`]: the bundle (modern AES or
+//!   `--legacy` 3DES) and PEM; [`link`]: single-use download links.
 //!
 //! The store API (both backends, atomic):
 //! - `put_device_cert(cert, contracted, now) -> StoreResult<Result<(), QuotaError>>`:
@@ -24,5 +27,9 @@
 //! - `device_certs() -> StoreResult<Vec<DeviceCert>>`: every record (list, usage,
 //!   the snapshot at start).
 
+pub mod ca;
+pub mod issue;
+pub mod link;
+pub mod pkcs12;
 pub mod quota;
 pub mod registry;

@@ -53,6 +53,7 @@ impl Portal<'_> {
             ("POST", "/.portcullis/logout") => self.logout(req).await,
             ("GET", "/.portcullis/session") => self.handoff_page(req).await,
             ("GET", "/.portcullis/handoff") => self.refused_handoff(req, self.handoff_mint(req).await),
+            ("GET" | "POST", crate::devices::link::DOWNLOAD_PATH) => self.cert_download(req).await,
             _ => self.page(req, Page::Error { message: Text::ErrNotFound }),
         }
     }

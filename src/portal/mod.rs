@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod cert_download;
 pub mod form;
 pub mod handoff;
 pub mod redirect;

@@ -34,6 +34,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
         log::warn!("{w}");
     }
     let token = ensure_token(&config.admin.token_file)?;
+    crate::devices::ca::open_at_start(&config)?;
     let auth = open_auth(&config)?;
     log::info!("{}", config.summary());
     let (https, http, admin, grace, threads) = (

@@ -1,0 +1,206 @@
+//! Device certificates through a real portcullis: issuance with
+//! `portcullis admin cert issue`, the bundles read by the real tools
+//! (`openssl pkcs12`, NSS `pk12util`), single-use download links, and
+//! refusals (license full, unknown user) that leave nothing behind.
+
+mod common;
+
+use common::{portcullis, Env, LOGIN_APPS};
+use std::path::Path;
+use std::process::Command;
+
+/// `[device_certificates]` with `contracted = n`, as the `server_extra` of an [`Env`].
+fn section(n: u32) -> String {
+    format!("\n[device_certificates]\ncontracted = {n}\nvalidity = \"30d\"\n")
+}
+
+fn cert_issue(env: &Env, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["admin", "--config", common::path_str(&env.config), "cert", "issue"];
+    all.extend_from_slice(args);
+    portcullis(&all)
+}
+
+/// The value printed after `label:` by `cert issue`.
+fn printed<'a>(out: &'a str, label: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(label).map(|r| r.trim_start_matches(':').split_whitespace().next().unwrap_or("")))
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{out}"))
+}
+
+fn tool(name: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(name)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("`{name}` is needed for this test (scripts/deps.sh test): {e}"));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn openssl_info(p12: &Path, password: &str) -> (bool, String) {
+    let pass = format!("pass:{password}");
+    tool("openssl", &["pkcs12", "-info", "-in", common::path_str(p12), "-passin", &pass, "-nokeys"])
+}
+
+fn pk12util_list(p12: &Path, password: &str) -> (bool, String) {
+    tool("pk12util", &["-l", common::path_str(p12), "-W", password])
+}
+
+#[test]
+fn bundles_of_both_formats_are_read_by_openssl_and_pk12util_with_the_printed_password() {
+    let env = Env::new(&section(5), LOGIN_APPS);
+    let _p = env.start();
+    let out_dir = tempfile::tempdir().unwrap();
+    for (legacy, device, encryption, mac) in [
+        (false, "alice-laptop", "PBES2, PBKDF2, AES-256-CBC, Iteration 10000, PRF hmacWithSHA256", "MAC: sha256"),
+        (true, "alice-old-mac", "pbeWithSHA1And3-KeyTripleDES-CBC, Iteration 10000", "MAC: sha1"),
+    ] {
+        let p12 = out_dir.path().join(format!("{device}.p12"));
+        let mut args = vec!["--user", "alice", "--device", device, "--out", common::path_str(&p12)];
+        if legacy {
+            args.push("--legacy");
+        }
+        let (code, out, err) = cert_issue(&env, &args);
+        assert_eq!(code, 0, "{out}{err}");
+        let password = printed(&out, "password");
+        assert_eq!(password.len(), 23, "{out}");
+
+        let (ok, info) = openssl_info(&p12, password);
+        assert!(ok, "openssl pkcs12 -info refused the bundle:\n{info}");
+        assert!(info.contains(encryption), "expected `{encryption}`:\n{info}");
+        assert!(info.contains(mac), "expected `{mac}`:\n{info}");
+        assert!(info.contains(&format!("CN = {device}")), "{info}");
+        assert!(info.contains("Shrouded Keybag"), "{info}");
+
+        let (ok, listed) = pk12util_list(&p12, password);
+        assert!(ok, "pk12util -l refused the bundle:\n{listed}");
+        assert!(listed.contains(&format!("CN={device}")) && listed.contains("portcullis device CA"), "{listed}");
+        assert!(listed.contains("URI: \"portcullis:user:alice\""), "the user is in the SAN:\n{listed}");
+
+        let (ok, info) = openssl_info(&p12, "not-the-password");
+        assert!(!ok && info.contains("Mac verify error"), "a wrong password must be refused:\n{info}");
+        let (ok, _) = pk12util_list(&p12, "not-the-password");
+        assert!(!ok, "pk12util must refuse a wrong password");
+
+        // The PEM files next to the bundle: the certificate verifies against the CA for client auth.
+        let stem = out_dir.path().join(device);
+        let (crt, ca, key) = (stem.with_extension("crt"), stem.with_extension("ca.crt"), stem.with_extension("key"));
+        let (ok, v) = tool(
+            "openssl",
+            &["verify", "-purpose", "sslclient", "-CAfile", common::path_str(&ca), common::path_str(&crt)],
+        );
+        assert!(ok, "{v}");
+        use std::os::unix::fs::PermissionsExt;
+        for private in [&p12, &key] {
+            assert_eq!(
+                std::fs::metadata(private).unwrap().permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                private.display()
+            );
+        }
+        let (ok, k) = tool("openssl", &["pkey", "-in", common::path_str(&key), "-pubout"]);
+        let (_, c) = tool("openssl", &["x509", "-in", common::path_str(&crt), "-pubkey", "-noout"]);
+        assert!(ok && k == c, "the key file belongs to the certificate:\n{k}\n{c}");
+    }
+    // The CA was made at the first start, private, in state_dir.
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["device-ca.crt", "device-ca.key"] {
+        let p = env.dir.path().join("state").join(f);
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600, "{f}");
+    }
+    // An existing --out is never overwritten, and nothing is issued for it.
+    let taken = out_dir.path().join("alice-laptop.p12");
+    let (code, _, err) = cert_issue(&env, &["--user", "alice", "--device", "x", "--out", common::path_str(&taken)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("exists already: nothing was issued"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_download_link_works_once() {
+    let env = Env::new(&section(5), LOGIN_APPS);
+    let _p = env.start();
+    let (code, out, err) = cert_issue(&env, &["--user", "alice", "--device", "alice-phone", "--link"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let url = printed(&out, "link");
+    let password = printed(&out, "password").to_string();
+    let prefix = format!("https://wiki.localhost:{}/.portcullis/cert/download?token=", env.https.port());
+    assert!(url.starts_with(&prefix), "{url}");
+    assert!(out.contains('█') || out.contains('▀') || out.contains('▄'), "a QR code is printed:\n{out}");
+    let token = url.trim_start_matches(&prefix).to_string();
+
+    let c = common::api::browser(&env, "127.0.0.3");
+    // The page (a link preview may fetch it) does not use the link.
+    for _ in 0..2 {
+        let page = c.get(url).send().await.unwrap();
+        assert_eq!(page.status(), 200);
+        let html = page.text().await.unwrap();
+        assert!(html.contains("Download certificate"), "{html}");
+    }
+    let html = c.get(url).send().await.unwrap().text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
+    let download = || {
+        c.post(env.url("wiki.localhost", "/.portcullis/cert/download"))
+            .form(&[("token", token.as_str()), ("csrf", csrf.as_str())])
+            .send()
+    };
+    let first = download().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["content-type"], "application/x-pkcs12");
+    assert!(first.headers()["content-disposition"].to_str().unwrap().contains("alice-phone.p12"));
+    let bytes = first.bytes().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("fetched.p12");
+    std::fs::write(&p12, &bytes).unwrap();
+    let (ok, info) = openssl_info(&p12, &password);
+    assert!(ok && info.contains("CN = alice-phone"), "{info}");
+
+    let second = download().await.unwrap();
+    assert_eq!(second.status(), 410);
+    assert!(second.text().await.unwrap().contains("no longer works"));
+    assert_eq!(c.get(url).send().await.unwrap().status(), 410, "the page says so too");
+    // A made-up token is no better.
+    let forged = format!("{prefix}{}", "ab".repeat(32));
+    assert_eq!(c.get(&forged).send().await.unwrap().status(), 410);
+}
+
+#[test]
+fn a_full_license_and_an_unknown_user_issue_nothing() {
+    let env = Env::new(&section(1), LOGIN_APPS);
+    let _p = env.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = |name: &str| dir.path().join(name);
+
+    let (code, o, e) =
+        cert_issue(&env, &["--user", "bob", "--device", "bob-laptop", "--out", common::path_str(&out("b.p12"))]);
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(e.contains("no user named `bob`"), "{e}");
+    assert!(!out("b.p12").exists() && !out("b.crt").exists());
+
+    let (code, o, e) =
+        cert_issue(&env, &["--user", "alice", "--device", "one", "--out", common::path_str(&out("1.p12"))]);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, o, e) =
+        cert_issue(&env, &["--user", "alice", "--device", "two", "--out", common::path_str(&out("2.p12"))]);
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(e.contains("license full: 1 of 1") && e.contains("set-expiring"), "{e}");
+    assert!(!out("2.p12").exists() && !out("2.key").exists(), "nothing written");
+    let (code, o, e) = cert_issue(&env, &["--user", "alice", "--device", "two", "--link"]);
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(!o.contains("link:"), "no link for a refused issuance: {o}");
+}
+
+#[test]
+fn the_section_is_checked_with_its_position() {
+    let env = Env::new("\n[device_certificates]\nvalidity = \"2y\"\nca_cert = \"/nonexistent.crt\"\n", LOGIN_APPS);
+    let (code, _, err) = portcullis(&["check", "--config", common::path_str(&env.config)]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("device_certificates.contracted is required"), "{err}");
+    assert!(err.contains("device_certificates.validity"), "{err}");
+    assert!(err.contains("give both ca_cert and ca_key"), "{err}");
+    assert!(err.contains("portcullis.toml:"), "errors name file:line:col: {err}");
+    // Without the section, issuance says how to configure it.
+    let env = Env::new("", LOGIN_APPS);
+    let _p = env.start();
+    let (code, _, err) = cert_issue(&env, &["--user", "alice", "--device", "x", "--link"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("add a [device_certificates] section"), "{err}");
+}
