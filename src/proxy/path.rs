@@ -16,7 +16,7 @@
 //!   `/` or `\` (`%2F`, `%5C`), a `;` parameter on an empty or dot segment
 //!   (`/..;/`, `/.;/`, `/;/`), NUL and other control characters, a fragment,
 //!   invalid or overlong UTF-8, invalid percent escapes, and `%25` followed by
-//!   the escape of `.`, `/` or `\` (double encoding);
+//!   the escape of `.`, `/`, `\` or `%` (double encoding);
 //! - anything that is not an origin-form path (starting with `/`) is refused;
 //!   the caller handles the asterisk form of `OPTIONS *`.
 //!
@@ -151,20 +151,24 @@ fn decode(path: &[u8]) -> Result<Vec<u8>, PathError> {
             b'\\' => return Err(PathError::Backslash),
             0..=0x1f | 0x7f => return Err(PathError::ForbiddenByte),
             b' ' | b'#' if !escaped => return Err(PathError::ForbiddenByte),
-            b'%' if escaped && is_hidden_separator(path, i) => return Err(PathError::DoubleEncoded),
             _ if !escaped || is_unreserved(b) => out.push(b),
             _ => push_escaped(&mut out, b),
         }
     }
     check_utf8_run(&mut utf8_run)?;
+    if is_double_encoded(&out) {
+        return Err(PathError::DoubleEncoded);
+    }
     Ok(out)
 }
 
-/// After a decoded `%25` at `path[..i]`: do the next bytes spell the escape
-/// of `.`, `/` or `\`?
-fn is_hidden_separator(path: &[u8], i: usize) -> bool {
-    let next = path.get(i..i + 2).unwrap_or_default();
-    [b"2e", b"2f", b"5c"].iter().any(|e| next.eq_ignore_ascii_case(*e))
+/// Whether the decoded path holds `%25` followed by the escape of `.`, `/`,
+/// `\` or `%` itself: a backend that decodes once more would see a dot
+/// segment or a separator. Read on the output, since the hex digits after
+/// `%25` may themselves have been escaped (`%25%32%65`).
+fn is_double_encoded(out: &[u8]) -> bool {
+    out.windows(5)
+        .any(|w| &w[..3] == b"%25" && [b"2e", b"2f", b"5c", b"25"].iter().any(|e| w[3..].eq_ignore_ascii_case(*e)))
 }
 
 fn check_utf8_run(run: &mut Vec<u8>) -> Result<(), PathError> {
@@ -294,6 +298,10 @@ mod tests {
             ("/%252e%252e/x", PathError::DoubleEncoded),
             ("/%252F", PathError::DoubleEncoded),
             ("/%255c", PathError::DoubleEncoded),
+            ("/%25%32%65%25%32%65/", PathError::DoubleEncoded),
+            ("/%25%32e", PathError::DoubleEncoded),
+            ("/%252%65", PathError::DoubleEncoded),
+            ("/%25252e", PathError::DoubleEncoded),
             ("/%C0%AE", PathError::BadUtf8),
             ("/%E0%80%AE", PathError::BadUtf8),
             ("/%ff", PathError::BadUtf8),
