@@ -204,3 +204,79 @@ fn the_section_is_checked_with_its_position() {
     assert_eq!(code, 1);
     assert!(err.contains("add a [device_certificates] section"), "{err}");
 }
+
+/// The page of a download link and its form's CSRF token, from `env`'s host.
+async fn download_page(c: &reqwest::Client, env: &Env, query: &str) -> (u16, String) {
+    let r = c.get(env.url("wiki.localhost", &format!("/.portcullis/cert/download?{query}"))).send().await.unwrap();
+    let status = r.status().as_u16();
+    let html = r.text().await.unwrap();
+    let csrf = html.split("name=\"csrf\" value=\"").nth(1).map(|s| s.split('"').next().unwrap().to_string());
+    (status, csrf.unwrap_or_default())
+}
+
+async fn download(c: &reqwest::Client, env: &Env, token: &str, csrf: &str) -> reqwest::Response {
+    c.post(env.url("wiki.localhost", "/.portcullis/cert/download"))
+        .form(&[("token", token), ("csrf", csrf)])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn instances_on_one_redis_share_the_ca_the_license_and_the_links() {
+    let redis = common::redis_server::RedisServer::start();
+    let extra = format!("store = \"{}\"\n{}", redis.url(), section(2));
+    let (a, b) = (Env::new(&extra, LOGIN_APPS), Env::new(&extra, LOGIN_APPS));
+    let _pa = a.start();
+    // B gets A's secrets.key (every instance on one store must), A's device CA, and the test server certificate.
+    let state = b.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    for f in ["secrets.key", "device-ca.crt", "device-ca.key"] {
+        std::fs::copy(a.dir.path().join("state").join(f), state.join(f)).unwrap();
+    }
+    for f in ["server.crt", "server.key", "dev-ca.crt"] {
+        std::fs::copy(a.dir.path().join("certs").join(f), b.dir.path().join("certs").join(f)).unwrap();
+    }
+    let _pb = b.start();
+    assert_eq!(
+        std::fs::read(a.dir.path().join("state/device-ca.crt")).unwrap(),
+        std::fs::read(state.join("device-ca.crt")).unwrap(),
+        "B loaded the copied CA instead of making its own"
+    );
+
+    // A link made on A is served by B, once; then A refuses it too.
+    let (code, out, err) = cert_issue(&a, &["--user", "alice", "--device", "phone", "--link"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let token = printed(&out, "link").split("token=").nth(1).unwrap().to_string();
+    let password = printed(&out, "password").to_string();
+    let c = common::api::browser(&b, "127.0.0.3");
+    let (status, csrf_a) = download_page(&c, &a, &format!("token={token}")).await;
+    assert_eq!(status, 200);
+    let (_, csrf_b) = download_page(&c, &b, &format!("token={token}")).await;
+    let r = download(&c, &b, &token, &csrf_b).await;
+    assert_eq!(r.status(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join("phone.p12");
+    std::fs::write(&p12, r.bytes().await.unwrap()).unwrap();
+    assert!(openssl_info(&p12, &password).0);
+    assert_eq!(download(&c, &a, &token, &csrf_a).await.status(), 410, "used on B, so gone on A");
+
+    // The license counts the certificates of both instances: 2 contracted.
+    let out_b = dir.path().join("b.p12");
+    let (code, o, e) = cert_issue(&b, &["--user", "alice", "--device", "laptop", "--out", common::path_str(&out_b)]);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, o, e) = cert_issue(&a, &["--user", "alice", "--device", "tablet", "--link"]);
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(e.contains("license full: 2 of 2"), "{e}");
+    // B's certificate verifies against A's CA file: one CA for both.
+    let (ok, v) = tool(
+        "openssl",
+        &[
+            "verify",
+            "-CAfile",
+            common::path_str(&a.dir.path().join("state/device-ca.crt")),
+            common::path_str(&dir.path().join("b.crt")),
+        ],
+    );
+    assert!(ok, "{v}");
+}
