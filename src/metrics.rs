@@ -171,6 +171,26 @@ pub fn render() -> String {
     out
 }
 
+/// Device certificates by status at `now` (from the registry snapshot, so a
+/// scrape costs no store read), and how many stop working within 14 days.
+pub fn render_device_certs(out: &mut String, registry: &crate::devices::registry::Registry, now: u64) {
+    use crate::devices::registry::CertStatus;
+    const SOON: u64 = 14 * 86_400;
+    let mut by_status = [0u64; 4];
+    let mut soon = 0;
+    for e in registry.entries() {
+        let status = e.status_at(now);
+        by_status[status as usize] += 1;
+        soon += u64::from(status.works() && e.works_until() <= now + SOON);
+    }
+    out.push_str("# HELP portcullis_device_certificates Registered device certificates by status.\n# TYPE portcullis_device_certificates gauge\n");
+    for s in [CertStatus::Active, CertStatus::Expiring, CertStatus::Expired, CertStatus::Revoked] {
+        let _ = writeln!(out, "portcullis_device_certificates{{status=\"{s}\"}} {}", by_status[s as usize]);
+    }
+    out.push_str("# HELP portcullis_device_certificates_expiring_within_14d Working device certificates that stop working within 14 days.\n# TYPE portcullis_device_certificates_expiring_within_14d gauge\n");
+    let _ = writeln!(out, "portcullis_device_certificates_expiring_within_14d {soon}");
+}
+
 fn escape(label: &str) -> String {
     label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
@@ -187,5 +207,37 @@ mod tests {
         let text = render();
         assert!(text.contains("portcullis_requests_total{app=\"metrics-test\",decision=\"deny\"} 2"), "{text}");
         assert!(text.contains("portcullis_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    }
+
+    #[test]
+    fn device_certificate_gauges_follow_the_clock() {
+        use crate::devices::registry::{CertStatus, DeviceCert, Registry};
+        let cert = |serial: &str, status, expires_at| DeviceCert {
+            serial: serial.into(),
+            fingerprint: serial.into(),
+            user: "ann".into(),
+            device: "pc".into(),
+            issued_at: 0,
+            not_after: 10_000_000,
+            status,
+            expires_at,
+            set_expiring_at: None,
+        };
+        let day = 86_400;
+        let certs = [
+            cert("a", CertStatus::Active, None),
+            cert("b", CertStatus::Expiring, Some(20 * day)),
+            cert("c", CertStatus::Expiring, Some(10 * day)),
+            cert("d", CertStatus::Revoked, Some(1)),
+        ];
+        let r = Registry::from_certs(&certs, 0);
+        let mut at_0 = String::new();
+        render_device_certs(&mut at_0, &r, 0);
+        assert!(at_0.contains("portcullis_device_certificates{status=\"expiring\"} 2"), "{at_0}");
+        assert!(at_0.contains("portcullis_device_certificates_expiring_within_14d 1\n"), "{at_0}");
+        let mut later = String::new();
+        render_device_certs(&mut later, &r, 10 * day);
+        assert!(later.contains("{status=\"expired\"} 1") && later.contains("{status=\"revoked\"} 1"), "{later}");
+        assert!(later.contains("portcullis_device_certificates_expiring_within_14d 1\n"), "{later}");
     }
 }

@@ -86,12 +86,17 @@ impl AdminApi {
                 json!({"error": "unauthorized", "message": "send `Authorization: Bearer <token>` with the token from admin.token_file"}),
             ),
             ("GET", "/metrics") => {
-                AdminReply { status: 200, content_type: "text/plain; version=0.0.4", body: crate::metrics::render() }
+                let mut body = crate::metrics::render();
+                crate::metrics::render_device_certs(&mut body, &auth.devices.load(), auth.clock.now());
+                AdminReply { status: 200, content_type: "text/plain; version=0.0.4", body }
             }
             ("GET", "/locked") => super::users::locked(auth).await,
             ("GET", "/store/export") => super::users::export(auth).await,
             ("POST", "/store/import") => super::users::import(auth, req.body).await,
             ("POST", "/cert/issue") => super::cert_issue::handle(&live.current(), auth, req.body).await,
+            (method, path) if path.starts_with("/cert/") => {
+                super::certs::handle(&live.current(), auth, method, path, req.body).await
+            }
             ("POST", "/reload") => {
                 let live = live.clone();
                 match tokio::task::spawn_blocking(move || live.reload()).await {

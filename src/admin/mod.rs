@@ -2,5 +2,6 @@
 
 pub mod api;
 pub mod cert_issue;
+pub mod certs;
 pub mod client;
 pub mod users;

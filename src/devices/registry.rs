@@ -117,6 +117,11 @@ impl RegistryEntry {
         }
     }
 
+    /// When it stops working (as [`DeviceCert::works_until`]).
+    pub fn works_until(&self) -> u64 {
+        self.expires_at.map_or(self.not_after, |at| at.min(self.not_after))
+    }
+
     /// The status at `now`, with time applied (as [`DeviceCert::status_at`]).
     pub fn status_at(&self, now: u64) -> CertStatus {
         match self.status {
@@ -165,6 +170,11 @@ impl Registry {
     /// `now`; `None` for a certificate the registry does not know.
     pub fn lookup(&self, fingerprint: &str, now: u64) -> Option<(&str, CertStatus)> {
         self.by_fingerprint.get(fingerprint).map(|e| (e.user.as_str(), e.status_at(now)))
+    }
+
+    /// Every entry, in no particular order (metrics).
+    pub fn entries(&self) -> impl Iterator<Item = &RegistryEntry> {
+        self.by_fingerprint.values()
     }
 
     /// The entry itself (serial, expiry), for pages that show it.
