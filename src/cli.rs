@@ -117,6 +117,10 @@ enum CertAction {
         /// Print a single-use download link (and its QR code) instead of writing files.
         #[arg(long)]
         link: bool,
+        /// Make this instance's device CA the one certificates are issued with
+        /// (after replacing the CA on every instance on purpose).
+        #[arg(long)]
+        adopt_ca: bool,
     },
 }
 
@@ -233,8 +237,8 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
     let c = load(config_path)?;
     let token = crate::admin::api::read_token(&c.admin.token_file)?;
     let addr: SocketAddr = c.admin.listen;
-    if let AdminAction::Cert { action: CertAction::Issue { user, device, out, legacy, link } } = action {
-        let args = crate::admin::cert_issue::IssueArgs { user, device, out, legacy, link };
+    if let AdminAction::Cert { action: CertAction::Issue { user, device, out, legacy, link, adopt_ca } } = action {
+        let args = crate::admin::cert_issue::IssueArgs { user, device, out, legacy, link, adopt_ca };
         return crate::admin::cert_issue::run_cli(addr, &token, args);
     }
     let one = |u: &String| serde_json::json!({ "user": u }).to_string();

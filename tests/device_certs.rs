@@ -280,3 +280,35 @@ async fn instances_on_one_redis_share_the_ca_the_license_and_the_links() {
     );
     assert!(ok, "{v}");
 }
+
+#[test]
+fn an_instance_with_a_ca_of_its_own_issues_nothing_until_its_ca_is_adopted() {
+    let redis = common::redis_server::RedisServer::start();
+    let extra = format!("store = \"{}\"\n{}", redis.url(), section(5));
+    let (a, b) = (Env::new(&extra, LOGIN_APPS), Env::new(&extra, LOGIN_APPS));
+    let _pa = a.start();
+    // B shares A's store and secrets.key but was started without A's device CA: it made its own.
+    let state = b.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::copy(a.dir.path().join("state/secrets.key"), state.join("secrets.key")).unwrap();
+    let _pb = b.start();
+    let dir = tempfile::tempdir().unwrap();
+    let out = |n: &str| dir.path().join(n);
+
+    let (code, o, e) =
+        cert_issue(&a, &["--user", "alice", "--device", "one", "--out", common::path_str(&out("1.p12"))]);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, o, e) =
+        cert_issue(&b, &["--user", "alice", "--device", "two", "--out", common::path_str(&out("2.p12"))]);
+    assert_eq!(code, 1, "{o}{e}");
+    assert!(e.contains("is not the one certificates are issued with") && e.contains("copy device-ca.crt"), "{e}");
+    assert!(!out("2.p12").exists());
+
+    // Deliberately: B's CA becomes the one; then A (with the old CA) is refused.
+    let (code, o, e) =
+        cert_issue(&b, &["--user", "alice", "--device", "two", "--out", common::path_str(&out("2.p12")), "--adopt-ca"]);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, _, e) = cert_issue(&a, &["--user", "alice", "--device", "three", "--link"]);
+    assert_eq!(code, 1);
+    assert!(e.contains("is not the one certificates are issued with"), "{e}");
+}

@@ -27,9 +27,11 @@ struct IssueBody {
     legacy: bool,
     #[serde(default)]
     link: bool,
+    #[serde(default)]
+    adopt_ca: bool,
 }
 
-/// `POST /cert/issue` `{"user", "device", "legacy"?, "link"?}`.
+/// `POST /cert/issue` `{"user", "device", "legacy"?, "link"?, "adopt_ca"?}`.
 pub async fn handle(cfg: &Config, auth: &Auth, body: &[u8]) -> AdminReply {
     let b: IssueBody = match serde_json::from_slice(body) {
         Ok(b) => b,
@@ -41,7 +43,8 @@ pub async fn handle(cfg: &Config, auth: &Auth, body: &[u8]) -> AdminReply {
         }
     };
     let format = if b.legacy { Format::Legacy } else { Format::Modern };
-    let issued = match issue::issue(cfg, auth.store().as_ref(), &b.user, &b.device, format, auth.clock.now()).await {
+    let req = issue::IssueRequest { user: &b.user, device: &b.device, format, adopt_ca: b.adopt_ca };
+    let issued = match issue::issue(cfg, auth.store().as_ref(), req, auth.clock.now()).await {
         Ok(i) => i,
         Err(e) => return refused(&e),
     };
@@ -91,6 +94,7 @@ pub struct IssueArgs {
     pub out: Option<PathBuf>,
     pub legacy: bool,
     pub link: bool,
+    pub adopt_ca: bool,
 }
 
 /// The files written next to the bundle: `<stem>.crt`, `<stem>.key`, `<stem>.ca.crt`.
@@ -119,7 +123,8 @@ pub fn run_cli(addr: SocketAddr, token: &str, a: IssueArgs) -> Result<i32, Strin
             }
         }
     }
-    let body = json!({"user": a.user, "device": a.device, "legacy": a.legacy, "link": a.link}).to_string();
+    let body = json!({"user": a.user, "device": a.device, "legacy": a.legacy, "link": a.link, "adopt_ca": a.adopt_ca})
+        .to_string();
     let (status, text) = super::client::request(addr, "POST", "/cert/issue", token, &body)?;
     let v: serde_json::Value =
         serde_json::from_str(&text).map_err(|_| format!("the admin API answered {status}: {text}"))?;

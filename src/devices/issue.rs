@@ -60,6 +60,12 @@ pub enum IssueError {
     BadDevice(String),
     /// The CA could not be loaded or could not sign.
     Ca(String),
+    /// This instance's CA is not the one the store's other certificates were
+    /// issued with (SHA-256 fingerprints of the CA certificates: ours, theirs).
+    OtherCa {
+        ours: String,
+        theirs: String,
+    },
     /// The license (or a duplicate serial) refused the record.
     Quota(QuotaError),
     Store(StoreError),
@@ -74,6 +80,13 @@ impl std::fmt::Display for IssueError {
             IssueError::UnknownUser(u) => write!(f, "no user named `{u}` in the users file: nothing was issued"),
             IssueError::BadDevice(m) => f.write_str(m),
             IssueError::Ca(m) => write!(f, "device CA: {m}"),
+            IssueError::OtherCa { ours, theirs } => write!(
+                f,
+                "this instance's device CA (SHA-256 {ours}) is not the one certificates are issued with \
+                 (SHA-256 {theirs}): copy device-ca.crt and device-ca.key from an instance that has it into \
+                 this one's state_dir (or point ca_cert/ca_key at the shared files) and restart. Nothing was \
+                 issued. If every instance now uses this CA on purpose, issue once with --adopt-ca"
+            ),
             IssueError::Quota(q) => write!(f, "{q}"),
             IssueError::Store(e) => write!(f, "{e}"),
         }
@@ -88,6 +101,7 @@ impl IssueError {
             IssueError::UnknownUser(_) => (404, "unknown_user"),
             IssueError::BadDevice(_) => (400, "bad_request"),
             IssueError::Ca(_) => (500, "device_ca"),
+            IssueError::OtherCa { .. } => (409, "other_device_ca"),
             IssueError::Quota(QuotaError::LicenseFull { .. }) => (409, "license_full"),
             IssueError::Quota(_) => (409, "refused"),
             IssueError::Store(_) => (503, "store_unavailable"),
@@ -95,21 +109,29 @@ impl IssueError {
     }
 }
 
+/// What the administrator asked for.
+#[derive(Debug, Clone)]
+pub struct IssueRequest<'a> {
+    pub user: &'a str,
+    pub device: &'a str,
+    pub format: Format,
+    /// Make this instance's CA the one the store records (after a deliberate change).
+    pub adopt_ca: bool,
+}
+
+/// The store setting that records which CA certificates are issued with.
+const CA_SETTING: &str = "device-ca-sha256";
+
 /// Issues and registers a certificate for `device` of `user`.
-pub async fn issue(
-    cfg: &Config,
-    store: &dyn Store,
-    user: &str,
-    device: &str,
-    format: Format,
-    now: u64,
-) -> Result<Issued, IssueError> {
+pub async fn issue(cfg: &Config, store: &dyn Store, req: IssueRequest<'_>, now: u64) -> Result<Issued, IssueError> {
+    let IssueRequest { user, device, format, adopt_ca } = req;
     let settings = cfg.device_certificates.as_ref().ok_or(IssueError::NotConfigured)?;
     if cfg.users.get(user).is_none() {
         return Err(IssueError::UnknownUser(user.to_string()));
     }
     let device = check_device_name(device).map_err(IssueError::BadDevice)?;
     let (ca, _) = DeviceCa::open(settings, &cfg.server.state_dir).map_err(IssueError::Ca)?;
+    claim_ca(store, &ca, adopt_ca).await?;
     let (user, validity) = (user.to_string(), settings.validity);
     // Key generation and the bundle's key derivations are CPU work: off the async workers.
     let issued = tokio::task::spawn_blocking(move || build(&ca, &user, &device, validity, now, format))
@@ -120,6 +142,25 @@ pub async fn issue(
         Ok(Ok(())) => Ok(issued),
         Ok(Err(q)) => Err(IssueError::Quota(q)),
         Err(e) => Err(IssueError::Store(e)),
+    }
+}
+
+/// Records this CA as the one certificates are issued with, or refuses when
+/// the store already names another: two instances that each made their own CA
+/// would issue certificates the other does not trust.
+async fn claim_ca(store: &dyn Store, ca: &DeviceCa, adopt: bool) -> Result<(), IssueError> {
+    let ours = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&ca.cert_der))
+    };
+    if store.put_setting(CA_SETTING, ours.as_bytes(), !adopt).await.map_err(IssueError::Store)? {
+        return Ok(());
+    }
+    match store.setting(CA_SETTING).await.map_err(IssueError::Store)? {
+        Some(theirs) if theirs != ours.as_bytes() => {
+            Err(IssueError::OtherCa { ours, theirs: String::from_utf8_lossy(&theirs).into_owned() })
+        }
+        _ => Ok(()),
     }
 }
 
