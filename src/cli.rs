@@ -122,6 +122,23 @@ enum CertAction {
         #[arg(long)]
         adopt_ca: bool,
     },
+    /// List device certificates with their status and when they stop working (UTC).
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        /// Only certificates that still work and stop working within this time, e.g. `14d`.
+        #[arg(long)]
+        expiring_within: Option<String>,
+    },
+    /// Replace a device: the certificate keeps working for exactly 90 days,
+    /// counts 0 toward the license at once, and uses one of the window's allowance.
+    SetExpiring { serial: String },
+    /// End a certificate now.
+    Expire { serial: String },
+    /// Revoke a certificate now (a lost or compromised device).
+    Revoke { serial: String },
+    /// Contracted, active, expiring, expired, set-expiring uses in the 350-day window and what is left.
+    Usage,
 }
 
 #[derive(Subcommand)]
@@ -237,9 +254,21 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
     let c = load(config_path)?;
     let token = crate::admin::api::read_token(&c.admin.token_file)?;
     let addr: SocketAddr = c.admin.listen;
-    if let AdminAction::Cert { action: CertAction::Issue { user, device, out, legacy, link, adopt_ca } } = action {
-        let args = crate::admin::cert_issue::IssueArgs { user, device, out, legacy, link, adopt_ca };
-        return crate::admin::cert_issue::run_cli(addr, &token, args);
+    if let AdminAction::Cert { action } = action {
+        use crate::admin::certs::{run_cli, CertCommand};
+        return match action {
+            CertAction::Issue { user, device, out, legacy, link, adopt_ca } => {
+                let args = crate::admin::cert_issue::IssueArgs { user, device, out, legacy, link, adopt_ca };
+                crate::admin::cert_issue::run_cli(addr, &token, args)
+            }
+            CertAction::List { user, expiring_within } => {
+                run_cli(addr, &token, CertCommand::List { user, expiring_within })
+            }
+            CertAction::SetExpiring { serial } => run_cli(addr, &token, CertCommand::SetExpiring { serial }),
+            CertAction::Expire { serial } => run_cli(addr, &token, CertCommand::Expire { serial }),
+            CertAction::Revoke { serial } => run_cli(addr, &token, CertCommand::Revoke { serial }),
+            CertAction::Usage => run_cli(addr, &token, CertCommand::Usage),
+        };
     }
     let one = |u: &String| serde_json::json!({ "user": u }).to_string();
     let (method, path, body) = match &action {
@@ -258,7 +287,7 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| e.to_string())?;
             ("POST", "/store/import", input)
         }
-        AdminAction::Cert { action: CertAction::Issue { .. } } => unreachable!("handled above"),
+        AdminAction::Cert { .. } => unreachable!("handled above"),
     };
     if matches!(&action, AdminAction::Unlock { users } if users.is_empty()) {
         return Err("name at least one user to unlock".into());
