@@ -197,6 +197,24 @@ fn the_section_is_checked_with_its_position() {
     assert!(err.contains("device_certificates.validity"), "{err}");
     assert!(err.contains("give both ca_cert and ca_key"), "{err}");
     assert!(err.contains("portcullis.toml:"), "errors name file:line:col: {err}");
+    // A configured CA must be a CA, with its own key: the server certificate is neither.
+    let certs = env.dir.path().join("certs");
+    let (server_crt, dev_ca) = (certs.join("server.crt"), certs.join("dev-ca.crt"));
+    for (cert, key, expected) in [
+        (&server_crt, certs.join("server.key"), "is not a CA certificate"),
+        (&dev_ca, certs.join("server.key"), "does not belong to the certificate"),
+        (&dev_ca, certs.join("missing.key"), "cannot read the device CA key"),
+    ] {
+        let extra = format!(
+            "\n[device_certificates]\ncontracted = 3\nca_cert = \"{}\"\nca_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+        let env = Env::new(&extra, LOGIN_APPS);
+        let (code, _, err) = portcullis(&["check", "--config", common::path_str(&env.config)]);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(expected) && err.contains("device_certificates.ca_cert"), "{expected}: {err}");
+    }
     // Without the section, issuance says how to configure it.
     let env = Env::new("", LOGIN_APPS);
     let _p = env.start();
