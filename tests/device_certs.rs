@@ -330,3 +330,168 @@ fn an_instance_with_a_ca_of_its_own_issues_nothing_until_its_ca_is_adopted() {
     assert_eq!(code, 1);
     assert!(e.contains("is not the one certificates are issued with"), "{e}");
 }
+
+// --- the registry and the license quota (engineer R) ---
+
+/// `portcullis admin cert <args…>` against `env`.
+fn cert_cmd(env: &Env, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["admin", "--config", common::path_str(&env.config), "cert"];
+    all.extend_from_slice(args);
+    portcullis(&all)
+}
+
+/// Issues a certificate for `device` of alice into `dir`; returns its serial.
+fn issue_serial(env: &Env, dir: &Path, device: &str) -> String {
+    let p12 = dir.join(format!("{device}.p12"));
+    let (code, out, err) = cert_issue(env, &["--user", "alice", "--device", device, "--out", common::path_str(&p12)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let serial = out.split("serial ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or_default();
+    assert_eq!(serial.len(), 32, "{out}");
+    serial.to_string()
+}
+
+/// The line of `cert list` naming `serial`.
+fn listed<'a>(list: &'a str, serial: &str) -> &'a str {
+    list.lines().find(|l| l.starts_with(serial)).unwrap_or_else(|| panic!("{serial} not listed:\n{list}"))
+}
+
+#[test]
+fn registry_operations_and_quota_violations_through_the_cli() {
+    // N = 2: two active certificates, floor(2 / 2) = 1 set-expiring use in 350 days.
+    // Valid for a year (the default, 397 days), so the 90 days of expiring come first.
+    let env = Env::new("\n[device_certificates]\ncontracted = 2\n", LOGIN_APPS);
+    let _p = env.start();
+    let dir = tempfile::tempdir().unwrap();
+    let (s1, s2) = (issue_serial(&env, dir.path(), "laptop"), issue_serial(&env, dir.path(), "phone"));
+
+    let (code, list, err) = cert_cmd(&env, &["list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(list.contains("2 certificate(s)"), "{list}");
+    let row = listed(&list, &s1);
+    assert!(row.contains("active") && row.contains("alice") && row.contains("laptop"), "{row}");
+    assert_eq!(row.matches('Z').count(), 2, "issued and stops-working dates, both in UTC: {row}");
+
+    // Replacing the laptop: set-expiring frees its slot at once, and the date is fixed.
+    let (code, out, err) = cert_cmd(&env, &["set-expiring", &s1]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("is now expiring") && out.contains("keeps working until"), "{out}");
+    let until = out.split("until ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    assert!(until.ends_with('Z'), "{until}");
+    let (code, _, err) = cert_cmd(&env, &["set-expiring", &s1]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already expiring") && err.contains("neither extended nor shortened"), "{err}");
+    assert!(err.contains(&until), "the refusal names the unchanged date: {err}");
+    let s3 = issue_serial(&env, dir.path(), "new-laptop");
+
+    // The one use of the window is spent: the next set-expiring is refused, and changes nothing.
+    let (code, _, err) = cert_cmd(&env, &["set-expiring", &s2]);
+    assert_eq!(code, 1);
+    assert!(err.contains("replacement allowance used up: 1 of 1") && err.contains("next use frees up at"), "{err}");
+    let (code, o, err) = cert_issue(&env, &["--user", "alice", "--device", "tablet", "--link"]);
+    assert_eq!(code, 1, "{o}");
+    assert!(err.contains("license full: 2 of 2"), "{err}");
+    let (_, list, _) = cert_cmd(&env, &["list"]);
+    assert!(listed(&list, &s2).contains("active"), "{list}");
+    assert!(listed(&list, &s1).contains("expiring") && listed(&list, &s1).contains(&until), "{list}");
+
+    // Unknown and malformed serials: clear errors, nothing changed.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let (code, _, err) = cert_cmd(&env, &["revoke", unknown]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("no device certificate with serial `{unknown}`")), "{err}");
+    let (code, _, err) = cert_cmd(&env, &["expire", "not-a-serial"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("is not a certificate serial: expected 32 hex digits"), "{err}");
+    let (code, _, err) = cert_cmd(&env, &["list", "--expiring-within", "soon"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not a duration"), "{err}");
+    let (_, after, _) = cert_cmd(&env, &["list"]);
+    let rows = |l: &str| l.lines().skip(1).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(rows(&after), rows(&list), "refusals change nothing");
+
+    // Usage: the "certificate replacement function details".
+    let (code, usage, err) = cert_cmd(&env, &["usage"]);
+    assert_eq!(code, 0, "{err}");
+    for line in [
+        "contracted:                2",
+        "active:                    2",
+        "expiring:                  1",
+        "can be issued now:         0",
+        "set-expiring uses in the last 350 days: 1 of 1",
+        "uses left:                 0",
+    ] {
+        assert!(usage.contains(line), "`{line}` in:\n{usage}");
+    }
+    assert!(usage.lines().any(|l| l.contains("next use frees up at") && l.ends_with('Z')), "{usage}");
+
+    // Filters: only the expiring laptop stops within 91 days; none within 14; bob has none.
+    let (_, soon, _) = cert_cmd(&env, &["list", "--expiring-within", "14d"]);
+    assert!(soon.contains("0 certificate(s)"), "{soon}");
+    let (_, within, _) = cert_cmd(&env, &["list", "--expiring-within", "91d"]);
+    assert!(within.contains("1 certificate(s)") && within.contains(&s1), "{within}");
+    let (_, bob, _) = cert_cmd(&env, &["list", "--user", "bob"]);
+    assert!(bob.contains("0 certificate(s)"), "{bob}");
+
+    // Expire ends it at once; an ended certificate cannot be changed again. Revoke the phone.
+    let (code, out, err) = cert_cmd(&env, &["expire", &s1.to_uppercase()]);
+    assert_eq!(code, 0, "serials are accepted in any case: {out}{err}");
+    assert!(out.contains("is now expired") && out.contains("no longer works"), "{out}");
+    let (code, _, err) = cert_cmd(&env, &["set-expiring", &s1]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is expired: it no longer works"), "{err}");
+    let (code, out, _) = cert_cmd(&env, &["revoke", &s2]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, err) = cert_cmd(&env, &["revoke", &s2]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is revoked"), "{err}");
+
+    // The gauges, from the instance's registry snapshot.
+    let (_, metrics, _) = portcullis(&["admin", "--config", common::path_str(&env.config), "metrics"]);
+    for line in [
+        "portcullis_device_certificates{status=\"active\"} 1",
+        "portcullis_device_certificates{status=\"expired\"} 1",
+        "portcullis_device_certificates{status=\"revoked\"} 1",
+        "portcullis_device_certificates_expiring_within_14d 0",
+    ] {
+        assert!(metrics.contains(line), "`{line}` in:\n{metrics}");
+    }
+    let (_, list, _) = cert_cmd(&env, &["list"]);
+    assert!(listed(&list, &s3).contains("active"), "{list}");
+}
+
+#[test]
+fn a_set_expiring_through_one_instance_is_seen_by_the_other_on_one_redis() {
+    let redis = common::redis_server::RedisServer::start();
+    let extra = format!("store = \"{}\"\n{}", redis.url(), section(4));
+    let (a, b) = (Env::new(&extra, LOGIN_APPS), Env::new(&extra, LOGIN_APPS));
+    let _pa = a.start();
+    let state = b.dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    for f in ["secrets.key", "device-ca.crt", "device-ca.key"] {
+        std::fs::copy(a.dir.path().join("state").join(f), state.join(f)).unwrap();
+    }
+    let _pb = b.start();
+    let dir = tempfile::tempdir().unwrap();
+    let serial = issue_serial(&a, dir.path(), "laptop");
+
+    let (code, out, err) = cert_cmd(&b, &["set-expiring", &serial]);
+    assert_eq!(code, 0, "set-expiring on B a certificate issued on A: {out}{err}");
+    // A's store view and A's in-memory registry (fed by the change feed) both see it.
+    let (_, list, _) = cert_cmd(&a, &["list"]);
+    assert!(listed(&list, &serial).contains("expiring"), "{list}");
+    let (code, _, err) = cert_cmd(&a, &["set-expiring", &serial]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already expiring"), "{err}");
+    let gauge = "portcullis_device_certificates{status=\"expiring\"} 1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, metrics, _) = portcullis(&["admin", "--config", common::path_str(&a.config), "metrics"]);
+        if metrics.contains(gauge) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "A's registry snapshot never saw B's change:\n{metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (_, usage, _) = cert_cmd(&a, &["usage"]);
+    assert!(usage.contains("set-expiring uses in the last 350 days: 1 of 2"), "{usage}");
+}
