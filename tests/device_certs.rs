@@ -135,6 +135,8 @@ async fn a_download_link_works_once() {
         let html = page.text().await.unwrap();
         assert!(html.contains("Download certificate"), "{html}");
     }
+    let ja = c.get(url).header("accept-language", "ja,en;q=0.5").send().await.unwrap().text().await.unwrap();
+    assert!(ja.contains("証明書をダウンロード") && ja.contains("lang=\"ja\""), "{ja}");
     let html = c.get(url).send().await.unwrap().text().await.unwrap();
     let csrf = html.split("name=\"csrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_string();
     let download = || {
@@ -157,6 +159,9 @@ async fn a_download_link_works_once() {
     assert_eq!(second.status(), 410);
     assert!(second.text().await.unwrap().contains("no longer works"));
     assert_eq!(c.get(url).send().await.unwrap().status(), 410, "the page says so too");
+    let ja = c.get(url).header("accept-language", "ja").send().await.unwrap();
+    assert_eq!(ja.status(), 410);
+    assert!(ja.text().await.unwrap().contains("このダウンロードリンクは使えません"), "in Japanese too");
     // A made-up token is no better.
     let forged = format!("{prefix}{}", "ab".repeat(32));
     assert_eq!(c.get(&forged).send().await.unwrap().status(), 410);

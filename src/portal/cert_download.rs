@@ -4,11 +4,50 @@
 //! GET shows a page with a Download button; only its POST uses the link. Mail
 //! and chat link previews fetch a URL with GET before the person does, and
 //! must not burn a single-use link. The POST carries the page's CSRF token
-//! like every portal form.
+//! like every portal form. The few texts are here in English and Japanese.
 
 use super::{form, Portal, Request};
+use crate::challenge::pages::Lang;
 use crate::devices::link;
 use crate::proxy::respond::{escape, Reply};
+
+/// The page's texts in one language.
+struct Texts {
+    title: &'static str,
+    intro: &'static str,
+    button: &'static str,
+    gone_title: &'static str,
+    gone: &'static str,
+    unavailable_title: &'static str,
+    unavailable: &'static str,
+}
+
+const EN: Texts = Texts {
+    title: "Your device certificate",
+    intro: "This link works once. Download the file on the device it is for, open it, and enter the password your administrator gave you.",
+    button: "Download certificate",
+    gone_title: "This download link no longer works",
+    gone: "It has been used already or it has expired: each link works once. Ask your administrator for a new one.",
+    unavailable_title: "Temporarily unavailable",
+    unavailable: "The download could not be served just now. Try again in a minute.",
+};
+
+const JA: Texts = Texts {
+    title: "デバイス証明書",
+    intro: "このリンクは一度だけ使えます。証明書を入れる端末でダウンロードしてファイルを開き、管理者から伝えられたパスワードを入力してください。",
+    button: "証明書をダウンロード",
+    gone_title: "このダウンロードリンクは使えません",
+    gone: "すでに使われたか、有効期限が切れています（リンクは一度だけ使えます）。管理者に新しいリンクを依頼してください。",
+    unavailable_title: "一時的に利用できません",
+    unavailable: "ただいまダウンロードできません。1分ほどしてから、もう一度お試しください。",
+};
+
+fn texts(lang: Lang) -> &'static Texts {
+    match lang {
+        Lang::Ja => &JA,
+        Lang::En => &EN,
+    }
+}
 
 impl Portal<'_> {
     pub(super) async fn cert_download(&self, req: &Request) -> Reply {
@@ -17,8 +56,8 @@ impl Portal<'_> {
         if req.method != "POST" {
             return match link::exists(store, token).await {
                 Ok(true) => self.download_page(req, token),
-                Ok(false) => gone(self.contact()),
-                Err(_) => unavailable(self.contact()),
+                Ok(false) => self.message(req, 410, |t| (t.gone_title, t.gone)),
+                Err(_) => self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
             };
         }
         match link::take(store, token).await {
@@ -36,46 +75,45 @@ impl Portal<'_> {
                         ],
                     }
                 }
-                None => unavailable(self.contact()),
+                None => self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
             },
-            Ok(None) => gone(self.contact()),
-            Err(_) => unavailable(self.contact()),
+            Ok(None) => self.message(req, 410, |t| (t.gone_title, t.gone)),
+            Err(_) => self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
         }
     }
 
     fn download_page(&self, req: &Request, token: &str) -> Reply {
+        let t = texts(req.lang);
         let csrf = form::csrf_token(&self.auth.keys.load(), &req.flow);
-        let body = format!(
-            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-             <title>Your device certificate</title></head><body><main><h1>Your device certificate</h1>\
-             <p>This link works once. Download the file on the device it is for, open it, and enter the \
-             password your administrator gave you.</p>\
-             <form method=\"post\" action=\"{path}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
-             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button type=\"submit\">Download certificate</button></form>\
-             </main></body></html>\n",
+        let form = format!(
+            "<p>{intro}</p><form method=\"post\" action=\"{path}\">\
+             <input type=\"hidden\" name=\"token\" value=\"{token}\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <button type=\"submit\">{button}</button></form>",
+            intro = escape(t.intro),
             path = link::DOWNLOAD_PATH,
             token = escape(token),
             csrf = escape(&csrf),
+            button = escape(t.button),
         );
-        Reply::page(200, body).with_header("cache-control", "no-store".to_string())
+        document(req.lang, 200, t.title, &form)
+    }
+
+    /// A page with a title and one paragraph (used, unavailable), with the contact line.
+    fn message(&self, req: &Request, status: u16, pick: fn(&Texts) -> (&'static str, &'static str)) -> Reply {
+        let (title, text) = pick(texts(req.lang));
+        let contact = self.contact().map_or(String::new(), |c| format!("<p class=\"contact\">{}</p>", escape(c)));
+        document(req.lang, status, title, &format!("<p>{}</p>{contact}", escape(text)))
     }
 }
 
-fn gone(contact: Option<&str>) -> Reply {
-    Reply::html(
-        410,
-        "This download link no longer works",
-        "It has been used already or it has expired: each link works once. Ask your administrator for a new one.",
-        contact,
-    )
-}
-
-fn unavailable(contact: Option<&str>) -> Reply {
-    Reply::html(
-        503,
-        "Temporarily unavailable",
-        "The download could not be served just now. Try again in a minute.",
-        contact,
-    )
+fn document(lang: Lang, status: u16, title: &str, body: &str) -> Reply {
+    let html = format!(
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head><body><main><h1>{title}</h1>{body}</main></body></html>\n",
+        lang = lang.code(),
+        title = escape(title),
+    );
+    Reply::page(status, html).with_header("cache-control", "no-store".to_string())
 }
