@@ -162,6 +162,15 @@ async fn a_download_link_works_once() {
     let ja = c.get(url).header("accept-language", "ja").send().await.unwrap();
     assert_eq!(ja.status(), 410);
     assert!(ja.text().await.unwrap().contains("このダウンロードリンクは使えません"), "in Japanese too");
+    // A link whose certificate was revoked before the download serves nothing.
+    let (code, out, err) = cert_issue(&env, &["--user", "alice", "--device", "alice-tablet", "--link"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let serial = out.split("serial ").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let tablet = printed(&out, "link").to_string();
+    assert_eq!(c.get(&tablet).send().await.unwrap().status(), 200);
+    let (code, o, e) = portcullis(&["admin", "--config", common::path_str(&env.config), "cert", "revoke", &serial]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert_eq!(c.get(&tablet).send().await.unwrap().status(), 410, "revoked: the link is dropped");
     // A made-up token is no better.
     let forged = format!("{prefix}{}", "ab".repeat(32));
     assert_eq!(c.get(&forged).send().await.unwrap().status(), 410);
@@ -387,6 +396,15 @@ fn registry_operations_and_quota_violations_through_the_cli() {
     assert!(err.contains("already expiring") && err.contains("neither extended nor shortened"), "{err}");
     assert!(err.contains(&until), "the refusal names the unchanged date: {err}");
     let s3 = issue_serial(&env, dir.path(), "new-laptop");
+    // The API gives the times as numbers: the expiry is exactly 90 days after the set-expiring.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (status, body) = rt.block_on(env.admin(reqwest::Method::POST, "/cert/list", Some(&env.token())));
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let laptop = v["certificates"].as_array().unwrap().iter().find(|c| c["serial"] == s1.as_str()).unwrap();
+    let (set_at, expires_at) = (laptop["set_expiring_at"].as_u64().unwrap(), laptop["expires_at"].as_u64().unwrap());
+    assert_eq!(expires_at - set_at, 90 * 86_400, "{laptop}");
+    assert_eq!(laptop["expires_at_utc"].as_str().unwrap(), until, "the CLI showed the same instant");
 
     // The one use of the window is spent: the next set-expiring is refused, and changes nothing.
     let (code, _, err) = cert_cmd(&env, &["set-expiring", &s2]);

@@ -26,6 +26,17 @@
 //!   new record on the change feed;
 //! - `device_certs() -> StoreResult<Vec<DeviceCert>>`: every record (list, usage,
 //!   the snapshot at start).
+//!
+//! Both writes publish [`crate::store::Change::DeviceCert`] with the whole new
+//! record. `crate::auth::Auth::devices` is the running instance's
+//! [`registry::Registry`] (read at start and after a gap in the feed, then
+//! kept current from the feed); the mTLS layer looks a certificate up once per
+//! connection by fingerprint and, per request, only compares the generation
+//! it saw with the current one. Status by time (expiring → expired at
+//! `expires_at`, anything → expired at `not_after`) is computed from the clock
+//! on every lookup (`status_at(now)`), so it needs no change on the feed.
+//! The admin side is `crate::admin::certs` (list, set-expiring, expire,
+//! revoke, usage) and `crate::admin::cert_issue`.
 
 pub mod ca;
 pub mod issue;
