@@ -110,10 +110,7 @@ pub fn run_cli(addr: SocketAddr, token: &str, a: IssueArgs) -> Result<i32, Strin
     let out = match (&a.out, a.link) {
         (Some(_), true) => return Err("--link hands the bundle to the device: give either --link or --out".into()),
         (Some(p), false) => Some(p.clone()),
-        (None, false) => Some(PathBuf::from(
-            LinkPayload { user: String::new(), device: a.device.clone(), serial: String::new(), p12: String::new() }
-                .file_name(),
-        )),
+        (None, false) => Some(PathBuf::from(link::file_name(&a.device))),
         (None, true) => None,
     };
     if let Some(p12) = &out {

@@ -33,13 +33,17 @@ impl LinkPayload {
 
     /// A file name for the download: the device name with anything unusual replaced.
     pub fn file_name(&self) -> String {
-        let stem: String = self
-            .device
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
-            .collect();
-        format!("{}.p12", stem.trim_matches(['-', '.']).chars().take(64).collect::<String>())
+        file_name(&self.device)
     }
+}
+
+/// `<device>.p12`, with anything but ASCII letters, digits, `-`, `_` and `.` replaced.
+pub fn file_name(device: &str) -> String {
+    let stem: String = device
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '-' })
+        .collect();
+    format!("{}.p12", stem.trim_matches(['-', '.']).chars().take(64).collect::<String>())
 }
 
 /// A new token: 32 random bytes, hex.
@@ -63,15 +67,23 @@ pub async fn put(store: &dyn Store, token: &str, payload: &LinkPayload, ttl: Dur
     store.put_challenge(&key, &bytes, ttl).await
 }
 
-/// Whether a link is still there (the page before the download), without using it.
-pub async fn exists(store: &dyn Store, token: &str) -> Result<bool, StoreError> {
-    match key(token) {
-        Some(k) => Ok(store.get_challenge(&k).await?.is_some()),
-        None => Ok(false),
+/// What a link still offers, without using it: `None` when it is gone or
+/// when its certificate no longer works (revoked or expired since it was
+/// issued: such a link is dropped, the bundle is never served).
+pub async fn usable(store: &dyn Store, token: &str, now: u64) -> Result<Option<LinkPayload>, StoreError> {
+    let Some(k) = key(token) else { return Ok(None) };
+    let Some(bytes) = store.get_challenge(&k).await? else { return Ok(None) };
+    let payload: LinkPayload = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let works = store.device_certs().await?.iter().any(|c| c.serial == payload.serial && c.status_at(now).works());
+    if !works {
+        store.delete_challenge(&k).await?;
+        return Ok(None);
     }
+    Ok(Some(payload))
 }
 
-/// Takes the bundle behind a link: the first call gets it, every later one `None`.
+/// Takes the bundle behind a link: the first call gets it, every later one
+/// `None`. Callers check [`usable`] first.
 pub async fn take(store: &dyn Store, token: &str) -> Result<Option<LinkPayload>, StoreError> {
     let Some(k) = key(token) else { return Ok(None) };
     match store.take_challenge(&k).await? {

@@ -53,12 +53,11 @@ impl Portal<'_> {
     pub(super) async fn cert_download(&self, req: &Request) -> Reply {
         let token = req.field("token").unwrap_or_default();
         let store = self.auth.store().as_ref();
-        if req.method != "POST" {
-            return match link::exists(store, token).await {
-                Ok(true) => self.download_page(req, token),
-                Ok(false) => self.message(req, 410, |t| (t.gone_title, t.gone)),
-                Err(_) => self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
-            };
+        match link::usable(store, token, self.auth.clock.now()).await {
+            Ok(Some(_)) if req.method != "POST" => return self.download_page(req, token),
+            Ok(Some(_)) => {}
+            Ok(None) => return self.message(req, 410, |t| (t.gone_title, t.gone)),
+            Err(_) => return self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
         }
         match link::take(store, token).await {
             Ok(Some(payload)) => match payload.bundle() {
