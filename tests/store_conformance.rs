@@ -82,3 +82,36 @@ async fn expired_session_revocations_are_dropped_at_open() {
     assert!(rev.revoked_sessions.contains("live"));
     assert!(!rev.revoked_sessions.contains("old"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_keeps_device_certificates_and_their_set_expiring_uses() {
+    use portcullis::devices::quota::QuotaError;
+    use portcullis::devices::registry::{CertStatus, CertUpdate, DeviceCert};
+    let dir = tempfile::tempdir().unwrap();
+    let cert = |serial: &str| DeviceCert {
+        serial: format!("{serial:0>32}"),
+        fingerprint: format!("{serial:0>64}"),
+        user: "alice".into(),
+        device: format!("device {serial}"),
+        issued_at: 1_000,
+        not_after: 40_000_000,
+        status: CertStatus::Active,
+        expires_at: None,
+        set_expiring_at: None,
+    };
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        for s in ["a", "b", "c"] {
+            store.put_device_cert(cert(s), 3, 1_000).await.unwrap().unwrap();
+        }
+        store.update_device_cert(&cert("a").serial, CertUpdate::SetExpiring, 3, 2_000).await.unwrap().unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let mut certs = store.device_certs().await.unwrap();
+    certs.sort_by(|x, y| x.serial.cmp(&y.serial));
+    assert_eq!(certs.len(), 3);
+    assert_eq!((certs[0].status, certs[0].expires_at), (CertStatus::Expiring, Some(2_000 + 90 * 86_400)));
+    // N = 3 allows one use; the one made before the restart still counts.
+    let refused = store.update_device_cert(&cert("b").serial, CertUpdate::SetExpiring, 3, 3_000).await.unwrap();
+    assert!(matches!(refused, Err(QuotaError::AllowanceUsed { used: 1, allowed: 1, .. })), "{refused:?}");
+}
