@@ -117,7 +117,7 @@ pub fn open_at_start(config: &crate::config::Config) -> Result<(), String> {
     if made {
         log::info!("made a device CA in {} (copy it and its key to every other instance)", cert.display());
     } else {
-        log::info!("device CA {} (valid until {})", cert.display(), ca.not_after);
+        log::info!("device CA {} (valid until {})", cert.display(), crate::clock::iso8601(ca.not_after));
     }
     Ok(())
 }
