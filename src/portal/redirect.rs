@@ -28,9 +28,6 @@ pub enum ReturnTo {
 /// Longest accepted target, after decoding.
 pub const MAX_RETURN_LEN: usize = 2048;
 
-/// The portal's reserved path prefix; returning there would loop or log out.
-const PORTAL_PREFIX: &str = "/.portcullis/";
-
 /// Characters re-encoded in a returned path: space (decoded from `%20`) and
 /// the ones that would let a value break out of an HTML attribute.
 const PATH_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'\'').add(b'<').add(b'>').add(b'`');
@@ -140,7 +137,11 @@ fn safe_path(path: &str) -> Option<String> {
     if head.eq_ignore_ascii_case(b"%2f") || head.eq_ignore_ascii_case(b"%5c") {
         return None;
     }
-    if path.starts_with(PORTAL_PREFIX) || path == PORTAL_PREFIX.trim_end_matches('/') {
+    // The reserved prefix as the proxy will read the target: canonical path,
+    // any case, `;` parameters cut (`/.PORTCULLIS/`, `/a/../.portcullis/`).
+    let path_part = path.split(['?', '#']).next().unwrap_or_default();
+    let canonical = crate::proxy::path::canonicalize(path_part.as_bytes());
+    if canonical.is_ok_and(|c| crate::proxy::path::is_portal_path(&c)) {
         return None;
     }
     Some(utf8_percent_encode(path, PATH_ESCAPES).to_string())
@@ -383,6 +384,12 @@ mod tests {
         assert_eq!(check("%2F.portcullis%2Flogin"), None);
         assert_eq!(check("https://other-app.localhost/.portcullis/logout"), None);
         assert_eq!(check("/.portcullisx"), path("/.portcullisx"));
+        // However the proxy would read the prefix: any case, dot segments, `;`.
+        for rd in
+            ["/.PORTCULLIS/logout", "/a/../.portcullis/x", "/.portcullis;x/", "/%2Eportcullis/login", "/./.Portcullis"]
+        {
+            assert_eq!(check(rd), None, "{rd}");
+        }
         let long = format!("/{}", "a".repeat(MAX_RETURN_LEN));
         assert_eq!(check(&long), None);
         let just = format!("/{}", "a".repeat(MAX_RETURN_LEN - 1));

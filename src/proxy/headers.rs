@@ -99,6 +99,21 @@ pub const OWNED_HEADERS: &[OwnedHeader] = &[
     removed("x-goog-iap-jwt-assertion", "identity (Google IAP)"),
     removed_prefix("x-ms-client-principal", "identity (Azure App Service)"),
     removed_prefix("x-amzn-oidc-", "identity (AWS ALB)"),
+    removed("x-auth-user", "identity (Keycloak Gatekeeper, Louketo)"),
+    removed("x-auth-userid", "identity (Keycloak Gatekeeper, Louketo)"),
+    removed("x-auth-username", "identity (Keycloak Gatekeeper, Louketo)"),
+    removed("x-auth-email", "identity (Keycloak Gatekeeper, Louketo)"),
+    removed("x-auth-groups", "identity (Keycloak Gatekeeper, Louketo)"),
+    removed("x-auth-roles", "identity (Keycloak Gatekeeper, Louketo)"),
+    removed("x-auth-subject", "identity (Keycloak Gatekeeper, Louketo)"),
+    removed_prefix("x-vouch-", "identity (Vouch Proxy)"),
+    removed("x-original-forwarded-for", "client address (nginx-ingress)"),
+    removed_prefix("x-ssl-client-", "client certificate (nginx, HAProxy mTLS termination)"),
+    removed_prefix("ssl-client-", "client certificate (Apache `mod_ssl` variables as headers)"),
+    removed("x-client-cert", "client certificate"),
+    removed("x-client-verify", "client certificate verification result"),
+    removed("x-arr-clientcert", "client certificate (Azure App Service)"),
+    removed_prefix("x-amzn-mtls-clientcert", "client certificate (AWS ALB)"),
 ];
 
 /// Bit `b` is set when some row of [`OWNED_HEADERS`] starts with byte `b`:
@@ -242,13 +257,19 @@ pub fn clean_request(req: &mut pingora::http::RequestHeader, is_upgrade: bool) -
     for name in &doomed {
         req.remove_header(name.as_str());
     }
-    let cookies: Vec<Vec<u8>> =
-        req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes().to_vec()).collect();
-    if cookies.iter().any(|c| has_own_cookie(c)) {
-        req.remove_header(&http::header::COOKIE);
-        for value in cookies.iter().filter_map(|c| strip_cookies(c, super::OWN_COOKIE_PREFIXES)) {
-            req.append_header(http::header::COOKIE, value)?;
-        }
+    let own = |v: &http::HeaderValue| has_own_cookie(v.as_bytes());
+    if !req.headers.get_all(http::header::COOKIE).iter().any(own) {
+        return Ok(());
+    }
+    let stripped: Vec<Vec<u8>> = req
+        .headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|c| strip_cookies(c.as_bytes(), super::OWN_COOKIE_PREFIXES))
+        .collect();
+    req.remove_header(&http::header::COOKIE);
+    for value in stripped {
+        req.append_header(http::header::COOKIE, value)?;
     }
     Ok(())
 }
@@ -329,6 +350,16 @@ mod tests {
             "x-amzn-oidc-identity",
             "True-Client-IP",
             "CF-Connecting-IP",
+            "X-SSL-Client-S-DN",
+            "x_ssl_client_verify",
+            "SSL-Client-Cert",
+            "X-Client-Verify",
+            "X-ARR-ClientCert",
+            "X-Amzn-Mtls-Clientcert-Subject",
+            "X-Forwarded-Client-Cert",
+            "X-Auth-Userid",
+            "X-Vouch-User",
+            "X-Original-Forwarded-For",
         ] {
             assert!(is_owned(name.as_bytes()), "{name}");
         }
@@ -365,6 +396,7 @@ mod tests {
             "authorization",
             "x-requested-with",
             "x-csrf-token",
+            "x-auth-token",
             "\u{ff58}-host",
         ] {
             assert!(!is_owned(name.as_bytes()), "{name}");
