@@ -183,6 +183,129 @@ async fn an_unknown_user_answers_like_a_real_one_up_to_the_lock() {
     assert_eq!(answer(&ghost, &env, "mallory2", "guess").await.0, StatusCode::UNAUTHORIZED, "per name");
 }
 
+/// The login service in this process, on an embedded store in `state`,
+/// with a clock the test moves (the real proxy cannot be given one).
+struct InProcess {
+    cfg: portcullis::config::Config,
+    auth: portcullis::auth::Auth,
+}
+
+const T0: u64 = 1_800_000_000;
+const MINUTE: u64 = 60;
+const DAY: u64 = 24 * 3600;
+
+impl InProcess {
+    fn open(env: &Env, state: &std::path::Path, clock: &Arc<portcullis::clock::ManualClock>) -> InProcess {
+        let cfg = portcullis::config::load(&env.config).unwrap();
+        let store = Arc::new(portcullis::store::embedded::EmbeddedStore::open(state).unwrap());
+        InProcess { cfg, auth: portcullis::auth::Auth::open(state, store, clock.clone()).unwrap() }
+    }
+
+    async fn login(&self, ip: &str, user: &str, password: &str) -> portcullis::challenge::login::Step {
+        let facts = portcullis::policy::expr::Facts::default();
+        let ip: IpAddr = ip.parse().unwrap();
+        self.auth.login.password(&self.cfg, 0, &facts, ip, "flow", user, password, None, "/").await
+    }
+
+    /// What a store holds about the failures of a name: count, guesses in flight, lock.
+    async fn state_of(&self, record: &str) -> (u32, usize, Option<portcullis::store::Lock>) {
+        let r = self.auth.store().user(record).await.unwrap();
+        (r.failures, r.guessing.len(), r.lock)
+    }
+
+    /// A wrong password at alice and at the unknown `mallory`: the answers,
+    /// and the state behind them, must be the same.
+    async fn both_wrong(&self, when: &str) -> portcullis::challenge::login::Step {
+        let real = self.login("192.0.2.1", "alice", "guess").await;
+        let unknown = self.login("192.0.2.1", "mallory", "guess").await;
+        assert_eq!(real, unknown, "{when}: a real and an unknown user answer alike");
+        let slot = self.auth.login.unknown_name_slot("mallory");
+        assert_eq!(self.state_of("alice").await, self.state_of(&slot).await, "{when}: counted alike");
+        real
+    }
+}
+
+/// An unknown name is counted by the same rules as a real user, in durable
+/// state: the lock outlasts any window, a timed lock runs out alike, spread
+///-out failures add up alike, a restart forgets neither; and the store
+/// holds a slot, never the name.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_user_answers_like_a_real_one_as_time_passes_and_across_a_restart() {
+    use portcullis::challenge::login::Step::{Locked, WrongCredentials};
+    let clock = portcullis::clock::ManualClock::new(T0);
+
+    // Locked until an administrator unlocks: a day later, and after a restart.
+    let env = Env::new("", &apps(""));
+    let state = tempfile::tempdir().unwrap();
+    let s = InProcess::open(&env, state.path(), &clock);
+    for attempt in 1..=MAX_FAILURES {
+        let expected = if attempt < MAX_FAILURES { WrongCredentials } else { Locked };
+        assert_eq!(s.both_wrong(&format!("attempt {attempt}")).await, expected);
+    }
+    clock.advance(16 * MINUTE);
+    assert_eq!(s.both_wrong("past a would-be lockout time").await, Locked);
+    clock.advance(DAY + MINUTE);
+    assert_eq!(s.both_wrong("a day later").await, Locked);
+    let export = serde_json::to_string(&s.auth.store().export().await.unwrap()).unwrap();
+    assert!(!export.contains("mallory"), "the name is not stored: {export}");
+    drop(s);
+    let s = InProcess::open(&env, state.path(), &clock);
+    assert_eq!(s.both_wrong("after a restart").await, Locked);
+
+    // A timed lockout runs out alike (one more guess, whose failure locks again).
+    let env = Env::new("", &apps("lockout = \"15m\""));
+    let state = tempfile::tempdir().unwrap();
+    let s = InProcess::open(&env, state.path(), &clock);
+    for attempt in 1..=MAX_FAILURES {
+        s.both_wrong(&format!("timed, attempt {attempt}")).await;
+    }
+    clock.advance(14 * MINUTE);
+    assert_eq!(s.both_wrong("during the timed lock").await, Locked);
+    clock.advance(2 * MINUTE);
+    assert_eq!(s.both_wrong("the timed lock ran out").await, Locked, "its one more guess failed: locked again");
+    clock.advance(16 * MINUTE);
+    assert!(!s.auth.store().user("alice").await.unwrap().is_locked(portcullis::clock::Clock::now(&*clock)));
+
+    // Failures spread over two days add up alike.
+    let env = Env::new("", &apps(""));
+    let state = tempfile::tempdir().unwrap();
+    let s = InProcess::open(&env, state.path(), &clock);
+    assert_eq!(s.both_wrong("today").await, WrongCredentials);
+    clock.advance(DAY + 3600);
+    for attempt in 2..=MAX_FAILURES {
+        let expected = if attempt < MAX_FAILURES { WrongCredentials } else { Locked };
+        assert_eq!(s.both_wrong(&format!("tomorrow, attempt {attempt}")).await, expected);
+    }
+}
+
+/// Parallel logins from one network are counted at the brake before they
+/// are checked: of many at once, `per_address_max` are checked.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_guesses_from_one_network_are_checked_at_most_per_address_max_times() {
+    use portcullis::challenge::login::Step;
+    let env = Env::new("", &common::LOGIN_APPS.replace("[networks]", "[lockout]\nper_address_max = 3\n\n[networks]"));
+    let state = tempfile::tempdir().unwrap();
+    let s = Arc::new(InProcess::open(&env, state.path(), &portcullis::clock::ManualClock::new(T0)));
+    let barrier = Arc::new(tokio::sync::Barrier::new(12));
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (s, barrier) = (s.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                s.login("2001:db8:1:2::1", &format!("nobody{i}"), "guess").await
+            })
+        })
+        .collect();
+    let mut steps = Vec::new();
+    for t in tasks {
+        steps.push(t.await.unwrap());
+    }
+    let count = |step: Step| steps.iter().filter(|&s| *s == step).count();
+    assert_eq!(count(Step::WrongCredentials), 3, "only per_address_max checked: {steps:?}");
+    assert_eq!(count(Step::WrongCredentials) + count(Step::TooMany) + count(Step::Busy), 12, "{steps:?}");
+    assert_eq!(s.login("2001:db8:1:2::9", "nobody", "guess").await, Step::TooMany, "the /64 is braked");
+}
+
 #[test]
 fn a_lockout_that_would_switch_itself_off_is_a_config_error() {
     let env = Env::new("", &apps(""));

@@ -202,7 +202,8 @@ async fn guesses_spread_over_instances_share_one_limit() {
             let (store, barrier) = (Arc::clone(&instances[i % 3]), Arc::clone(&barrier));
             tokio::spawn(async move {
                 barrier.wait().await;
-                store.reserve_guess("amy", 5, 1_000).await.unwrap()
+                let lock = Lock { at: 1_000, until: None, reason: "guesses".into() };
+                store.reserve_guess("amy", 5, lock).await.unwrap()
             })
         })
         .collect();
@@ -211,7 +212,7 @@ async fn guesses_spread_over_instances_share_one_limit() {
         granted += usize::from(t.await.unwrap());
     }
     assert_eq!(granted, 5, "of 60 guesses over three instances, max_failures are checked");
-    assert_eq!(instances[2].user("amy").await.unwrap().failures, 5);
+    assert_eq!(instances[2].user("amy").await.unwrap().guessing.len(), 5, "all five in flight");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,11 +14,16 @@
 //! number of parallel guesses at most `max_failures` are checked; the rest,
 //! and every guess at a locked user, are answered `Locked` unchecked, so no
 //! answer then depends on whether the guess was right. An unknown user name
-//! gets the answers a real one would: the same (dummy) password hash work,
-//! and `Locked` after `max_failures`, counted in challenge state.
+//! gets the answers a real one would because it runs the same code: the same
+//! (dummy) password hash work, and the same store calls on a durable record
+//! with the same lock rules. That record is one of [`UNKNOWN_NAME_SLOTS`],
+//! chosen by an HMAC of the name ([`LoginService::unknown_name_slot`]), so
+//! the name itself is never stored and unknown names cannot grow the store.
+//! The per-address brake is counted before the check too
+//! ([`LoginService::reserve_address`]), and given back when the guess was right.
 
 use super::cooldown::Cooldown;
-use super::hashing::{HashPool, Ticket};
+use super::hashing::HashPool;
 use super::recovery;
 use super::totp::{qr_svg, SecretBox, Totp, TotpSecret};
 use crate::clock::Clock;
@@ -26,8 +31,9 @@ use crate::config::{hosts::AppId, Config, User};
 use crate::identity::session::{Carried, Session, SessionLevel};
 use crate::policy::expr::Facts;
 use crate::store::{Lock, SharedStore, StoreError, TotpRecord, UserRecord};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,9 +42,15 @@ use std::time::Duration;
 const ATTEMPT_TTL: Duration = Duration::from_secs(10 * 60);
 /// A pending enrollment younger than this is shown again instead of replaced (page reloads).
 const PENDING_REUSE_SECS: u64 = 10 * 60;
-/// How long failures at an unknown user name are remembered (at least; a
-/// longer timed lockout is used when set): the name answers `Locked` meanwhile.
-const UNKNOWN_NAME_MEMORY: Duration = Duration::from_secs(24 * 3600);
+/// How many records count failures at unknown user names. Every unknown name
+/// maps to one of them by an HMAC of the name, so however many names a client
+/// makes up, the store holds at most this many (each a user record under a
+/// name no user can have, see [`UNKNOWN_NAME_PREFIX`]). Two unknown names that
+/// share a record share its count: a made-up name may lock a little earlier,
+/// never a real user.
+pub const UNKNOWN_NAME_SLOTS: u64 = 16_384;
+/// The record names of unknown-name slots: `?` is not allowed in user names.
+pub const UNKNOWN_NAME_PREFIX: &str = "?unknown-name/";
 /// `Retry-After` (seconds) of a login turned away by a full hashing pool.
 pub const BUSY_RETRY_AFTER: &str = "1";
 
@@ -144,17 +156,27 @@ impl LoginService {
         rd: &str,
     ) -> Step {
         let result: StepResult<Step> = async {
-            self.check_address(cfg, ip).await?;
             // A place for the hash first: a full pool turns the login away before any work.
             let ticket = self.hashing.admit().ok_or(Step::Busy)?;
-            let Some(user) = cfg.users.get(username.trim()) else {
-                return self.unknown_user(cfg, ip, username.trim(), ticket, password).await;
+            let brake = self.reserve_address(cfg, ip).await?;
+            let name = username.trim();
+            let user = cfg.users.get(name);
+            // An unknown name runs the same store calls on its slot's record.
+            let counted = user.map_or_else(|| self.unknown_name_slot(name), |u| u.username.clone());
+            self.reserve(cfg, &counted).await?;
+            let right = match user {
+                Some(user) => ticket.verify(user.password_hash.clone(), password.to_string()).await,
+                None => {
+                    let like = cfg.users.iter().next().map(|u| u.password_hash.clone());
+                    ticket.verify_nobody(like, password.to_string()).await;
+                    false
+                }
             };
-            self.reserve(cfg, &user.username).await?;
-            if !ticket.verify(user.password_hash.clone(), password.to_string()).await {
-                return self.failure(cfg, &user.username, ip, "password", Step::WrongCredentials).await;
-            }
+            let Some(user) = user.filter(|_| right) else {
+                return self.failure(cfg, &counted, ip, "password", Step::WrongCredentials).await;
+            };
             // A right password is not a finished login: the guess no longer counts.
+            self.store.uncount(&brake).await?;
             self.store.release_guess(&user.username).await?;
             let rec = self.store.user(&user.username).await?;
             self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd, None).await
@@ -163,37 +185,16 @@ impl LoginService {
         result.unwrap_or_else(|s| s)
     }
 
-    /// A name that is no user: the same work and answers as a wrong password,
-    /// including `Locked` from the `max_failures`-th failure on (counted per
-    /// name in challenge state, so unknown names write nothing durable).
-    async fn unknown_user(
-        &self,
-        cfg: &Config,
-        ip: IpAddr,
-        name: &str,
-        ticket: Ticket,
-        password: &str,
-    ) -> StepResult<Step> {
-        let l = &cfg.lockout;
-        let memory = l.duration.map_or(UNKNOWN_NAME_MEMORY, |d| d.max(UNKNOWN_NAME_MEMORY));
-        let n = self.store.count(&unknown_name_key(name), memory).await?;
-        if n > u64::from(l.max_failures) {
-            crate::metrics::count_guess(false);
-            return Ok(Step::Locked);
-        }
-        crate::metrics::count_guess(true);
-        let like = cfg.users.iter().next().map(|u| u.password_hash.clone());
-        ticket.verify_nobody(like, password.to_string()).await;
-        self.address_failure(cfg, ip).await?;
-        let locked_now = n == u64::from(l.max_failures);
-        log::info!(target: "audit", "{}", serde_json::json!({"event": "factor_failed", "user": null, "unknown_user": true, "factor": "password", "client_ip": ip.to_string(), "failures": n, "locked": locked_now}));
-        Ok(if locked_now { Step::Locked } else { Step::WrongCredentials })
+    /// The record that counts failures at the unknown name `name` (see [`unknown_name_slot`]).
+    pub fn unknown_name_slot(&self, name: &str) -> String {
+        unknown_name_slot(&self.pepper, name)
     }
 
     /// Counts a guess before it is checked; refused unchecked (`Locked`) when
     /// the user is locked or `max_failures` guesses are counted or in flight.
     async fn reserve(&self, cfg: &Config, user: &str) -> StepResult<()> {
-        let granted = self.store.reserve_guess(user, cfg.lockout.max_failures, self.now()).await?;
+        let lock = self.lock(cfg, "guesses");
+        let granted = self.store.reserve_guess(user, cfg.lockout.max_failures, lock).await?;
         crate::metrics::count_guess(granted);
         if granted {
             Ok(())
@@ -319,8 +320,8 @@ impl LoginService {
         code: &str,
         recovery: bool,
     ) -> StepResult<Step> {
-        self.check_address(cfg, ip).await?;
         let attempt = self.attempt(flow, Stage::Totp).await?;
+        let brake = self.reserve_address(cfg, ip).await?;
         let (user, rec) = self.guessed_user(cfg, &attempt).await?;
         let accepted = if recovery {
             let hash = recovery::hash(&self.pepper, code);
@@ -336,6 +337,7 @@ impl LoginService {
             let what = if recovery { "recovery code" } else { "totp" };
             return self.failure(cfg, &user.username, ip, what, Step::WrongCode).await;
         }
+        self.store.uncount(&brake).await?;
         self.finish(cfg, user, &attempt, flow, &rec).await
     }
 
@@ -430,8 +432,8 @@ impl LoginService {
         flow: &str,
         code: &str,
     ) -> StepResult<(Step, Vec<String>)> {
-        self.check_address(cfg, ip).await?;
         let attempt = self.attempt(flow, Stage::Enroll).await?;
+        let brake = self.reserve_address(cfg, ip).await?;
         let (user, rec) = self.guessed_user(cfg, &attempt).await?;
         let pending = rec.totp.as_ref().filter(|t| !t.confirmed).ok_or(Step::NoAttempt)?;
         let secret = self.open_secret(&user.username, pending)?;
@@ -441,6 +443,7 @@ impl LoginService {
                 .await
                 .unwrap_or_else(|s| s));
         };
+        self.store.uncount(&brake).await?;
         let codes = recovery::generate();
         let hashes = codes.iter().map(|c| recovery::hash(&self.pepper, c)).collect();
         if !self.store.confirm_totp(&user.username, step, hashes).await? {
@@ -474,39 +477,38 @@ impl LoginService {
         }
     }
 
-    async fn check_address(&self, cfg: &Config, ip: IpAddr) -> StepResult<()> {
-        let client = brake_key(&cfg.lockout, ip);
-        match self.store.get_challenge(&format!("blocked-ip:{client}")).await? {
-            Some(_) => Err(Step::TooMany),
-            None => Ok(()),
-        }
-    }
-
-    /// Counts a failure from `ip`'s network (see [`brake_key`]); past the
-    /// limit the network is refused for a window.
-    async fn address_failure(&self, cfg: &Config, ip: IpAddr) -> StepResult<()> {
+    /// Counts a guess from `ip`'s network (see [`brake_key`]) before it is
+    /// checked, atomically in the store, so parallel guesses from one network
+    /// cannot get past `per_address_max` either; past it the network's
+    /// guesses are refused (`TooMany`) unchecked until the window ends.
+    /// Returns the counter's key: a right guess gives its count back
+    /// ([`Store::uncount`](crate::store::Store::uncount)), so the brake
+    /// counts wrong guesses and guesses refused as locked.
+    async fn reserve_address(&self, cfg: &Config, ip: IpAddr) -> StepResult<String> {
         let l = &cfg.lockout;
-        let client = brake_key(l, ip);
-        let n = self.store.count(&format!("fail-ip:{client}"), l.per_address_window).await?;
-        if n >= l.per_address_max {
-            self.store.put_challenge(&format!("blocked-ip:{client}"), b"1", l.per_address_window).await?;
+        let key = format!("guess-ip:{}", brake_key(l, ip));
+        let n = self.store.count(&key, l.per_address_window).await?;
+        if n > l.per_address_max {
+            return Err(Step::TooMany);
         }
-        Ok(())
+        Ok(key)
     }
 
-    /// Settles a reserved guess that was wrong, for the user and the address;
-    /// returns `outcome`, or `Locked` when this failure locked the user.
+    /// The lock a failure (or a reservation that finds the limit reached) records now.
+    fn lock(&self, cfg: &Config, what: &str) -> Lock {
+        let (l, now) = (&cfg.lockout, self.now());
+        let reason = format!("{} failed {what} attempts", l.max_failures);
+        Lock { at: now, until: l.duration.map(|d| now + d.as_secs()), reason }
+    }
+
+    /// Settles a reserved guess that was wrong (its address was counted when
+    /// it was reserved); returns `outcome`, or `Locked` when this failure
+    /// locked the user (or the unknown name's slot).
     async fn failure(&self, cfg: &Config, user: &str, ip: IpAddr, what: &str, outcome: Step) -> StepResult<Step> {
-        let l = &cfg.lockout;
-        let now = self.now();
-        let lock = Lock {
-            at: now,
-            until: l.duration.map(|d| now + d.as_secs()),
-            reason: format!("{} failed {what} attempts", l.max_failures),
-        };
-        let r = self.store.settle_failure(user, l.max_failures, lock).await?;
-        self.address_failure(cfg, ip).await?;
-        log::info!(target: "audit", "{}", serde_json::json!({"event": "factor_failed", "user": user, "factor": what, "client_ip": ip.to_string(), "failures": r.failures, "locked": r.locked_now}));
+        let r = self.store.settle_failure(user, cfg.lockout.max_failures, self.lock(cfg, what)).await?;
+        let unknown = user.starts_with(UNKNOWN_NAME_PREFIX);
+        let shown = (!unknown).then_some(user);
+        log::info!(target: "audit", "{}", serde_json::json!({"event": "factor_failed", "user": shown, "unknown_user": unknown, "factor": what, "client_ip": ip.to_string(), "failures": r.failures, "locked": r.locked_now}));
         Ok(if r.locked_now { Step::Locked } else { outcome })
     }
 }
@@ -515,10 +517,17 @@ fn cooldown(cfg: &Config) -> Cooldown {
     cfg.totp.cooldown
 }
 
-/// The challenge-state counter of failures at an unknown name; hashed, so a
-/// password typed into the name field is not kept, and keys stay short.
-fn unknown_name_key(name: &str) -> String {
-    format!("unknown-user:{}", hex::encode(Sha256::digest(name.as_bytes())))
+/// The record that counts failures at the unknown name `name`: one of
+/// [`UNKNOWN_NAME_SLOTS`], by an HMAC of the name under the instance's pepper
+/// (the same on every instance sharing a store), so a password typed into the
+/// name field is never stored and cannot be recovered from a slot's name.
+pub fn unknown_name_slot(pepper: &[u8], name: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(pepper).expect("HMAC accepts any key length");
+    mac.update(b"unknown user name\0");
+    mac.update(name.as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let n = u64::from_be_bytes(digest[..8].try_into().expect("8 of 32 bytes"));
+    format!("{UNKNOWN_NAME_PREFIX}{}", n % UNKNOWN_NAME_SLOTS)
 }
 
 /// Who the per-address brake counts: an IPv4 client by its address (or
@@ -578,9 +587,15 @@ mod tests {
     }
 
     #[test]
-    fn unknown_name_keys_do_not_hold_the_name() {
-        let k = unknown_name_key("hunter2-typed-as-a-name");
-        assert!(!k.contains("hunter2") && k.len() == "unknown-user:".len() + 64, "{k}");
-        assert_ne!(unknown_name_key("a"), unknown_name_key("b"));
+    fn unknown_names_share_a_bounded_set_of_records_that_do_not_hold_the_name() {
+        let slot = |name: &str| unknown_name_slot(&[7; 32], name);
+        let k = slot("hunter2-typed-as-a-name");
+        assert!(k.starts_with(UNKNOWN_NAME_PREFIX) && !k.contains("hunter2"), "{k}");
+        assert_eq!(slot("x"), slot("x"), "a name always counts in the same record");
+        assert_ne!(unknown_name_slot(&[8; 32], "x"), slot("x"), "keyed: another pepper, other slots");
+        let slots: std::collections::HashSet<String> = (0..400_000).map(|i| slot(&format!("name{i}"))).collect();
+        assert_eq!(slots.len() as u64, UNKNOWN_NAME_SLOTS, "400 000 names fill the table and no more");
+        assert!(slots.iter().all(|s| s[UNKNOWN_NAME_PREFIX.len()..].parse::<u64>().unwrap() < UNKNOWN_NAME_SLOTS));
+        assert!(k.contains('?'), "user names are letters, digits, `.`, `_`, `-`, `@`: none is a slot's");
     }
 }

@@ -60,6 +60,9 @@ pub async fn run_all(make: &MakeStore) {
         guesses_are_reserved_before_they_are_checked,
         reserved_guesses_settle_release_and_reset,
         reservation_after_a_timed_lock_leaves_one_guess,
+        a_reset_does_not_erase_other_reservations,
+        unsettled_reservations_expire_and_refusals_are_visible_locks,
+        counters_are_given_back,
         reset_failures_and_unlock,
         locked_lists_current_locks,
         revoke_totp,
@@ -302,48 +305,109 @@ async fn failures_lock_exactly_once_under_race(s: SharedStore) {
 /// Of many parallel guesses, only `max_failures` are let through to be
 /// checked; the rest are refused before any check, across the whole store.
 async fn guesses_are_reserved_before_they_are_checked(s: SharedStore) {
-    let granted = race(&s, GUESSES, |s| async move { s.reserve_guess("rose", 5, 1_000).await.unwrap() }).await;
+    let granted =
+        race(&s, GUESSES, |s| async move { s.reserve_guess("rose", 5, admin_lock(1_000)).await.unwrap() }).await;
     assert_eq!(granted.iter().filter(|&&g| g).count(), 5, "exactly max_failures guesses may be checked");
-    assert_eq!(s.user("rose").await.unwrap().failures, 5, "each let-through guess is counted");
+    let r = s.user("rose").await.unwrap();
+    assert_eq!((r.failures, r.guessing.len()), (0, 5), "each let-through guess is in flight");
     let settled = race(&s, 5, |s| async move { s.settle_failure("rose", 5, admin_lock(1_000)).await.unwrap() }).await;
     assert_eq!(settled.iter().filter(|o| o.locked_now).count(), 1, "locked exactly once");
-    assert!(settled.iter().all(|o| o.failures == 5), "settling does not count twice");
+    let mut counts: Vec<u32> = settled.iter().map(|o| o.failures).collect();
+    counts.sort_unstable();
+    assert_eq!(counts, vec![1, 2, 3, 4, 5], "each settled guess counts once");
     let r = s.user("rose").await.unwrap();
-    assert_eq!((r.failures, r.lock), (5, Some(admin_lock(1_000))));
-    assert!(!s.reserve_guess("rose", 5, 2_000).await.unwrap(), "a locked user gets no guess");
-    assert!(s.reserve_guess("other", 5, 2_000).await.unwrap(), "per user");
+    assert_eq!((r.failures, r.guessing.len(), r.lock), (5, 0, Some(admin_lock(1_000))));
+    assert!(!s.reserve_guess("rose", 5, admin_lock(2_000)).await.unwrap(), "a locked user gets no guess");
+    assert!(s.reserve_guess("other", 5, admin_lock(2_000)).await.unwrap(), "per user");
 }
 
 async fn reserved_guesses_settle_release_and_reset(s: SharedStore) {
-    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
-    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
+    assert!(s.reserve_guess("saul", 3, admin_lock(1_000)).await.unwrap());
+    assert!(s.reserve_guess("saul", 3, admin_lock(1_000)).await.unwrap());
     s.release_guess("saul").await.unwrap();
-    assert_eq!(s.user("saul").await.unwrap().failures, 1, "a right guess that finished nothing is given back");
+    let r = s.user("saul").await.unwrap();
+    assert_eq!((r.failures, r.guessing.len()), (0, 1), "a right guess that finished nothing is given back");
     let o = s.settle_failure("saul", 3, admin_lock(1_000)).await.unwrap();
     assert_eq!((o.failures, o.locked_now), (1, false), "below max: no lock");
-    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
     s.reset_failures("saul").await.unwrap();
     assert_eq!(s.user("saul").await.unwrap().failures, 0, "a finished login resets");
     s.release_guess("saul").await.unwrap();
-    assert_eq!(s.user("saul").await.unwrap().failures, 0, "never below zero");
+    assert_eq!(s.user("saul").await.unwrap(), Default::default(), "never below zero");
     for _ in 0..3 {
-        assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap());
+        assert!(s.reserve_guess("saul", 3, admin_lock(1_000)).await.unwrap());
     }
-    assert!(!s.reserve_guess("saul", 3, 1_000).await.unwrap(), "three in flight: the fourth waits for none");
-    let o = s.settle_failure("saul", 3, admin_lock(1_000)).await.unwrap();
-    assert!(o.locked_now);
+    assert!(!s.reserve_guess("saul", 3, admin_lock(1_000)).await.unwrap(), "three in flight: the fourth waits");
+    for _ in 0..3 {
+        s.settle_failure("saul", 3, admin_lock(1_000)).await.unwrap();
+    }
+    assert!(s.user("saul").await.unwrap().is_locked(1_000));
     assert!(s.unlock("saul").await.unwrap());
-    assert!(s.reserve_guess("saul", 3, 1_000).await.unwrap(), "unlock gives the guesses back");
+    assert!(s.reserve_guess("saul", 3, admin_lock(1_000)).await.unwrap(), "unlock gives the guesses back");
+}
+
+/// A success (or an unlock) while other guesses are being checked resets the
+/// failures, not their reservations: a release afterwards takes back only
+/// its own, and the limit still counts the others.
+async fn a_reset_does_not_erase_other_reservations(s: SharedStore) {
+    assert!(s.reserve_guess("uma", 2, admin_lock(1_000)).await.unwrap(), "guess A");
+    assert!(s.reserve_guess("uma", 2, admin_lock(1_000)).await.unwrap(), "guess B");
+    s.reset_failures("uma").await.unwrap();
+    s.release_guess("uma").await.unwrap();
+    assert_eq!(s.user("uma").await.unwrap().guessing.len(), 1, "B is still being checked");
+    assert!(s.reserve_guess("uma", 2, admin_lock(1_000)).await.unwrap(), "one place left");
+    assert!(!s.reserve_guess("uma", 2, admin_lock(1_000)).await.unwrap(), "B still counts");
+    s.unlock("uma").await.unwrap();
+    assert!(!s.reserve_guess("uma", 2, admin_lock(1_000)).await.unwrap(), "an unlock does not erase them either");
+}
+
+/// A reservation never settled (store timeout, dropped request, crash) stops
+/// counting after `RESERVATION_SECS`, so it cannot leave an invisible lock;
+/// failures that reach the limit without a lock (e.g. `max_failures`
+/// lowered) are locked by the reservation that finds them, visibly.
+async fn unsettled_reservations_expire_and_refusals_are_visible_locks(s: SharedStore) {
+    for _ in 0..3 {
+        assert!(s.reserve_guess("vera", 3, admin_lock(1_000)).await.unwrap());
+    }
+    let soon = 1_000 + super::RESERVATION_SECS - 1;
+    assert!(!s.reserve_guess("vera", 3, admin_lock(soon)).await.unwrap(), "still in flight");
+    assert!(s.locked(soon).await.unwrap().is_empty(), "in flight is not locked");
+    let later = 1_000 + super::RESERVATION_SECS;
+    assert!(s.reserve_guess("vera", 3, admin_lock(later)).await.unwrap(), "abandoned reservations ran out");
+    assert_eq!(s.user("vera").await.unwrap().guessing.len(), 1);
+
+    let mut rx = s.subscribe();
+    for _ in 0..3 {
+        s.record_failure("walt", 5, admin_lock(1_000)).await.unwrap();
+    }
+    assert!(!s.reserve_guess("walt", 3, admin_lock(2_000)).await.unwrap(), "at the (lowered) limit: refused");
+    assert_eq!(s.locked(2_000).await.unwrap(), vec![("walt".into(), admin_lock(2_000))], "and locked, visibly");
+    assert_eq!(rx.recv().await.unwrap(), Change::Locked { user: "walt".into() });
+    assert!(s.unlock("walt").await.unwrap(), "an administrator can lift it");
+    assert!(s.reserve_guess("walt", 3, admin_lock(2_000)).await.unwrap());
+}
+
+async fn counters_are_given_back(s: SharedStore) {
+    assert_eq!(s.count("ip:c", LONG_TTL).await.unwrap(), 1);
+    assert_eq!(s.count("ip:c", LONG_TTL).await.unwrap(), 2);
+    s.uncount("ip:c").await.unwrap();
+    assert_eq!(s.count("ip:c", LONG_TTL).await.unwrap(), 2, "one taken back");
+    for _ in 0..3 {
+        s.uncount("ip:c").await.unwrap();
+    }
+    assert_eq!(s.count("ip:c", LONG_TTL).await.unwrap(), 1, "never below zero");
+    s.uncount("ip:none").await.unwrap();
+    assert_eq!(s.count("ip:none", LONG_TTL).await.unwrap(), 1, "an absent counter stays absent");
 }
 
 async fn reservation_after_a_timed_lock_leaves_one_guess(s: SharedStore) {
     let timed = |at| Lock { at, until: Some(at + 600), reason: "failed codes".into() };
     for _ in 0..2 {
-        assert!(s.reserve_guess("tess", 2, 1_000).await.unwrap());
+        assert!(s.reserve_guess("tess", 2, timed(1_000)).await.unwrap());
     }
+    s.settle_failure("tess", 2, timed(1_000)).await.unwrap();
     assert!(s.settle_failure("tess", 2, timed(1_000)).await.unwrap().locked_now);
-    assert!(!s.reserve_guess("tess", 2, 1_599).await.unwrap(), "locked until 1600");
-    let after = race(&s, RACERS, |s| async move { s.reserve_guess("tess", 2, 1_600).await.unwrap() }).await;
+    assert!(!s.reserve_guess("tess", 2, timed(1_599)).await.unwrap(), "locked until 1600");
+    let after = race(&s, RACERS, |s| async move { s.reserve_guess("tess", 2, timed(1_600)).await.unwrap() }).await;
     assert_eq!(after.iter().filter(|&&g| g).count(), 1, "one guess after a timed lock ran out");
     let o = s.settle_failure("tess", 2, timed(1_600)).await.unwrap();
     assert!(o.locked_now, "and its failure locks again");

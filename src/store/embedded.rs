@@ -8,8 +8,8 @@
 //! blocking I/O, so every database call runs on tokio's blocking pool.
 
 use super::{
-    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Revocations, Store, StoreError,
-    StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Reservation, Revocations, Store,
+    StoreError, StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
@@ -350,6 +350,13 @@ impl Store for EmbeddedStore {
         Ok(1)
     }
 
+    async fn uncount(&self, key: &str) -> StoreResult<()> {
+        if let Some(n) = self.counters().live_mut(key, Instant::now()) {
+            *n = n.saturating_sub(1);
+        }
+        Ok(())
+    }
+
     async fn user(&self, user: &str) -> StoreResult<UserRecord> {
         let user = user.to_owned();
         self.blocking(move |db| read_user(db, &user)).await
@@ -384,8 +391,12 @@ impl Store for EmbeddedStore {
         Ok(outcome)
     }
 
-    async fn reserve_guess(&self, user: &str, max_failures: u32, now: u64) -> StoreResult<bool> {
-        self.update(user, move |r| r.reserve_guess(max_failures, now)).await
+    async fn reserve_guess(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<bool> {
+        let reservation = self.update(user, move |r| r.reserve_guess(max_failures, lock)).await?;
+        if reservation == Reservation::LockedNow {
+            self.publish(Change::Locked { user: user.to_owned() });
+        }
+        Ok(reservation.granted())
     }
 
     async fn settle_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {

@@ -74,8 +74,15 @@ pub struct UserRecord {
     pub totp: Option<TotpRecord>,
     /// Hashes of unused recovery codes.
     pub recovery: Vec<String>,
-    /// Consecutive failures of any factor.
+    /// Consecutive failures of any factor (checked and wrong).
     pub failures: u32,
+    /// Guesses reserved and still being checked, each as the time its
+    /// reservation runs out ([`RESERVATION_SECS`]): kept apart from
+    /// `failures`, so a success elsewhere (which resets `failures`) cannot
+    /// erase another guess's reservation, and a reservation never settled (a
+    /// timeout, a dropped request, a crash) stops counting by itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub guessing: Vec<u64>,
     pub lock: Option<Lock>,
     /// When the authenticator was last revoked (cooldown starts here).
     pub totp_revoked_at: Option<u64>,
@@ -141,35 +148,52 @@ impl UserRecord {
     /// cannot exceed the limit: refused while the user is locked, or when
     /// failures plus guesses still being checked reach `max_failures`. A
     /// timed lock that has run out is cleared and leaves one guess (the next
-    /// failure locks again), as [`UserRecord::fail`] does.
-    pub fn reserve_guess(&mut self, max_failures: u32, now: u64) -> bool {
+    /// failure locks again), as [`UserRecord::fail`] does. `lock.at` is the
+    /// caller's "now"; reservations older than [`RESERVATION_SECS`] are
+    /// dropped. Failures at `max_failures` without a lock (`max_failures`
+    /// lowered, or a record from before reservations were kept apart) lock
+    /// here with `lock`, so every refusal is a lock administrators can see
+    /// and lift.
+    pub fn reserve_guess(&mut self, max_failures: u32, lock: Lock) -> Reservation {
+        let now = lock.at;
+        self.guessing.retain(|&until| until > now);
         if self.is_locked(now) {
-            return false;
+            return Reservation::Refused;
         }
         if self.lock.take().is_some() {
             self.failures = self.failures.min(max_failures.saturating_sub(1));
         }
         if self.failures >= max_failures {
-            return false;
+            self.lock = Some(lock);
+            return Reservation::LockedNow;
         }
-        self.failures += 1;
-        true
+        if self.failures as usize + self.guessing.len() >= max_failures as usize {
+            return Reservation::Refused;
+        }
+        self.guessing.push(now.saturating_add(RESERVATION_SECS));
+        Reservation::Granted
     }
 
-    /// A reserved guess was wrong: it stays counted, and at `max_failures`
-    /// the user is locked (`lock.at` is the caller's "now").
+    /// A reserved guess was wrong: its reservation becomes a failure, and at
+    /// `max_failures` the user is locked (`lock.at` is the caller's "now").
     pub fn settle_failure(&mut self, max_failures: u32, lock: Lock) -> FailureOutcome {
-        let locked_now = self.failures >= max_failures && !self.is_locked(lock.at);
-        if locked_now {
-            self.lock = Some(lock);
-        }
-        FailureOutcome { failures: self.failures, locked_now }
+        self.end_reservation();
+        self.fail(max_failures, lock)
     }
 
     /// A reserved guess was right but did not finish a login (a password
-    /// before the second factor): it no longer counts.
+    /// before the second factor): its reservation ends, and nothing else
+    /// changes (not another guess's reservation, not the failures).
     pub fn release_guess(&mut self) {
-        self.failures = self.failures.saturating_sub(1);
+        self.end_reservation();
+    }
+
+    /// Ends the reservation that runs out first (reservations carry no
+    /// identity: one that outlived [`RESERVATION_SECS`] may end a later one).
+    fn end_reservation(&mut self) {
+        if let Some(first) = self.guessing.iter().enumerate().min_by_key(|(_, &u)| u).map(|(i, _)| i) {
+            self.guessing.remove(first);
+        }
     }
 
     /// Clears the lock and the failure count; true when there was a lock.
@@ -194,6 +218,28 @@ impl UserRecord {
 
     pub fn is_locked(&self, now: u64) -> bool {
         self.lock.as_ref().is_some_and(|l| l.until.is_none_or(|u| now < u))
+    }
+}
+
+/// How long a reserved guess may take to be checked and settled (hashing
+/// queue, argon2, store calls: seconds at most) before its reservation stops
+/// counting by itself.
+pub const RESERVATION_SECS: u64 = 60;
+
+/// What [`UserRecord::reserve_guess`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// The guess may be checked; it is counted as in flight.
+    Granted,
+    /// Locked, or `max_failures` guesses counted or in flight: refuse unchecked.
+    Refused,
+    /// Refused, and this call recorded the lock (failures had reached the limit unlocked).
+    LockedNow,
+}
+
+impl Reservation {
+    pub fn granted(self) -> bool {
+        self == Reservation::Granted
     }
 }
 
@@ -334,6 +380,10 @@ pub trait Store: Send + Sync {
     async fn delete_challenge(&self, key: &str) -> StoreResult<()>;
     /// Adds one to a counter that expires `window` after its first increment; returns the new count.
     async fn count(&self, key: &str, window: Duration) -> StoreResult<u64>;
+    /// Takes one back from a live counter (never below zero; an expired or
+    /// absent counter stays absent): a guess counted before it was checked
+    /// that turned out right.
+    async fn uncount(&self, key: &str) -> StoreResult<()>;
 
     // --- durable per-user state ---
     async fn user(&self, user: &str) -> StoreResult<UserRecord>;
@@ -355,8 +405,10 @@ pub trait Store: Send + Sync {
     async fn record_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome>;
     /// Counts a guess before it is checked (atomic): false when the user is
     /// locked or `max_failures` guesses are already counted or in flight;
-    /// then the guess must be refused unchecked. See [`UserRecord::reserve_guess`].
-    async fn reserve_guess(&self, user: &str, max_failures: u32, now: u64) -> StoreResult<bool>;
+    /// then the guess must be refused unchecked. `lock` (with `at` = now) is
+    /// recorded when the failures already reach the limit without a lock;
+    /// that publishes [`Change::Locked`]. See [`UserRecord::reserve_guess`].
+    async fn reserve_guess(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<bool>;
     /// A reserved guess was wrong; locks the user at `max_failures` (atomic).
     async fn settle_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome>;
     /// A reserved guess was right but did not finish a login: it no longer counts.

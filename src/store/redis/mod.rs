@@ -33,8 +33,8 @@
 //! Needs Redis 6.2 or later (RESP3, GETDEL, ZADD GT).
 
 use super::{
-    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Revocations, Store, StoreError,
-    StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Reservation, Revocations, Store,
+    StoreError, StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -410,6 +410,13 @@ if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1],
 return n
 ";
 
+/// KEYS: counter. Takes one back from a counter that exists and is above
+/// zero; an expired counter is not brought back (it would have no TTL).
+const UNCOUNT: &str = r"
+if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+";
+
 /// KEYS: revoked set. ARGV: id, until, now, channel, change. Keeps the later
 /// `until`, drops revocations of sessions that have expired anyway.
 const REVOKE_SESSION: &str = r"
@@ -690,6 +697,15 @@ impl Store for RedisStore {
         .await
     }
 
+    async fn uncount(&self, key: &str) -> StoreResult<()> {
+        let key = self.shared.keys.counter(key);
+        self.run(CALL_TIMEOUT, move |s| async move {
+            let _: i64 = Script::new(UNCOUNT).key(key).invoke_async(&mut s.conn.clone()).await.map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn user(&self, user: &str) -> StoreResult<UserRecord> {
         let user = user.to_owned();
         self.run(CALL_TIMEOUT, move |s| async move {
@@ -733,8 +749,14 @@ impl Store for RedisStore {
         .await
     }
 
-    async fn reserve_guess(&self, user: &str, max_failures: u32, now: u64) -> StoreResult<bool> {
-        self.update(user, move |r| (r.reserve_guess(max_failures, now), None)).await
+    async fn reserve_guess(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<bool> {
+        let name = user.to_owned();
+        self.update(user, move |r| {
+            let reservation = r.reserve_guess(max_failures, lock.clone());
+            let locked_now = reservation == Reservation::LockedNow;
+            (reservation.granted(), locked_now.then(|| Change::Locked { user: name.clone() }))
+        })
+        .await
     }
 
     async fn settle_failure(&self, user: &str, max_failures: u32, lock: Lock) -> StoreResult<FailureOutcome> {
