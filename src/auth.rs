@@ -21,7 +21,8 @@ use std::sync::Arc;
 
 pub struct Auth {
     pub keys: ArcSwap<KeyRing>,
-    pub revocations: ArcSwap<Revocations>,
+    /// Shared with the login service, which checks a session being stepped up.
+    pub revocations: Arc<ArcSwap<Revocations>>,
     /// Device certificates by fingerprint, with a generation (see [`Registry`]).
     pub devices: ArcSwap<Registry>,
     pub clock: Arc<dyn Clock>,
@@ -93,12 +94,15 @@ impl Auth {
             None => KeyRing::generate(),
         };
         let pepper = secrets.derive("recovery-code pepper");
+        let revocations = Arc::new(ArcSwap::from_pointee(Revocations::default()));
+        let login =
+            LoginService::new(store, clock.clone(), secrets.sealer.clone(), pepper).with_revocations(&revocations);
         Ok(Auth {
             keys: ArcSwap::from_pointee(keys),
-            revocations: ArcSwap::from_pointee(Revocations::default()),
+            revocations,
             devices: ArcSwap::from_pointee(Registry::default()),
             clock: clock.clone(),
-            login: LoginService::new(store, clock, secrets.sealer.clone(), pepper),
+            login,
             secrets,
             keys_file,
         })

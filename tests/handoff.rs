@@ -352,3 +352,37 @@ async fn stepping_up_and_the_otp_page_keep_the_sessions_start_end_and_factors() 
     let (_, who) = whoami(&lab, &env, "wiki.localhost").await;
     assert_eq!((who["level"].as_str(), who["expires_at"].as_u64()), (Some("both_factors"), Some(earlier.expires_at)));
 }
+
+/// A sign-out of the very session being stepped up, while its TOTP step is
+/// under way, voids the step: the right code afterwards makes no session
+/// (not only a sign-out everywhere does).
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_out_the_session_being_stepped_up_voids_its_step_up() {
+    use portcullis::identity::cookie::KeyRing;
+    use portcullis::identity::session::{Session, SessionLevel, SESSION_COOKIE};
+    let env = Env::new("", STEP_UP_APPS);
+    let _p = env.start();
+    let enroller = common::api::browser(&env, INTERNAL);
+    let (_, v) =
+        post(&enroller, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!(v["next"], "enroll_totp", "{v}");
+    let (_, e) = post(&enroller, &env, "/.portcullis/api/totp/enroll", json!({})).await;
+    let key = e["secret"].as_str().unwrap().to_string();
+    let (s, _) = post(&enroller, &env, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let keys = KeyRing::load_or_create(&env.dir.path().join("state/cookie.keys")).unwrap();
+    let earlier = Session::new("alice", "wiki", SessionLevel::FirstFactor, now() - 60, 8 * 3600);
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let wiki = reqwest::Url::parse(&env.url("wiki.localhost", "/")).unwrap();
+    jar.add_cookie_str(&format!("{SESSION_COOKIE}={}; Secure; Path=/", earlier.to_cookie(&keys)), &wiki);
+    let outside = client_with_jar(&env, EXTERNAL, jar);
+    let r = outside.get(env.url("wiki.localhost", "/.portcullis/otp?rd=/app")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the step-up's TOTP form");
+
+    let (s, v) = post(&outside, &env, "/.portcullis/api/logout", json!({})).await;
+    assert_eq!((s, &v["signed_out"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, v) = post(&outside, &env, "/.portcullis/api/totp", json!({"code": code(&key, 30)})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::CONFLICT, None), "the signed-out session is not continued: {v}");
+    assert_eq!(whoami(&outside, &env, "wiki.localhost").await.0, StatusCode::UNAUTHORIZED, "and no session was made");
+}

@@ -30,7 +30,8 @@ use crate::clock::Clock;
 use crate::config::{hosts::AppId, Config, User};
 use crate::identity::session::{Carried, Session, SessionLevel};
 use crate::policy::expr::Facts;
-use crate::store::{Lock, SharedStore, StoreError, TotpRecord, UserRecord};
+use crate::store::{Lock, Revocations, SharedStore, StoreError, TotpRecord, UserRecord};
+use arc_swap::ArcSwap;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -100,6 +101,9 @@ pub struct Attempt {
     /// The session being stepped up: the new one keeps its start, end and factors.
     #[serde(default)]
     pub stepping_up: Option<Carried>,
+    /// Its id: a sign-out of that session during the step-up voids the step-up.
+    #[serde(default)]
+    pub stepping_up_id: Option<String>,
 }
 
 /// What the enrollment page shows.
@@ -117,7 +121,12 @@ pub struct LoginService {
     secrets: SecretBox,
     pepper: [u8; 32],
     hashing: HashPool,
+    /// The revocation snapshot the request path reads (see [`crate::auth::Auth`]).
+    revocations: Arc<ArcSwap<Revocations>>,
 }
+
+/// A session being stepped up: what the new one keeps, and its id.
+type Earlier = (Carried, String);
 
 impl From<StoreError> for Step {
     fn from(e: StoreError) -> Step {
@@ -134,7 +143,14 @@ fn attempt_key(flow: &str) -> String {
 
 impl LoginService {
     pub fn new(store: SharedStore, clock: Arc<dyn Clock>, secrets: SecretBox, pepper: [u8; 32]) -> Self {
-        LoginService { store, clock, secrets, pepper, hashing: HashPool::for_this_machine() }
+        let revocations = Arc::default();
+        LoginService { store, clock, secrets, pepper, hashing: HashPool::for_this_machine(), revocations }
+    }
+
+    /// Reads session revocations from `snapshot` (the one the request path keeps current).
+    pub fn with_revocations(mut self, snapshot: &Arc<ArcSwap<Revocations>>) -> Self {
+        self.revocations = snapshot.clone();
+        self
     }
 
     pub fn now(&self) -> u64 {
@@ -214,7 +230,7 @@ impl LoginService {
         rec: &UserRecord,
         enroll_code: Option<&str>,
         rd: &str,
-        earlier: Option<Carried>,
+        earlier: Option<Earlier>,
     ) -> StepResult<Step> {
         let app = cfg.app(app_id);
         let group = &cfg.groups[user.policy_group];
@@ -236,7 +252,8 @@ impl LoginService {
             _ => return Ok(Step::AskAdmin),
         };
         let (username, app_name, rd) = (user.username.clone(), app.name.clone(), rd.to_string());
-        let attempt = Attempt { user: username, app: app_name, stage, rd, stepping_up: earlier };
+        let (stepping_up, stepping_up_id) = earlier.map_or((None, None), |(c, id)| (Some(c), Some(id)));
+        let attempt = Attempt { user: username, app: app_name, stage, rd, stepping_up, stepping_up_id };
         let bytes = serde_json::to_vec(&attempt).unwrap_or_default();
         self.store.put_challenge(&attempt_key(flow), &bytes, ATTEMPT_TTL).await?;
         Ok(if stage == Stage::Totp { Step::NeedTotp } else { Step::NeedEnroll })
@@ -262,7 +279,7 @@ impl LoginService {
         if rec.is_locked(self.now()) {
             return Step::Locked;
         }
-        let carried = Some(earlier.carried());
+        let carried = Some((earlier.carried(), earlier.id.clone()));
         self.after_first_factor(cfg, app, facts, flow, user, &rec, None, rd, carried).await.unwrap_or_else(|s| s)
     }
 
@@ -275,15 +292,17 @@ impl LoginService {
         level: SessionLevel,
         rec: &UserRecord,
         rd: &str,
-        earlier: Option<Carried>,
+        earlier: Option<Earlier>,
     ) -> Step {
         let group = &cfg.groups[user.policy_group];
         // Never before a "sign out everywhere" of the same second.
         let issued = self.now().max(rec.sessions_not_before);
         let mut session = Session::new(&user.username, app, level, issued, group.session_lifetime.as_secs());
-        if let Some(earlier) = earlier {
-            // A sign-out everywhere during the step-up ended the session being stepped up.
-            if earlier.issued_at < rec.sessions_not_before {
+        if let Some((earlier, id)) = earlier {
+            // A sign-out (of that session, or everywhere) during the step-up
+            // ended the session being stepped up: nothing is left to continue.
+            let signed_out = !self.revocations.load().allows(&user.username, &id, earlier.issued_at);
+            if signed_out || earlier.issued_at < rec.sessions_not_before {
                 return Step::NoAttempt;
             }
             session = session.continuing(&earlier);
@@ -349,9 +368,12 @@ impl LoginService {
         flow: &str,
         rec: &UserRecord,
     ) -> StepResult<Step> {
+        // The right code's own reservation ends; others' in flight stay counted.
+        self.store.release_guess(&user.username).await?;
         self.store.reset_failures(&user.username).await?;
         self.store.delete_challenge(&attempt_key(flow)).await?;
-        Ok(self.done(cfg, user, &attempt.app, SessionLevel::BothFactors, rec, &attempt.rd, attempt.stepping_up))
+        let earlier = attempt.stepping_up.map(|c| (c, attempt.stepping_up_id.clone().unwrap_or_default()));
+        Ok(self.done(cfg, user, &attempt.app, SessionLevel::BothFactors, rec, &attempt.rd, earlier))
     }
 
     /// The user of an attempt about to be guessed at, with the guess
