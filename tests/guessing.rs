@@ -248,6 +248,9 @@ async fn an_unknown_user_answers_like_a_real_one_as_time_passes_and_across_a_res
     assert_eq!(s.both_wrong("a day later").await, Locked);
     let export = serde_json::to_string(&s.auth.store().export().await.unwrap()).unwrap();
     assert!(!export.contains("mallory"), "the name is not stored: {export}");
+    let listed: Value = serde_json::from_str(&portcullis::admin::users::locked(&s.auth).await.body).unwrap();
+    assert_eq!(listed["locked"].as_array().map(|l| l.len()), Some(1), "alice, not the slot: {listed}");
+    assert_eq!(listed["unknown_name_slots_locked"], 1, "{listed}");
     drop(s);
     let s = InProcess::open(&env, state.path(), &clock);
     assert_eq!(s.both_wrong("after a restart").await, Locked);

@@ -31,11 +31,14 @@ fn users_of(body: &Value) -> Vec<String> {
 pub async fn locked(auth: &Auth) -> AdminReply {
     match auth.store().locked(auth.clock.now()).await {
         Ok(list) => {
-            let rows: Vec<Value> = list
+            // Records counting unknown user names are no users to unlock: only counted.
+            let prefix = crate::challenge::login::UNKNOWN_NAME_PREFIX;
+            let (unknown, users): (Vec<_>, Vec<_>) = list.into_iter().partition(|(user, _)| user.starts_with(prefix));
+            let rows: Vec<Value> = users
                 .into_iter()
                 .map(|(user, l)| json!({"user": user, "at": l.at, "until": l.until, "reason": l.reason}))
                 .collect();
-            reply(200, json!({"locked": rows}))
+            reply(200, json!({"locked": rows, "unknown_name_slots_locked": unknown.len()}))
         }
         Err(e) => unavailable(e),
     }
