@@ -282,31 +282,32 @@ async fn an_unknown_user_answers_like_a_real_one_as_time_passes_and_across_a_res
 }
 
 /// Parallel logins from one network are counted at the brake before they
-/// are checked: of many at once, `per_address_max` are checked.
+/// are checked: of many at once, `per_address_max` are checked (hashed).
 #[tokio::test(flavor = "multi_thread")]
 async fn parallel_guesses_from_one_network_are_checked_at_most_per_address_max_times() {
-    use portcullis::challenge::login::Step;
     let env = Env::new("", &common::LOGIN_APPS.replace("[networks]", "[lockout]\nper_address_max = 3\n\n[networks]"));
-    let state = tempfile::tempdir().unwrap();
-    let s = Arc::new(InProcess::open(&env, state.path(), &portcullis::clock::ManualClock::new(T0)));
-    let barrier = Arc::new(tokio::sync::Barrier::new(12));
+    let _p = env.start();
+    let hashes = metric(&env, "portcullis_password_hashes_total").await;
+    let attacker = browser(&env, EXTERNAL);
     let tasks: Vec<_> = (0..12)
         .map(|i| {
-            let (s, barrier) = (s.clone(), barrier.clone());
-            tokio::spawn(async move {
-                barrier.wait().await;
-                s.login("2001:db8:1:2::1", &format!("nobody{i}"), "guess").await
-            })
+            let (c, env_url) = (attacker.clone(), env.url("wiki.localhost", "/.portcullis/api/login"));
+            let body = json!({"username": format!("nobody{i}"), "password": "guess"});
+            tokio::spawn(async move { c.post(env_url).json(&body).send().await.unwrap().status() })
         })
         .collect();
-    let mut steps = Vec::new();
+    let mut statuses = Vec::new();
     for t in tasks {
-        steps.push(t.await.unwrap());
+        statuses.push(t.await.unwrap());
     }
-    let count = |step: Step| steps.iter().filter(|&s| *s == step).count();
-    assert_eq!(count(Step::WrongCredentials), 3, "only per_address_max checked: {steps:?}");
-    assert_eq!(count(Step::WrongCredentials) + count(Step::TooMany) + count(Step::Busy), 12, "{steps:?}");
-    assert_eq!(s.login("2001:db8:1:2::9", "nobody", "guess").await, Step::TooMany, "the /64 is braked");
+    let count = |status| statuses.iter().filter(|&&s| s == status).count();
+    let hashed = metric(&env, "portcullis_password_hashes_total").await - hashes;
+    assert_eq!(hashed, 3, "only per_address_max guesses were checked: {statuses:?}");
+    assert_eq!(count(StatusCode::UNAUTHORIZED), 3, "{statuses:?}");
+    let refused = count(StatusCode::TOO_MANY_REQUESTS) + count(StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(refused, 9, "the rest braked (or busy) unchecked: {statuses:?}");
+    let (s, _, _) = answer(&attacker, &env, "nobody", "guess").await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "the address is braked");
 }
 
 #[test]
