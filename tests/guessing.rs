@@ -196,9 +196,32 @@ const DAY: u64 = 24 * 3600;
 
 impl InProcess {
     fn open(env: &Env, state: &std::path::Path, clock: &Arc<portcullis::clock::ManualClock>) -> InProcess {
-        let cfg = portcullis::config::load(&env.config).unwrap();
         let store = Arc::new(portcullis::store::embedded::EmbeddedStore::open(state).unwrap());
+        InProcess::on(env, state, store, clock)
+    }
+
+    fn on(
+        env: &Env,
+        state: &std::path::Path,
+        store: portcullis::store::SharedStore,
+        clock: &Arc<portcullis::clock::ManualClock>,
+    ) -> InProcess {
+        let cfg = portcullis::config::load(&env.config).unwrap();
         InProcess { cfg, auth: portcullis::auth::Auth::open(state, store, clock.clone()).unwrap() }
+    }
+
+    /// An instance on a shared Redis; instances with the same `state` share their secrets.
+    async fn on_redis(
+        env: &Env,
+        state: &std::path::Path,
+        url: &str,
+        clock: &Arc<portcullis::clock::ManualClock>,
+    ) -> InProcess {
+        use portcullis::store::redis::{RedisOptions, RedisStore};
+        let opts = RedisOptions::new(url, [9; 32]);
+        // `connect` waits (briefly, bounded) for the change feed: not on a worker thread.
+        let store = tokio::task::spawn_blocking(move || RedisStore::connect(opts)).await.unwrap().unwrap();
+        InProcess::on(env, state, Arc::new(store), clock)
     }
 
     async fn login(&self, ip: &str, user: &str, password: &str) -> portcullis::challenge::login::Step {
@@ -279,6 +302,27 @@ async fn an_unknown_user_answers_like_a_real_one_as_time_passes_and_across_a_res
         let expected = if attempt < MAX_FAILURES { WrongCredentials } else { Locked };
         assert_eq!(s.both_wrong(&format!("tomorrow, attempt {attempt}")).await, expected);
     }
+}
+
+/// On Redis too, and across instances: failures at an unknown name made on
+/// two instances add up like a real user's, and stay after a day.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_user_answers_like_a_real_one_across_instances_on_redis() {
+    use portcullis::challenge::login::Step::{Locked, WrongCredentials};
+    let server = common::redis_server::RedisServer::start();
+    let clock = portcullis::clock::ManualClock::new(T0);
+    let env = Env::new("", &apps(""));
+    let state = tempfile::tempdir().unwrap();
+    let a = InProcess::on_redis(&env, state.path(), &server.url(), &clock).await;
+    let b = InProcess::on_redis(&env, state.path(), &server.url(), &clock).await;
+    for attempt in 1..=MAX_FAILURES {
+        let expected = if attempt < MAX_FAILURES { WrongCredentials } else { Locked };
+        let instance = if attempt % 2 == 0 { &a } else { &b };
+        assert_eq!(instance.both_wrong(&format!("attempt {attempt}")).await, expected);
+        clock.advance(DAY / 2);
+    }
+    assert_eq!(a.both_wrong("days later, on A").await, Locked);
+    assert_eq!(b.both_wrong("days later, on B").await, Locked);
 }
 
 /// Parallel logins from one network are counted at the brake before they
