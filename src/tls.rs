@@ -52,6 +52,63 @@ impl ResolvesServerCert for ServerCertResolver {
     }
 }
 
+/// The client-certificate check of the HTTPS listener when
+/// `[device_certificates]` is configured: a presented chain must lead to the
+/// device CA (`ca_cert`), or rustls ends the handshake with an `unknown_ca`
+/// alert; a client that presents none is let through (the "request" mode of
+/// TLS), and each app decides what that means.
+pub fn device_client_verifier(ca_cert: &Path) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in read_cert_chain(ca_cert)? {
+        roots.add(cert).map_err(|e| format!("`{}`: not a usable CA certificate ({e})", ca_cert.display()))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .allow_unauthenticated()
+    .build()
+    .map_err(|e| format!("`{}`: cannot check client certificates against it ({e})", ca_cert.display()))
+}
+
+/// What the handshake learned of a connection's device certificate, kept
+/// with the connection (Pingora's `SslDigest` extension) and read back by
+/// every request on it. Only a chain that verified against the device CA
+/// gets here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerDeviceCert {
+    /// SHA-256 of the leaf's DER, lowercase hex: the registry's key.
+    pub fingerprint: String,
+    /// The user the certificate itself names (`portcullis:user:` URI SAN).
+    pub user: Option<String>,
+}
+
+impl PeerDeviceCert {
+    /// Parses the leaf once: its fingerprint and the user it names.
+    pub fn of(leaf_der: &[u8]) -> PeerDeviceCert {
+        use sha2::Digest;
+        PeerDeviceCert {
+            fingerprint: hex::encode(sha2::Sha256::digest(leaf_der)),
+            user: crate::devices::issue::user_of(leaf_der),
+        }
+    }
+}
+
+/// The listener's post-handshake callback: once per connection, the
+/// presented leaf (if any) becomes a [`PeerDeviceCert`].
+pub struct DeviceCertCallback;
+
+#[async_trait::async_trait]
+impl pingora::listeners::TlsAccept for DeviceCertCallback {
+    async fn handshake_complete_callback(
+        &self,
+        tls: &pingora::protocols::tls::TlsRef,
+    ) -> Option<Arc<dyn std::any::Any + Send + Sync>> {
+        let leaf = tls.peer_certificate_der()?;
+        Some(Arc::new(PeerDeviceCert::of(leaf)))
+    }
+}
+
 /// Files written by [`make_dev_certs`].
 pub struct DevCerts {
     pub ca_cert: std::path::PathBuf,

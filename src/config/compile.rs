@@ -38,7 +38,7 @@ impl Compiler<'_> {
             file.policy_group.iter().filter_map(|(name, g)| self.group(name, g.get_ref(), &networks)).collect();
         let server = self.server(&file.server, &file.redis);
         let admin = self.admin(&file, server.as_ref());
-        let (apps, hosts) = self.apps(&file.app, &groups, &networks);
+        let (apps, hosts) = self.apps(&file.app, &groups, &networks, file.device_certificates.is_some());
         let users = self.users(&file.users.file, &groups);
         if let Some(server) = &server {
             self.check_trust(server, &groups, &apps);
@@ -434,6 +434,7 @@ impl Compiler<'_> {
         files: &[toml::Spanned<AppFile>],
         groups: &[PolicyGroup],
         networks: &NetworkTable,
+        device_certificates: bool,
     ) -> (Vec<App>, HostTable) {
         let mut hosts = HostTable::default();
         let mut apps: Vec<App> = Vec::new();
@@ -469,7 +470,7 @@ impl Compiler<'_> {
                 .collect();
             let bypass =
                 self.condition(a.bypass.as_ref(), Condition::never(), &format!("app `{name}` bypass"), networks);
-            let device_cert = self.device_cert_mode(a, &name);
+            let device_cert = self.device_cert_mode(a, &name, device_certificates);
             if let Some(upstream) = self.upstream(a, &name) {
                 apps.push(App {
                     counters: metrics::app_counters(&name),
@@ -485,8 +486,18 @@ impl Compiler<'_> {
         (apps, hosts)
     }
 
-    fn device_cert_mode(&mut self, a: &AppFile, name: &str) -> DeviceCertMode {
-        match a.device_cert.as_ref().map(|t| t.get_ref().as_str()) {
+    fn device_cert_mode(&mut self, a: &AppFile, name: &str, device_certificates: bool) -> DeviceCertMode {
+        let mode = a.device_cert.as_ref().map(|t| t.get_ref().as_str());
+        if let (Some(t), false, Some("request" | "require")) = (a.device_cert.as_ref(), device_certificates, mode) {
+            self.err(
+                t,
+                format!(
+                    "app `{name}`: device_cert `{}` needs a [device_certificates] section (the device CA)",
+                    t.get_ref()
+                ),
+            );
+        }
+        match mode {
             None | Some("off") => DeviceCertMode::Off,
             Some("request") => DeviceCertMode::Request,
             Some("require") => DeviceCertMode::Require,

@@ -10,7 +10,7 @@ pub mod server;
 
 use crate::auth::{Auth, ValidSession};
 use crate::config::hosts::{strip_port, AppId};
-use crate::config::Config;
+use crate::config::{Config, DeviceCertMode};
 use crate::identity::client_ip::client_ip;
 use crate::live::Live;
 use crate::metrics::{self, Outcome};
@@ -106,7 +106,30 @@ fn peer_ip(session: &Session) -> IpAddr {
     session.client_addr().and_then(|a| a.as_inet()).map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip())
 }
 
+/// The 403 page of a `device_cert = "require"` app reached without a valid certificate.
+const DEVICE_CERT_NEEDED: &str = "This application needs a device certificate: open it from a device \
+    that has one installed (and choose that certificate if the browser asks), or ask your administrator \
+    for a certificate for this device. A revoked or expired certificate no longer counts.";
+
+/// The device certificate the connection presented in its handshake (verified
+/// against the device CA by then), as the listener's callback recorded it.
+fn peer_device_cert(session: &Session) -> Option<&crate::tls::PeerDeviceCert> {
+    session.digest()?.ssl_digest.as_ref()?.extension.get::<crate::tls::PeerDeviceCert>()
+}
+
 impl Portcullis {
+    /// `device_cert` for this request: the connection presented a certificate
+    /// the registry snapshot knows, active or expiring now, naming the same
+    /// user as the registry, and (with a session) the session's user. One map
+    /// lookup in the snapshot per request, so a revocation applied from the
+    /// change feed counts on the next request of an open connection.
+    fn device_cert_counts(&self, session: &Session, session_user: Option<&str>) -> bool {
+        let Some(peer) = peer_device_cert(session) else { return false };
+        let devices = self.auth.devices.load();
+        let Some((user, status)) = devices.lookup(&peer.fingerprint, self.auth.clock.now()) else { return false };
+        status.works() && peer.user.as_deref() == Some(user) && session_user.is_none_or(|u| u == user)
+    }
+
     /// Maps the decision to a response, or `None` to forward.
     fn challenge_or_deny(&self, session: &Session, ctx: &mut Ctx, d: Decision) -> Option<Reply> {
         let contact = ctx.config.portal.contact.as_deref();
@@ -181,7 +204,17 @@ impl ProxyHttp for Portcullis {
         ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         ctx.session = self.auth.session(&config, app_id, cookies);
-        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert: false };
+        let app = config.app(app_id);
+        let device_cert = app.device_cert != DeviceCertMode::Off
+            && self.device_cert_counts(session, ctx.session.as_ref().map(|s| s.session.user.as_str()));
+        if app.device_cert == DeviceCertMode::Require && !device_cert {
+            ctx.outcome = Outcome::Deny;
+            let contact = config.portal.contact.as_deref();
+            Reply::html(403, "Device certificate needed", DEVICE_CERT_NEEDED, contact).send(session).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
+        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert };
         if path::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
             let portal = portal::Portal {
@@ -195,7 +228,6 @@ impl ProxyHttp for Portcullis {
             portal.handle(session).await?;
             return Ok(true);
         }
-        let app = config.app(app_id);
         let decision = decide(app, &config.groups, &facts, ctx.session.as_ref().map(|s| &s.facts));
         match self.challenge_or_deny(session, ctx, decision) {
             None => Ok(false),

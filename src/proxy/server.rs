@@ -35,6 +35,9 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     }
     let token = ensure_token(&config.admin.token_file)?;
     crate::devices::ca::open_at_start(&config)?;
+    // Read once: a changed device CA takes a restart (the listener keeps its verifier).
+    let device_ca =
+        config.device_certificates.as_ref().map(|d| crate::devices::ca::paths(d, &config.server.state_dir).0);
     let auth = open_auth(&config)?;
     log::info!("{}", config.summary());
     let (https, http, admin, grace, threads) = (
@@ -61,7 +64,17 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
         Portcullis { live: live.clone(), auth: auth.clone() },
         "portcullis https",
     );
-    let mut tls = TlsSettings::intermediate("", "").map_err(|e| e.to_string())?;
+    let mut tls = match device_ca {
+        // Without `[device_certificates]` the listener is as before: no
+        // callback, no CertificateRequest.
+        None => TlsSettings::intermediate("", "").map_err(|e| e.to_string())?,
+        Some(ca_cert) => {
+            let mut tls =
+                TlsSettings::with_callbacks(Box::new(crate::tls::DeviceCertCallback)).map_err(|e| e.to_string())?;
+            tls.set_client_cert_verifier(crate::tls::device_client_verifier(&ca_cert)?);
+            tls
+        }
+    };
     tls.set_cert_resolver(live.cert.clone());
     tls.enable_h2();
     proxy.add_tls_with_settings(&https.to_string(), None, tls);
