@@ -7,13 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 export CARGO_TERM_COLOR=never
-echo "==> cargo fmt --check"
+echo "==> cargo fmt --check ($(date -u +%T))"
 cargo fmt --all -- --check
-echo "==> cargo clippy"
+echo "==> cargo clippy ($(date -u +%T))"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "==> load harness smoke run (benches/harness/run.sh --quick; asserts no timing)"
+echo "==> load harness smoke run (benches/harness/run.sh --quick; asserts no timing) ($(date -u +%T))"
 bash benches/harness/run.sh --quick
-echo "==> cargo test"
+echo "==> cargo test ($(date -u +%T))"
 cargo test --all-targets
-echo "==> fuzz targets, 3 s each on their seed corpus (scripts/fuzz.sh --quick)"
+echo "==> fuzz targets, 3 s each on their seed corpus (scripts/fuzz.sh --quick) ($(date -u +%T))"
 bash scripts/fuzz.sh --quick
