@@ -103,5 +103,10 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
     if o.threads != n.threads || o.grace_period != n.grace_period || o.state_dir != n.state_dir || o.store != n.store {
         w.push("server.threads, grace_period, state_dir and store take effect at the next restart".to_string());
     }
+    // The HTTPS listener's client-certificate check reads the device CA once, at start.
+    let ca = |c: &Config| c.device_certificates.as_ref().map(|d| d.ca.clone());
+    if ca(old) != ca(new) {
+        w.push("[device_certificates] and its CA take effect in the TLS handshake at the next restart".to_string());
+    }
     w
 }

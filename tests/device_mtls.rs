@@ -421,3 +421,14 @@ fn request_or_require_without_a_device_ca_is_a_config_error() {
     assert!(err.contains("app `open`: device_cert `request` needs a [device_certificates] section"), "{err}");
     assert!(err.contains("app `wiki`: device_cert `require` needs a [device_certificates] section"), "{err}");
 }
+
+#[test]
+fn a_reload_that_drops_the_device_ca_says_it_takes_a_restart() {
+    let env = Env::new(SECTION, common::LOGIN_APPS);
+    let _p = env.start();
+    env.rewrite("", common::LOGIN_APPS);
+    let (code, out, err) = portcullis(&["admin", "--config", common::path_str(&env.config), "reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let said = "[device_certificates] and its CA take effect in the TLS handshake at the next restart";
+    assert!(out.contains(said) || env.log().contains(said), "{out}{err}\n{}", env.log());
+}
