@@ -432,3 +432,55 @@ fn a_reload_that_drops_the_device_ca_says_it_takes_a_restart() {
     let said = "[device_certificates] and its CA take effect in the TLS handshake at the next restart";
     assert!(out.contains(said) || env.log().contains(said), "{out}{err}\n{}", env.log());
 }
+
+/// What `openssl s_client` reports of the server's CertificateRequest.
+fn s_client(env: &Env) -> String {
+    let mut child = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &env.https.to_string(), "-servername", OPEN, "-tls1_2"])
+        .args(["-CAfile", common::path_str(&env.ca)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl is needed for this test");
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_certificate_request_names_the_device_ca_and_is_absent_without_one() {
+    let out = s_client(proxy());
+    let names = out.split("Acceptable client certificate CA names").nth(1).unwrap_or_else(|| panic!("{out}"));
+    assert!(names.lines().nth(1).is_some_and(|l| l.contains("CN = portcullis device CA")), "{out}");
+
+    let without = Env::new("", common::LOGIN_APPS);
+    let _p = without.start();
+    let out = s_client(&without);
+    assert!(out.contains("No client certificate CA names sent"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_certificate_past_its_own_end_fails_the_handshake_with_certificate_expired() {
+    let env = proxy();
+    let state = env.dir.path().join("state");
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(state.join("device-ca.key")).unwrap()).unwrap();
+    let ca_params =
+        rcgen::CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(state.join("device-ca.crt")).unwrap())
+            .unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names = vec![rcgen::SanType::URI("portcullis:user:alice".try_into().unwrap())];
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, k) = (dir.path().join("old.crt"), dir.path().join("old.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    let old = Cert { serial: String::new(), crt, key: k, _dir: None };
+    let err =
+        KeepAlive::open(env, Some(&old)).try_request(OPEN, "/").expect_err("an outdated certificate was accepted");
+    assert!(err.contains("CertificateExpired"), "{err}");
+}
