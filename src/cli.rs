@@ -43,8 +43,13 @@ enum Command {
         second_factor: bool,
         #[arg(long)]
         entrance_pass: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "cert")]
         device_cert: bool,
+        /// A device certificate (PEM, leaf first): does it make `device_cert`
+        /// true? Checks the chain against the device CA and asks the running
+        /// instance's admin API for its registry status.
+        #[arg(long, value_name = "FILE.pem")]
+        cert: Option<PathBuf>,
     },
     /// Talk to a running portcullis through its admin API.
     Admin {
@@ -167,10 +172,15 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run { config } => crate::proxy::server::run(&config).map(|_| 0),
         Command::Check { config } => Ok(check(&config)),
-        Command::Decide { config, host, ip, user, second_factor, entrance_pass, device_cert } => load(&config)
+        Command::Decide { config, host, ip, user, second_factor, entrance_pass, device_cert, cert } => load(&config)
             .and_then(|c| {
+                let verdict = cert.map(|p| cert_verdict(&c, &p, &host, user.as_deref())).transpose()?;
+                let device_cert = verdict.as_ref().map_or(device_cert, |v| v.counts);
                 let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert };
-                simulate(&c, &host, facts, user.as_deref(), second_factor).map(|v| {
+                simulate(&c, &host, facts, user.as_deref(), second_factor).map(|mut v| {
+                    if let Some(verdict) = verdict {
+                        v["device_cert"] = verdict.json;
+                    }
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     0
                 })
@@ -227,6 +237,15 @@ pub fn simulate(
     let session = user.map(|u| SessionFacts { group: u.policy_group, level });
     let group = user.map(|u| &c.groups[u.policy_group]);
     let d = decide(app, &c.groups, &facts, session.as_ref());
+    // As the proxy: `require` answers 403 before the policy is asked.
+    if app.device_cert == config::DeviceCertMode::Require && !facts.device_cert {
+        return Ok(serde_json::json!({
+            "action": "deny",
+            "app": app.name,
+            "rule": format!("app.{}.device_cert (require: no device certificate that counts)", app.name),
+            "device_cert_mode": app.device_cert,
+        }));
+    }
     let action = match d.action {
         Action::Forward => "forward",
         Action::Deny => "deny",
@@ -247,7 +266,75 @@ pub fn simulate(
         "rule": d.rule_name(app, group),
         "networks": networks,
         "bypass": app.bypass.eval(&facts),
+        "device_cert_mode": app.device_cert,
     }))
+}
+
+/// What `decide --cert` found: whether the certificate makes `device_cert`
+/// true for this request, and why (as JSON).
+struct CertVerdict {
+    counts: bool,
+    json: serde_json::Value,
+}
+
+/// The proxy's checks for one certificate, in its order: the handshake's chain
+/// check against the device CA, then the registry (through the running
+/// instance's admin API, `POST /cert/list`: the store's records, status at
+/// the instance's clock), the user the certificate names, the session's user
+/// (`--user`), and the app's `device_cert` mode.
+fn cert_verdict(c: &Config, pem: &std::path::Path, host: &str, user: Option<&str>) -> Result<CertVerdict, String> {
+    let dc = c
+        .device_certificates
+        .as_ref()
+        .ok_or("--cert: the config has no [device_certificates] (no device CA: no certificate counts)")?;
+    let chain = crate::tls::read_cert_chain(pem)?;
+    let peer = crate::tls::PeerDeviceCert::of(&chain[0]);
+    let mut json = serde_json::json!({
+        "file": pem.display().to_string(),
+        "fingerprint": peer.fingerprint,
+        "names_user": peer.user,
+    });
+    let verdict = |mut json: serde_json::Value, counts: bool, why: String| {
+        json["counts"] = counts.into();
+        json["why"] = why.into();
+        Ok(CertVerdict { counts, json })
+    };
+    let (ca_cert, _) = crate::devices::ca::paths(dc, &c.server.state_dir);
+    let verifier = crate::tls::device_client_verifier(&ca_cert)?;
+    let now = rustls::pki_types::UnixTime::now();
+    if let Err(e) = verifier.verify_client_cert(&chain[0], &chain[1..], now) {
+        let why = format!("the TLS handshake refuses it (the connection fails, for every app): {e}");
+        return verdict(json, false, why);
+    }
+    let token = crate::admin::api::read_token(&c.admin.token_file)?;
+    let (status, text) = crate::admin::client::request(c.admin.listen, "POST", "/cert/list", &token, "{}")
+        .map_err(|e| format!("--cert: the registry is read from the running portcullis's admin API: {e}"))?;
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    if status != 200 {
+        return Err(format!("--cert: the admin API answered {status}: {}", list["message"].as_str().unwrap_or(&text)));
+    }
+    let record = list["certificates"].as_array().and_then(|a| a.iter().find(|r| r["fingerprint"] == peer.fingerprint));
+    let Some(record) = record else {
+        return verdict(json, false, "signed by the device CA but not in the registry".into());
+    };
+    for k in ["serial", "user", "device", "status"] {
+        json[k] = record[k].clone();
+    }
+    let registered = record["user"].as_str().unwrap_or_default();
+    let status = record["status"].as_str().unwrap_or_default();
+    let app = c.hosts.lookup(host).map(|id| c.app(id));
+    let why = if !matches!(status, "active" | "expiring") {
+        format!("its registry status is {status}")
+    } else if peer.user.as_deref() != Some(registered) {
+        format!("it names user {:?}, the registry user `{registered}`", peer.user)
+    } else if user.is_some_and(|u| u != registered) {
+        format!("it is `{registered}`'s certificate, the session is `{}`'s", user.unwrap_or_default())
+    } else if let Some(app) = app.filter(|a| a.device_cert == config::DeviceCertMode::Off) {
+        format!("app `{}` has device_cert = \"off\": certificates are not looked at", app.name)
+    } else {
+        return verdict(json, true, format!("registered, {status}, user `{registered}`"));
+    };
+    verdict(json, false, why)
 }
 
 fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, String> {

@@ -484,3 +484,48 @@ async fn a_device_certificate_past_its_own_end_fails_the_handshake_with_certific
         KeepAlive::open(env, Some(&old)).try_request(OPEN, "/").expect_err("an outdated certificate was accepted");
     assert!(err.contains("CertificateExpired"), "{err}");
 }
+
+/// `portcullis decide --cert` on this binary's proxy: (exit code, JSON or stderr).
+fn decide_cert(env: &Env, host: &str, cert: &std::path::Path, user: Option<&str>) -> (i32, Value, String) {
+    let mut args = vec!["decide", "--config", common::path_str(&env.config), "--host", host, "--ip", "198.51.100.7"];
+    args.extend(["--cert", common::path_str(cert)]);
+    if let Some(u) = user {
+        args.extend(["--user", u]);
+    }
+    let (code, out, err) = portcullis(&args);
+    (code, serde_json::from_str(&out).unwrap_or(Value::Null), err)
+}
+
+#[test]
+fn decide_with_a_certificate_says_whether_it_counts_and_why() {
+    let env = proxy();
+    let alice = issue(env, "alice", "workstation");
+    let (code, v, err) = decide_cert(env, OPEN, &alice.crt, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!((v["action"].as_str(), v["bypass"].as_bool()), (Some("forward"), Some(true)), "{v}");
+    assert_eq!(v["device_cert"]["counts"], true, "{v}");
+    assert_eq!(v["device_cert"]["serial"].as_str(), Some(alice.serial.as_str()), "{v}");
+    assert_eq!(v["device_cert"]["why"], "registered, active, user `alice`", "{v}");
+
+    let (_, v, _) = decide_cert(env, OPEN, &alice.crt, Some("bob"));
+    assert_eq!(v["device_cert"]["why"], "it is `alice`'s certificate, the session is `bob`'s", "{v}");
+    let (_, v, _) = decide_cert(env, "localhost", &alice.crt, None);
+    assert_eq!(v["device_cert"]["why"], "app `plain` has device_cert = \"off\": certificates are not looked at");
+
+    admin_ok(env, &["revoke", &alice.serial]);
+    let (_, v, _) = decide_cert(env, "wiki.localhost", &alice.crt, None);
+    assert_eq!((v["device_cert"]["counts"].as_bool(), v["action"].as_str()), (Some(false), Some("deny")), "{v}");
+    assert_eq!(v["device_cert"]["why"], "its registry status is revoked", "{v}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = foreign_cert(&dir);
+    let (_, v, _) = decide_cert(env, OPEN, &foreign.crt, None);
+    let why = v["device_cert"]["why"].as_str().unwrap_or_default();
+    assert!(why.starts_with("the TLS handshake refuses it") && why.contains("UnknownIssuer"), "{v}");
+
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let (code, _, err) = decide_cert(env, OPEN, &junk, None);
+    assert_eq!(code, 2);
+    assert!(err.contains("holds no PEM certificate"), "{err}");
+}
