@@ -463,23 +463,8 @@ fn the_certificate_request_names_the_device_ca_and_is_absent_without_one() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_device_certificate_past_its_own_end_fails_the_handshake_with_certificate_expired() {
     let env = proxy();
-    let state = env.dir.path().join("state");
-    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(state.join("device-ca.key")).unwrap()).unwrap();
-    let ca_params =
-        rcgen::CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(state.join("device-ca.crt")).unwrap())
-            .unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.subject_alt_names = vec![rcgen::SanType::URI("portcullis:user:alice".try_into().unwrap())];
-    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
-    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (crt, k) = (dir.path().join("old.crt"), dir.path().join("old.key"));
-    std::fs::write(&crt, cert.pem()).unwrap();
-    std::fs::write(&k, key.serialize_pem()).unwrap();
-    let old = Cert { serial: String::new(), crt, key: k, _dir: None };
+    let old = outdated_cert(env, &dir);
     let err =
         KeepAlive::open(env, Some(&old)).try_request(OPEN, "/").expect_err("an outdated certificate was accepted");
     assert!(err.contains("CertificateExpired"), "{err}");
@@ -523,9 +508,33 @@ fn decide_with_a_certificate_says_whether_it_counts_and_why() {
     let why = v["device_cert"]["why"].as_str().unwrap_or_default();
     assert!(why.starts_with("the TLS handshake refuses it") && why.contains("UnknownIssuer"), "{v}");
 
+    let (_, v, _) = decide_cert(env, OPEN, &outdated_cert(env, &dir).crt, None);
+    let why = v["device_cert"]["why"].as_str().unwrap_or_default();
+    assert!(why.starts_with("the TLS handshake refuses it") && why.contains("xpired"), "{v}");
+
     let junk = dir.path().join("junk.pem");
     std::fs::write(&junk, "not a certificate").unwrap();
     let (code, _, err) = decide_cert(env, OPEN, &junk, None);
     assert_eq!(code, 2);
     assert!(err.contains("holds no PEM certificate"), "{err}");
+}
+
+/// A certificate of the device CA naming alice, valid only in 2020.
+fn outdated_cert(env: &Env, dir: &tempfile::TempDir) -> Cert {
+    let state = env.dir.path().join("state");
+    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(state.join("device-ca.key")).unwrap()).unwrap();
+    let ca_params =
+        rcgen::CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(state.join("device-ca.crt")).unwrap())
+            .unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names = vec![rcgen::SanType::URI("portcullis:user:alice".try_into().unwrap())];
+    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    let (crt, k) = (dir.path().join("old.crt"), dir.path().join("old.key"));
+    std::fs::write(&crt, cert.pem()).unwrap();
+    std::fs::write(&k, key.serialize_pem()).unwrap();
+    Cert { serial: String::new(), crt, key: k, _dir: None }
 }
