@@ -349,6 +349,7 @@ async fn require_answers_403_without_a_certificate_and_another_users_certificate
     let (s, _, body) = get(&client(env, None, None), env, "wiki.localhost").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
     assert!(body.contains("Device certificate needed") && body.contains("needs a device certificate"), "{body}");
+    assert!(env.log().contains("\"rule\":\"app.wiki.device_cert (require)\""), "the audit log names the rule");
 
     let alice = issue(env, "alice", "desktop");
     let bob = issue(env, "bob", "desktop");

@@ -209,6 +209,12 @@ impl ProxyHttp for Portcullis {
             && self.device_cert_counts(session, ctx.session.as_ref().map(|s| s.session.user.as_str()));
         if app.device_cert == DeviceCertMode::Require && !device_cert {
             ctx.outcome = Outcome::Deny;
+            log::info!(target: "audit", "{}", serde_json::json!({
+                "app": app.name, "client_ip": ctx.client_ip.to_string(),
+                "path": session.req_header().uri.path(), "decision": "Deny",
+                "user": ctx.session.as_ref().map(|s| s.session.user.as_str()),
+                "rule": format!("app.{}.device_cert (require)", app.name),
+            }));
             let contact = config.portal.contact.as_deref();
             Reply::html(403, "Device certificate needed", DEVICE_CERT_NEEDED, contact).send(session).await?;
             return Ok(true);
