@@ -269,6 +269,10 @@ struct KeepAlive {
 
 impl KeepAlive {
     fn open(env: &Env, cert: Option<&Cert>) -> KeepAlive {
+        KeepAlive::connect(env, Self::config(env, cert))
+    }
+
+    fn config(env: &Env, cert: Option<&Cert>) -> Arc<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         for c in portcullis::tls::read_cert_chain(&env.ca).unwrap() {
             roots.add(c).unwrap();
@@ -284,8 +288,13 @@ impl KeepAlive {
             }
         };
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    }
+
+    /// A connection with `config` (which keeps session tickets: a second one resumes).
+    fn connect(env: &Env, config: Arc<rustls::ClientConfig>) -> KeepAlive {
         let name = rustls::pki_types::ServerName::try_from(OPEN).unwrap();
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+        let conn = rustls::ClientConnection::new(config, name).unwrap();
         let tcp = TcpStream::connect(env.https).unwrap();
         tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         KeepAlive { tls: rustls::StreamOwned::new(conn, tcp) }
@@ -538,4 +547,21 @@ fn outdated_cert(env: &Env, dir: &tempfile::TempDir) -> Cert {
     std::fs::write(&crt, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
     Cert { serial: String::new(), crt, key: k, _dir: None }
+}
+
+#[test]
+fn a_resumed_tls_session_still_carries_the_certificate_and_its_revocation() {
+    let env = proxy();
+    let cert = issue(env, "alice", "resumer");
+    let config = KeepAlive::config(env, Some(&cert));
+    let mut first = KeepAlive::connect(env, config.clone());
+    assert_eq!(first.request(), (200, Some("bypass".into())));
+    assert_eq!(first.tls.conn.handshake_kind(), Some(rustls::HandshakeKind::Full));
+    let mut resumed = KeepAlive::connect(env, config.clone());
+    assert_eq!(resumed.request(), (200, Some("bypass".into())), "the resumed session keeps the certificate");
+    assert_eq!(resumed.tls.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
+    admin_ok(env, &["revoke", &cert.serial]);
+    let mut again = KeepAlive::connect(env, config);
+    assert_eq!(again.request(), (401, None), "a resumption does not skip the registry");
+    assert_eq!(again.tls.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
 }
