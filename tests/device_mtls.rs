@@ -565,3 +565,13 @@ fn a_resumed_tls_session_still_carries_the_certificate_and_its_revocation() {
     assert_eq!(again.request(), (401, None), "a resumption does not skip the registry");
     assert_eq!(again.tls.conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed));
 }
+
+#[test]
+fn an_off_app_whose_conditions_name_device_cert_gets_a_warning() {
+    let (code, out, err) = portcullis(&["check", "--config", common::path_str(&proxy().config)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let warning = "warning: app `plain` has device_cert = \"off\": device_cert is always false there, in bypass, \
+                   policy_group.staff.allow (set device_cert = \"request\" to use it)";
+    assert!(err.contains(warning), "{err}");
+    assert!(!err.contains("app `open` has") && !err.contains("app `wiki` has"), "{err}");
+}

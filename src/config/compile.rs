@@ -471,6 +471,26 @@ impl Compiler<'_> {
             let bypass =
                 self.condition(a.bypass.as_ref(), Condition::never(), &format!("app `{name}` bypass"), networks);
             let device_cert = self.device_cert_mode(a, &name, device_certificates);
+            if device_cert == DeviceCertMode::Off {
+                let mut uses: Vec<String> = Vec::new();
+                if names_device_cert(&bypass) {
+                    uses.push("bypass".into());
+                }
+                for &g in &policy_groups {
+                    let g: &PolicyGroup = &groups[g];
+                    for (what, c) in [("allow", &g.allow), ("otp_skip", &g.otp_skip)] {
+                        if names_device_cert(c) {
+                            uses.push(format!("policy_group.{}.{what}", g.name));
+                        }
+                    }
+                }
+                if !uses.is_empty() {
+                    self.warnings.push(format!(
+                        "app `{name}` has device_cert = \"off\": device_cert is always false there, in {} (set device_cert = \"request\" to use it)",
+                        uses.join(", ")
+                    ));
+                }
+            }
             if let Some(upstream) = self.upstream(a, &name) {
                 apps.push(App {
                     counters: metrics::app_counters(&name),
@@ -551,3 +571,9 @@ impl Compiler<'_> {
 }
 
 use users::Users;
+
+/// Whether a condition mentions the `device_cert` term (a word of its source;
+/// a network named "device_cert" would count too: this only feeds a warning).
+fn names_device_cert(c: &Condition) -> bool {
+    c.source().split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_')).any(|w| w == "device_cert")
+}
