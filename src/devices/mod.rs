@@ -30,9 +30,10 @@
 //! Both writes publish [`crate::store::Change::DeviceCert`] with the whole new
 //! record. `crate::auth::Auth::devices` is the running instance's
 //! [`registry::Registry`] (read at start and after a gap in the feed, then
-//! kept current from the feed); the mTLS layer looks a certificate up once per
-//! connection by fingerprint and, per request, only compares the generation
-//! it saw with the current one. Status by time (expiring → expired at
+//! kept current from the feed); the mTLS layer (`crate::tls::DeviceCertCallback`,
+//! `crate::proxy`) parses the presented leaf once per connection (fingerprint,
+//! user) and, per request, looks the fingerprint up in the current snapshot
+//! (one map lookup, so a change is seen by the next request of an open connection). Status by time (expiring → expired at
 //! `expires_at`, anything → expired at `not_after`) is computed from the clock
 //! on every lookup (`status_at(now)`), so it needs no change on the feed.
 //! The admin side is `crate::admin::certs` (list, set-expiring, expire,
