@@ -136,10 +136,10 @@ impl RegistryEntry {
 /// The in-memory registry: fingerprint → entry, replaced whole on every change
 /// (readers take no lock; the persistent map makes a copy a pointer).
 ///
-/// `generation` goes up with every change applied. A connection that looked
-/// its certificate up once keeps the generation it saw; on each request it
-/// compares it with the current one and looks again only when it moved, so a
-/// revocation reaches open keep-alive connections on their next request.
+/// `generation` goes up with every change applied (metrics, tests). The
+/// request path looks the connection's fingerprint up on every request (one
+/// map lookup in the current snapshot), so a revocation reaches open
+/// keep-alive connections on their next request.
 /// Expiry by time needs no change at all: [`Registry::lookup`] applies the clock.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
