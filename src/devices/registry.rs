@@ -101,6 +101,9 @@ pub enum CertUpdate {
 pub struct RegistryEntry {
     pub serial: String,
     pub user: String,
+    /// The device's name, and when it was issued (the user's dashboard lists them).
+    pub device: String,
+    pub issued_at: u64,
     pub status: CertStatus,
     pub expires_at: Option<u64>,
     pub not_after: u64,
@@ -111,6 +114,8 @@ impl RegistryEntry {
         RegistryEntry {
             serial: c.serial.clone(),
             user: c.user.clone(),
+            device: c.device.clone(),
+            issued_at: c.issued_at,
             status: c.status,
             expires_at: c.expires_at,
             not_after: c.not_after,
@@ -131,7 +136,16 @@ impl RegistryEntry {
             s => s,
         }
     }
+
+    /// Works at `now` and stops working within `within` seconds, by set-expiring's
+    /// date or its own validity end, whichever comes first.
+    pub fn stops_within(&self, now: u64, within: u64) -> bool {
+        self.status_at(now).works() && self.works_until() <= now.saturating_add(within)
+    }
 }
+
+/// How far ahead the user's dashboard warns of a certificate that stops working.
+pub const WARN_WITHIN: u64 = 14 * 86_400;
 
 /// The in-memory registry: fingerprint → entry, replaced whole on every change
 /// (readers take no lock; the persistent map makes a copy a pointer).
@@ -175,6 +189,13 @@ impl Registry {
     /// Every entry, in no particular order (metrics).
     pub fn entries(&self) -> impl Iterator<Item = &RegistryEntry> {
         self.by_fingerprint.values()
+    }
+
+    /// `user`'s certificates, oldest first (the user's own dashboard).
+    pub fn of_user(&self, user: &str) -> Vec<&RegistryEntry> {
+        let mut mine: Vec<&RegistryEntry> = self.by_fingerprint.values().filter(|e| e.user == user).collect();
+        mine.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
+        mine
     }
 
     /// The entry itself (serial, expiry), for pages that show it.
@@ -238,5 +259,25 @@ mod tests {
         r.apply(&Change::DeviceCert(cert("b", CertStatus::Expiring, Some(20))));
         assert_eq!((r.len(), r.generation()), (2, 9));
         assert_eq!(r.lookup("fp-b", 20), Some(("ann", CertStatus::Expired)), "expiry by time needs no change");
+    }
+
+    #[test]
+    fn a_users_own_certificates_and_which_stop_working_soon() {
+        let mut bob = cert("b", CertStatus::Active, None);
+        bob.user = "bob".into();
+        let mut newer = cert("n", CertStatus::Active, None);
+        newer.issued_at = 5;
+        let certs = [newer, bob, cert("e", CertStatus::Expiring, Some(600)), cert("r", CertStatus::Revoked, None)];
+        let r = Registry::from_certs(&certs, 1);
+        let mine: Vec<&str> = r.of_user("ann").iter().map(|e| e.serial.as_str()).collect();
+        assert_eq!(mine, ["e", "r", "n"], "ann's only, oldest first");
+        let entry = |s: &str| r.of_user("ann").into_iter().find(|e| e.serial == s).unwrap().clone();
+        let (expiring, active, revoked) = (entry("e"), entry("n"), entry("r"));
+        // The expiring one stops at 600 (its set-expiring date), the active one at 1 000 (its own end).
+        assert!(!expiring.stops_within(499, 100) && expiring.stops_within(500, 100) && expiring.stops_within(599, 100));
+        assert!(!expiring.stops_within(600, 100), "already stopped: nothing to warn of");
+        assert!(!active.stops_within(899, 100) && active.stops_within(900, 100));
+        assert!(!revoked.stops_within(900, 100));
+        assert_eq!(WARN_WITHIN, 14 * 86_400);
     }
 }

@@ -104,6 +104,7 @@ impl Portal<'_> {
                 "user": user.username, "display_name": user.display_name, "email": user.email,
                 "groups": user.groups, "policy_group": self.config.groups[user.policy_group].name,
                 "level": level, "expires_at": s.session.expires_at,
+                "device_certificates": self.cert_json(&user.username),
             }),
         )
     }

@@ -185,6 +185,7 @@ impl Portal<'_> {
             Err(_) => return self.page(req, Page::Unavailable),
         };
         let level = level_text(req.lang, s.session.level);
+        let certs = self.cert_rows(&user.username);
         self.page(
             req,
             Page::Dashboard {
@@ -193,6 +194,7 @@ impl Portal<'_> {
                 has_totp: rec.totp.as_ref().is_some_and(|t| t.confirmed),
                 recovery_left: rec.recovery.len(),
                 session_level: level,
+                certs: certs.as_deref(),
             },
         )
     }

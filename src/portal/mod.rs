@@ -9,6 +9,7 @@ pub mod browser;
 pub mod cert_download;
 pub mod form;
 pub mod handoff;
+mod my_certs;
 pub mod redirect;
 
 use crate::auth::{Auth, ValidSession};

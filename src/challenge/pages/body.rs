@@ -1,7 +1,7 @@
 //! The body of each page: the markup between `<h1>` and `</main>`.
 
 use super::html::{escape, fill, query_component, safe_href};
-use super::{text, Page, PageCtx, Text};
+use super::{text, CertRow, CertStatus, Page, PageCtx, Text};
 use std::fmt::Write as _;
 
 const LOGIN: &str = "/.portcullis/login";
@@ -26,8 +26,13 @@ pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
         Page::EnrollStart { qr_svg, key_string, period } => b.enroll_start(qr_svg, key_string, period),
         Page::EnrollConfirm { error, clock_hint } => b.enroll_confirm(error, clock_hint),
         Page::RecoveryCodes { codes, continue_href } => b.recovery_codes(codes, continue_href),
-        Page::Dashboard { display_name, username, has_totp, recovery_left, session_level } => {
-            b.dashboard(display_name, username, has_totp, recovery_left, session_level)
+        Page::Dashboard { display_name, username, has_totp, recovery_left, session_level, certs } => {
+            certs.iter().flat_map(|c| c.iter()).filter(|c| c.stops_soon).for_each(|c| b.cert_banner(c));
+            b.dashboard(display_name, username, has_totp, recovery_left, session_level);
+            if let Some(certs) = certs {
+                b.certs(certs);
+            }
+            b.sign_out();
         }
         Page::Locked => b.notice(Text::LockedBody, true),
         Page::Denied => b.notice(Text::DeniedBody, true),
@@ -172,7 +177,42 @@ impl Body<'_> {
         } else {
             self.paragraph(Text::TotpNotEnrolled);
         }
+    }
 
+    /// A certificate that stops working within 14 days, above everything else.
+    fn cert_banner(&mut self, c: &CertRow) {
+        let line = fill(self.text(Text::CertStopsSoon), &[("device", &c.device), ("date", &c.until)]);
+        let _ = writeln!(self.out, "<p class=\"warning\" role=\"status\">{line}</p>");
+    }
+
+    fn certs(&mut self, certs: &[CertRow]) {
+        self.heading(Text::CertsHeading);
+        if certs.is_empty() {
+            return self.paragraph(Text::CertsNone);
+        }
+        self.out.push_str("<ul class=\"certs\">\n");
+        for c in certs {
+            let status = match c.status {
+                CertStatus::Active => Text::CertActive,
+                CertStatus::Expiring => Text::CertExpiring,
+                CertStatus::Expired => Text::CertExpired,
+                CertStatus::Revoked => Text::CertRevoked,
+            };
+            let status = fill(self.text(status), &[("date", &c.until)]);
+            let details = fill(self.text(Text::CertDetails), &[("serial", &c.serial), ("date", &c.issued)]);
+            let _ = writeln!(
+                self.out,
+                "<li data-serial=\"{}\" data-status=\"{}\"><strong>{}</strong>: {status}<br>\
+                 <span class=\"hint\">{details}</span></li>",
+                escape(&c.serial),
+                c.status,
+                escape(&c.device)
+            );
+        }
+        self.out.push_str("</ul>\n");
+    }
+
+    fn sign_out(&mut self) {
         self.heading(Text::SignOutHeading);
         self.form_open(Some(LOGOUT), false);
         self.form_close(Text::SignOutButton);

@@ -83,6 +83,20 @@ texts! {
     RecoveryCodesLeft,
     RegenerateButton,
     RegenerateNote,
+    /// Device certificates: the heading, and the list's empty state.
+    CertsHeading,
+    CertsNone,
+    /// Placeholder `{date}`: when it stops working.
+    CertActive,
+    /// Placeholder `{date}`: the fixed end set-expiring gave it.
+    CertExpiring,
+    /// Placeholder `{date}`: when it stopped working.
+    CertExpired,
+    CertRevoked,
+    /// Placeholders `{serial}` and `{date}` (issued).
+    CertDetails,
+    /// The warning banner; placeholders `{device}` and `{date}`.
+    CertStopsSoon,
     SignOutHeading,
     SignOutButton,
     SignOutEverywhereButton,

@@ -62,6 +62,17 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::RecoveryCodesLeft => "Unused recovery codes: {count}",
         Text::RegenerateButton => "Create new recovery codes",
         Text::RegenerateNote => "Your current recovery codes stop working when you create new ones.",
+        Text::CertsHeading => "Device certificates",
+        Text::CertsNone => "No device certificate has been issued to you.",
+        Text::CertActive => "Active: works until {date}",
+        Text::CertExpiring => "Being replaced: stops working on {date}",
+        Text::CertExpired => "Expired: stopped working on {date}",
+        Text::CertRevoked => "Revoked: no longer works",
+        Text::CertDetails => "Serial {serial}, issued {date}",
+        Text::CertStopsSoon => {
+            "The certificate of your device {device} stops working on {date}: \
+             get your new device's certificate before then."
+        }
         Text::SignOutHeading => "Sign out",
         Text::SignOutButton => "Sign out",
         Text::SignOutEverywhereButton => "Sign out on all devices",

@@ -22,6 +22,8 @@ button,.button{display:inline-block;font-family:inherit;margin-top:1rem;padding:
 button.secondary{background:#e4e7eb;color:#1c1e21}
 :focus-visible{outline:3px solid #e8a400;outline-offset:2px}
 .error{background:#fdecec;border-left:4px solid #b3261e;color:#8c1d18;padding:.5rem .75rem}
+.warning{background:#fff4d6;border-left:4px solid #e8a400;padding:.5rem .75rem}
+.certs li{margin-bottom:.5rem}
 .hint,.contact{color:#4a5058}
 .qr{margin:1rem 0}.qr svg{display:block;width:100%;max-width:14rem;height:auto}
 .key{font-size:1.2rem;word-spacing:.4em;overflow-wrap:anywhere}

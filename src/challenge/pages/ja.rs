@@ -66,6 +66,17 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::RecoveryCodesLeft => "未使用のリカバリーコード: {count}個",
         Text::RegenerateButton => "リカバリーコードを再発行",
         Text::RegenerateNote => "再発行すると、現在のリカバリーコードは使用できなくなります。",
+        Text::CertsHeading => "デバイス証明書",
+        Text::CertsNone => "お客様に発行されたデバイス証明書はありません。",
+        Text::CertActive => "有効: {date}まで使用できます",
+        Text::CertExpiring => "置き換え中: {date}に使用できなくなります",
+        Text::CertExpired => "期限切れ: {date}に使用できなくなりました",
+        Text::CertRevoked => "失効: 使用できません",
+        Text::CertDetails => "シリアル番号 {serial}、発行日時 {date}",
+        Text::CertStopsSoon => {
+            "端末「{device}」の証明書は{date}に使用できなくなります。\
+             それまでに新しい端末の証明書を入手してください。"
+        }
         Text::SignOutHeading => "ログアウト",
         Text::SignOutButton => "ログアウト",
         Text::SignOutEverywhereButton => "すべての端末からログアウト",

@@ -29,6 +29,7 @@ mod html;
 mod ja;
 mod lang;
 
+pub use crate::devices::registry::CertStatus;
 pub use catalog::{text, Text};
 pub use html::escape;
 pub use lang::Lang;
@@ -45,6 +46,20 @@ pub struct PageCtx<'a> {
     pub switch_ja_href: &'a str,
     /// Validated return target carried in a hidden `rd` input; may be empty.
     pub rd: &'a str,
+}
+
+/// One of the user's device certificates as the dashboard lists it. Times
+/// come formatted by the caller, in local time with their offset.
+pub struct CertRow {
+    pub device: String,
+    pub serial: String,
+    /// The status now, with time applied.
+    pub status: CertStatus,
+    pub issued: String,
+    /// When it stops working (or stopped); shown for all but revoked.
+    pub until: String,
+    /// Works now and stops working within 14 days: the dashboard warns.
+    pub stops_soon: bool,
 }
 
 /// Which page, with its data.
@@ -86,6 +101,8 @@ pub enum Page<'a> {
         has_totp: bool,
         recovery_left: usize,
         session_level: &'a str,
+        /// The user's device certificates; `None` without `[device_certificates]`.
+        certs: Option<&'a [CertRow]>,
     },
     Locked,
     /// Access refused by policy; names no internal detail.

@@ -19,6 +19,19 @@ fn ctx(lang: Lang, contact: Option<&'static str>) -> PageCtx<'static> {
     }
 }
 
+/// Device certificates with hostile names and serials, one of them stopping soon.
+fn hostile_certs() -> &'static [CertRow] {
+    let row = |status, stops_soon| CertRow {
+        device: HOSTILE.into(),
+        serial: HOSTILE.into(),
+        status,
+        issued: HOSTILE.into(),
+        until: HOSTILE.into(),
+        stops_soon,
+    };
+    Box::leak(vec![row(CertStatus::Expiring, true), row(CertStatus::Revoked, false)].into_boxed_slice())
+}
+
 /// Every page, with hostile data in every field a caller fills from user input.
 fn every_page(codes: &[String]) -> Vec<Page<'_>> {
     vec![
@@ -34,6 +47,7 @@ fn every_page(codes: &[String]) -> Vec<Page<'_>> {
             has_totp: true,
             recovery_left: 7,
             session_level: HOSTILE,
+            certs: Some(hostile_certs()),
         },
         Page::Locked,
         Page::Denied,
@@ -234,6 +248,7 @@ fn dashboard_offers_regeneration_only_with_an_authenticator() {
         has_totp,
         recovery_left: 3,
         session_level: "password+totp",
+        certs: None,
     };
     let with = render(&dashboard(true), &ctx(Lang::Ja, None));
     assert!(with.contains("action=\"/.portcullis/recovery/regenerate?lang=ja\""));
@@ -244,6 +259,49 @@ fn dashboard_offers_regeneration_only_with_an_authenticator() {
     let without = render(&dashboard(false), &ctx(Lang::En, None));
     assert!(!without.contains("regenerate"));
     assert!(without.contains(text(Lang::En, Text::TotpNotEnrolled)));
+}
+
+#[test]
+fn dashboard_lists_device_certificates_and_warns_of_one_that_stops_soon() {
+    let row = |device: &str, status, until: &str, stops_soon| CertRow {
+        device: device.into(),
+        serial: format!("{device}-serial"),
+        status,
+        issued: "2026-12-01 09:00 (+09:00)".into(),
+        until: until.into(),
+        stops_soon,
+    };
+    let certs = [
+        row("laptop", CertStatus::Expiring, "2027-03-01 09:00 (+09:00)", false),
+        row("phone", CertStatus::Active, "2026-12-10 09:00 (+09:00)", true),
+        row("old-pc", CertStatus::Revoked, "2026-12-02 09:00 (+09:00)", false),
+    ];
+    let dashboard = |certs| Page::Dashboard {
+        display_name: "Aiko",
+        username: "aiko",
+        has_totp: false,
+        recovery_left: 0,
+        session_level: "password",
+        certs,
+    };
+    let en = render(&dashboard(Some(&certs)), &ctx(Lang::En, None));
+    assert!(en.contains("<h2>Device certificates</h2>"), "{en}");
+    assert!(en.contains("<strong>laptop</strong>: Being replaced: stops working on 2027-03-01 09:00 (+09:00)"));
+    assert!(en.contains("<strong>phone</strong>: Active: works until 2026-12-10 09:00 (+09:00)"));
+    assert!(en.contains("<strong>old-pc</strong>: Revoked: no longer works"));
+    assert!(en.contains("Serial laptop-serial, issued 2026-12-01 09:00 (+09:00)"));
+    let banner = "The certificate of your device phone stops working on 2026-12-10 09:00 (+09:00): \
+                  get your new device&#39;s certificate before then.";
+    assert_eq!(en.matches("class=\"warning\"").count(), 1, "only the one that stops soon: {en}");
+    assert!(en.contains(banner), "{en}");
+    assert!(en.find(banner) < en.find("Signed in as"), "the banner comes first");
+    let ja = render(&dashboard(Some(&certs)), &ctx(Lang::Ja, None));
+    assert!(ja.contains("端末「phone」の証明書は2026-12-10 09:00 (+09:00)に使用できなくなります。"), "{ja}");
+    assert!(ja.contains("<h2>デバイス証明書</h2>"));
+    let none = render(&dashboard(Some(&[])), &ctx(Lang::En, None));
+    assert!(none.contains(text(Lang::En, Text::CertsNone)) && !none.contains("class=\"warning\""));
+    let unconfigured = render(&dashboard(None), &ctx(Lang::En, None));
+    assert!(!unconfigured.contains("Device certificates"));
 }
 
 #[test]
