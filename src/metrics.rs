@@ -174,14 +174,12 @@ pub fn render() -> String {
 /// Device certificates by status at `now` (from the registry snapshot, so a
 /// scrape costs no store read), and how many stop working within 14 days.
 pub fn render_device_certs(out: &mut String, registry: &crate::devices::registry::Registry, now: u64) {
-    use crate::devices::registry::CertStatus;
-    const SOON: u64 = 14 * 86_400;
+    use crate::devices::registry::{CertStatus, WARN_WITHIN};
     let mut by_status = [0u64; 4];
     let mut soon = 0;
     for e in registry.entries() {
-        let status = e.status_at(now);
-        by_status[status as usize] += 1;
-        soon += u64::from(status.works() && e.works_until() <= now + SOON);
+        by_status[e.status_at(now) as usize] += 1;
+        soon += u64::from(e.stops_within(now, WARN_WITHIN));
     }
     out.push_str("# HELP portcullis_device_certificates Registered device certificates by status.\n# TYPE portcullis_device_certificates gauge\n");
     for s in [CertStatus::Active, CertStatus::Expiring, CertStatus::Expired, CertStatus::Revoked] {
