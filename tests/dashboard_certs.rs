@@ -93,14 +93,17 @@ async fn the_dashboard_and_whoami_list_the_users_own_certificates_and_warn_of_on
     let dir = tempfile::tempdir().unwrap();
 
     // Valid for 397 days: alice's laptop is being replaced (90 days left), her phone is fresh,
-    // her old PC is revoked; bob has a desktop.
+    // her old PC is revoked, her old phone expired; bob has a desktop.
     let p = env.start();
     let laptop = issue(&env, dir.path(), "alice", "laptop");
     let phone = issue(&env, dir.path(), "alice", "phone");
     let old_pc = issue(&env, dir.path(), "alice", "old-pc");
+    let old_phone = issue(&env, dir.path(), "alice", "old-phone");
     let desktop = issue(&env, dir.path(), "bob", "desktop");
     cert_cmd(&env, &["set-expiring", &laptop]);
     cert_cmd(&env, &["revoke", &old_pc]);
+    cert_cmd(&env, &["expire", &old_phone]);
+    let expired_at = local(record(&env, &old_phone).await["expires_at"].as_u64().unwrap());
     let set_at = record(&env, &laptop).await["set_expiring_at"].as_u64().unwrap();
     drop(p);
 
@@ -117,6 +120,7 @@ async fn the_dashboard_and_whoami_list_the_users_own_certificates_and_warn_of_on
     assert!(row(&page, &laptop).contains(&format!("Being replaced: stops working on {laptop_end}")), "{page}");
     assert!(row(&page, &phone).contains("<strong>phone</strong>: Active: works until"), "{page}");
     assert!(row(&page, &old_pc).contains("Revoked: no longer works"), "{page}");
+    assert!(row(&page, &old_phone).contains(&format!("Expired: stopped working on {expired_at}")), "{page}");
     assert!(row(&page, &tablet).contains(&format!("Active: works until {tablet_end}")), "{page}");
     assert!(!page.contains(&desktop) && !page.contains("desktop"), "not another user's: {page}");
     // One banner: the tablet stops within 14 days; the laptop's 90 days and the fresh phone do not warn.
@@ -134,29 +138,31 @@ async fn the_dashboard_and_whoami_list_the_users_own_certificates_and_warn_of_on
     let who: Value =
         alice.get(env.url("wiki.localhost", "/.portcullis/api/whoami")).send().await.unwrap().json().await.unwrap();
     let certs = who["device_certificates"].as_array().unwrap();
-    let listed: Vec<(&str, &str, bool)> = certs
+    // Oldest first, but these were all issued within a second or two: compare as a set.
+    let mut listed: Vec<(&str, &str, bool)> = certs
         .iter()
         .map(|c| (c["serial"].as_str().unwrap(), c["status"].as_str().unwrap(), c["stops_soon"].as_bool().unwrap()))
         .collect();
-    assert_eq!(
-        listed,
-        [
-            (laptop.as_str(), "expiring", false),
-            (phone.as_str(), "active", false),
-            (old_pc.as_str(), "revoked", false),
-            (tablet.as_str(), "active", true)
-        ],
-        "{who}"
-    );
-    assert_eq!(certs[0]["stops_working_at"].as_u64(), Some(set_at + 90 * 86_400), "{who}");
-    assert_eq!(certs[0]["stops_working_at_local"].as_str(), Some(laptop_end.as_str()), "{who}");
-    assert!(certs[0]["stops_working_at_utc"].as_str().unwrap().ends_with('Z'), "{who}");
-    assert!(certs[2]["stops_working_at"].is_null(), "a revoked certificate has no end to show: {who}");
+    listed.sort_unstable();
+    let mut expected = vec![
+        (laptop.as_str(), "expiring", false),
+        (phone.as_str(), "active", false),
+        (old_pc.as_str(), "revoked", false),
+        (old_phone.as_str(), "expired", false),
+        (tablet.as_str(), "active", true),
+    ];
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "{who}");
+    let of = |serial: &str| certs.iter().find(|c| c["serial"] == serial).unwrap();
+    assert_eq!(of(&laptop)["stops_working_at"].as_u64(), Some(set_at + 90 * 86_400), "{who}");
+    assert_eq!(of(&laptop)["stops_working_at_local"].as_str(), Some(laptop_end.as_str()), "{who}");
+    assert!(of(&laptop)["stops_working_at_utc"].as_str().unwrap().ends_with('Z'), "{who}");
+    assert!(of(&old_pc)["stops_working_at"].is_null(), "a revoked certificate has no end to show: {who}");
 
     let bob = signed_in(&env, "bob").await;
     let page = dashboard(&bob, &env, "en").await;
     assert!(row(&page, &desktop).contains("<strong>desktop</strong>: Active"), "{page}");
-    for other in [&laptop, &phone, &old_pc, &tablet] {
+    for other in [&laptop, &phone, &old_pc, &old_phone, &tablet] {
         assert!(!page.contains(other.as_str()), "bob sees alice's {other}: {page}");
     }
     assert!(!page.contains("class=\"warning\""), "{page}");

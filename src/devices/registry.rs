@@ -191,10 +191,10 @@ impl Registry {
         self.by_fingerprint.values()
     }
 
-    /// `user`'s certificates, oldest first (the user's own dashboard).
+    /// `user`'s certificates, oldest first, then by device name (the user's own dashboard).
     pub fn of_user(&self, user: &str) -> Vec<&RegistryEntry> {
         let mut mine: Vec<&RegistryEntry> = self.by_fingerprint.values().filter(|e| e.user == user).collect();
-        mine.sort_by(|a, b| (a.issued_at, &a.serial).cmp(&(b.issued_at, &b.serial)));
+        mine.sort_by(|a, b| (a.issued_at, &a.device, &a.serial).cmp(&(b.issued_at, &b.device, &b.serial)));
         mine
     }
 
