@@ -137,14 +137,15 @@ fn safe_path(path: &str) -> Option<String> {
     if head.eq_ignore_ascii_case(b"%2f") || head.eq_ignore_ascii_case(b"%5c") {
         return None;
     }
-    // The reserved prefix as the proxy will read the target: canonical path,
-    // any case, `;` parameters cut (`/.PORTCULLIS/`, `/a/../.portcullis/`).
-    let path_part = path.split(['?', '#']).next().unwrap_or_default();
-    let canonical = crate::proxy::path::canonicalize(path_part.as_bytes());
-    if canonical.is_ok_and(|c| crate::proxy::path::is_portal_path(&c)) {
-        return None;
+    // Read the target as the proxy will when the browser comes back: a path
+    // it would refuse (`%2`, `..;/`) is no place to return to, and the
+    // reserved prefix counts in any spelling (`/.PORTCULLIS/`, `/a/../.portcullis/`).
+    let encoded = utf8_percent_encode(path, PATH_ESCAPES).to_string();
+    let path_part = encoded.split(['?', '#']).next().unwrap_or_default();
+    match crate::proxy::path::canonicalize(path_part.as_bytes()) {
+        Ok(canonical) if !crate::proxy::path::is_portal_path(&canonical) => Some(encoded),
+        _ => None,
     }
-    Some(utf8_percent_encode(path, PATH_ESCAPES).to_string())
 }
 
 /// Split `https://AUTHORITY REST` (scheme in any case) into the authority and
