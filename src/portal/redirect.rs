@@ -137,13 +137,15 @@ fn safe_path(path: &str) -> Option<String> {
     if head.eq_ignore_ascii_case(b"%2f") || head.eq_ignore_ascii_case(b"%5c") {
         return None;
     }
-    // Read the target as the proxy will when the browser comes back: a path
-    // it would refuse (`%2`, `..;/`) is no place to return to, and the
-    // reserved prefix counts in any spelling (`/.PORTCULLIS/`, `/a/../.portcullis/`).
+    // Only a path already in the proxy's canonical form: a browser resolves
+    // dot segments itself, and differently (it keeps empty segments, so
+    // `/.portcullis//./..` is `/.portcullis/` to it and `/` to nginx), so a
+    // target with any is no place to return to; nor is one the proxy would
+    // refuse (`%2`, `..;/`), nor the reserved prefix in any spelling.
     let encoded = utf8_percent_encode(path, PATH_ESCAPES).to_string();
     let path_part = encoded.split(['?', '#']).next().unwrap_or_default();
     match crate::proxy::path::canonicalize(path_part.as_bytes()) {
-        Ok(canonical) if !crate::proxy::path::is_portal_path(&canonical) => Some(encoded),
+        Ok(canonical) if canonical == path_part && !crate::proxy::path::is_portal_path(&canonical) => Some(encoded),
         _ => None,
     }
 }
