@@ -118,16 +118,11 @@ async fn list(auth: &Auth, body: &Value) -> AdminReply {
     };
     certs.retain(|c| user.is_none_or(|u| c.user == u));
     if let Some(within) = within {
-        certs.retain(|c| stops_within(c, now, within));
+        certs.retain(|c| c.stops_within(now, within));
     }
     certs.sort_by(|a, b| (&a.user, a.issued_at, &a.serial).cmp(&(&b.user, b.issued_at, &b.serial)));
     let rows: Vec<Value> = certs.iter().map(|c| shown(c, now)).collect();
     reply(200, json!({"now_utc": iso8601(now), "certificates": rows}))
-}
-
-/// Works now and stops working within `within` seconds (the dashboard's 14-day warning).
-pub fn stops_within(c: &DeviceCert, now: u64, within: u64) -> bool {
-    c.status_at(now).works() && c.works_until() <= now.saturating_add(within)
 }
 
 /// A record as administrators see it: the status at `now`, every time also in UTC.

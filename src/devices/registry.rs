@@ -82,6 +82,12 @@ impl DeviceCert {
     pub fn works_until(&self) -> u64 {
         self.expires_at.map_or(self.not_after, |at| at.min(self.not_after))
     }
+
+    /// Still works at `now` and stops within `within` seconds: the rule the
+    /// dashboard banner, `cert list --expiring-within` and the gauge share.
+    pub fn stops_within(&self, now: u64, within: u64) -> bool {
+        self.status_at(now).works() && self.works_until() <= now.saturating_add(within)
+    }
 }
 
 /// What an administrator does to a registered certificate.
