@@ -201,6 +201,32 @@ impl LoginService {
         result.unwrap_or_else(|s| s)
     }
 
+    /// Step 1 with a device certificate instead of a password: the caller has
+    /// checked the certificate (verified chain, registered, active or
+    /// expiring, naming `username`); the policy decides what comes next, as
+    /// after a right password. No guess is counted: nothing was guessed.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn certificate(
+        &self,
+        cfg: &Config,
+        app: AppId,
+        facts: &Facts,
+        flow: &str,
+        username: &str,
+        rd: &str,
+    ) -> Step {
+        let Some(user) = cfg.users.get(username) else { return Step::WrongCredentials };
+        let result: StepResult<Step> = async {
+            let rec = self.store.user(&user.username).await?;
+            if rec.is_locked(self.now()) {
+                return Err(Step::Locked);
+            }
+            self.after_first_factor(cfg, app, facts, flow, user, &rec, None, rd, None).await
+        }
+        .await;
+        result.unwrap_or_else(|s| s)
+    }
+
     /// The record that counts failures at the unknown name `name` (see [`unknown_name_slot`]).
     pub fn unknown_name_slot(&self, name: &str) -> String {
         unknown_name_slot(&self.pepper, name)

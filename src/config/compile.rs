@@ -47,7 +47,8 @@ impl Compiler<'_> {
         let totp = self.totp(&file);
         let lockout = self.lockout(&file);
         let limits = self.limits(&file.limits);
-        let device_certificates = file.device_certificates.as_ref().map(|d| self.device_certificates(d));
+        let https = server.as_ref().map(|s| s.https);
+        let device_certificates = file.device_certificates.as_ref().map(|d| self.device_certificates(d, https));
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -265,7 +266,11 @@ impl Compiler<'_> {
     /// `[device_certificates]`. `contracted` has no default: the license is
     /// the administrator's to state. A configured CA is read here, so a wrong
     /// file is named with its line in the config rather than at first issuance.
-    fn device_certificates(&mut self, d: &toml::Spanned<DeviceCertificatesFile>) -> DeviceCertificates {
+    fn device_certificates(
+        &mut self,
+        d: &toml::Spanned<DeviceCertificatesFile>,
+        https: Option<SocketAddr>,
+    ) -> DeviceCertificates {
         let f = d.get_ref();
         let contracted = match &f.contracted {
             Some(_) => self.int(f.contracted.as_ref(), "device_certificates.contracted", 1..=1_000_000, 1) as u32,
@@ -300,7 +305,53 @@ impl Compiler<'_> {
                 DeviceCaSource::StateDir
             }
         };
-        DeviceCertificates { contracted, validity, ca, link_ttl }
+        let login = self.cert_login(f, https);
+        DeviceCertificates { contracted, validity, ca, link_ttl, login }
+    }
+
+    /// `login_listen` turns certificate login on; `login_host` and `app_port`
+    /// only make sense with it.
+    fn cert_login(&mut self, f: &DeviceCertificatesFile, https: Option<SocketAddr>) -> Option<CertLogin> {
+        let Some(listen_text) = &f.login_listen else {
+            if let Some(t) = &f.login_host {
+                self.err(
+                    t,
+                    "device_certificates.login_host needs login_listen (the certificate-login listener's address)",
+                );
+            }
+            if let Some(p) = &f.app_port {
+                self.err_at(p.span().start, "device_certificates.app_port needs login_listen");
+            }
+            return None;
+        };
+        let listen = self.addr(listen_text, "device_certificates.login_listen")?;
+        if https.is_some_and(|h| h.port() == listen.port()) {
+            self.err(listen_text, "device_certificates.login_listen needs a port of its own (not server.https's): it asks every browser for a certificate");
+            return None;
+        }
+        let host = f.login_host.as_ref().and_then(|t| {
+            let v = t.get_ref().trim().to_ascii_lowercase();
+            let (name, port) = match v.rsplit_once(':') {
+                Some((n, p)) => (n.to_string(), Some(p)),
+                None => (v.clone(), None),
+            };
+            let name_ok = !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+            let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+            if name_ok && port_ok {
+                Some(v)
+            } else {
+                self.err(t, "device_certificates.login_host: give a host name, optionally with :port (e.g. \"login.example.com\")");
+                None
+            }
+        });
+        let default_port = https.map_or(443, |h| h.port());
+        let app_port = match &f.app_port {
+            Some(_) => self.int(f.app_port.as_ref(), "device_certificates.app_port", 1..=65_535, 443) as u16,
+            None => default_port,
+        };
+        Some(CertLogin { listen, host, app_port })
     }
 
     /// A duration within `range` (inclusive), or `default` when not given.

@@ -45,6 +45,9 @@ pub struct DeviceCertificatesFile {
     pub ca_cert: Option<Text>,
     pub ca_key: Option<Text>,
     pub link_ttl: Option<Text>,
+    pub login_listen: Option<Text>,
+    pub login_host: Option<Text>,
+    pub app_port: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

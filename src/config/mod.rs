@@ -56,6 +56,34 @@ pub struct DeviceCertificates {
     pub ca: DeviceCaSource,
     /// How long a `cert issue --link` download link stays usable (default 24 h).
     pub link_ttl: Duration,
+    /// Certificate login: the listener behind the login page's "Log in with
+    /// device certificate" button; `None` when `login_listen` is not set.
+    pub login: Option<CertLogin>,
+}
+
+/// `[device_certificates] login_listen`, `login_host`, `app_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertLogin {
+    /// The address the certificate-login listener binds.
+    pub listen: SocketAddr,
+    /// `host[:port]` browsers use to reach it; `None`: each app's own host,
+    /// on `listen`'s port.
+    pub host: Option<String>,
+    /// The port browsers reach the apps on (the main HTTPS listener's port
+    /// unless a port mapping in front changes it): the only port a
+    /// certificate login is handed back to.
+    pub app_port: u16,
+}
+
+impl CertLogin {
+    /// The `host:port` the button sends a browser on `app_host` to.
+    pub fn authority_for(&self, app_host: &str) -> String {
+        match &self.host {
+            Some(h) if h.contains(':') => h.clone(),
+            Some(h) => format!("{h}:{}", self.listen.port()),
+            None => format!("{app_host}:{}", self.listen.port()),
+        }
+    }
 }
 
 /// The device CA: made on first start in `state_dir`, or an existing one named

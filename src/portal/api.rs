@@ -17,6 +17,10 @@ fn error(status: u16, code: &str, message: &str) -> Reply {
 impl Portal<'_> {
     pub(super) async fn api(&self, req: &Request) -> Reply {
         match (req.method.as_str(), req.path.as_str()) {
+            (_, p) if self.cert_listener.is_some() && !super::cert_login::served_on_listener(p) => {
+                error(404, "not_found", "this address only serves certificate login")
+            }
+            ("POST", super::cert_login::API_PATH) => self.cert_login_api(req).await,
             ("POST", "/.portcullis/api/login") => self.api_login(req).await,
             ("POST", "/.portcullis/api/totp") => {
                 let step =
@@ -110,7 +114,7 @@ impl Portal<'_> {
     }
 
     /// Maps a login step to JSON: `next` says what to do, `error` what went wrong.
-    async fn api_step(&self, req: &Request, step: Step) -> Reply {
+    pub(super) async fn api_step(&self, req: &Request, step: Step) -> Reply {
         let contact = self.contact();
         match step {
             Step::Done { session, rd } => {

@@ -37,7 +37,11 @@ impl Portal<'_> {
             return self.page(req, Page::Error { message: Text::ErrBadForm });
         }
         match (req.method.as_str(), req.path.as_str()) {
+            (_, p) if self.cert_listener.is_some() && !super::cert_login::served_on_listener(p) => {
+                self.page(req, Page::Error { message: Text::ErrCertListenerOnly })
+            }
             ("GET", "/.portcullis/" | "/.portcullis") => self.dashboard(req).await,
+            ("GET", super::cert_login::PATH) => self.cert_login_page(req).await,
             ("GET", "/.portcullis/login") => self.login_page(req),
             ("POST", "/.portcullis/login") => self.login_post(req).await,
             ("GET", "/.portcullis/otp") => self.otp_page(req).await,
@@ -59,7 +63,7 @@ impl Portal<'_> {
     }
 
     /// Renders a page with the common context (CSRF token, language switch, contact, rd).
-    fn page(&self, req: &Request, page: Page<'_>) -> Reply {
+    pub(super) fn page(&self, req: &Request, page: Page<'_>) -> Reply {
         let csrf = form::csrf_token(&self.auth.keys.load(), &req.flow);
         let rd = req.rd();
         let switch = |lang: &str| {
@@ -82,6 +86,7 @@ impl Portal<'_> {
             switch_en_href: &en,
             switch_ja_href: &ja,
             rd: &rd,
+            cert_login: self.offers_cert_login(),
         };
         Reply::page(pages::status(&page), pages::render(&page, &ctx))
     }
@@ -109,7 +114,7 @@ impl Portal<'_> {
             return self.page(req, Page::Totp { error: None, clock_hint: false });
         }
         // A signed-in browser asked for a second factor it skipped elsewhere: step up.
-        let Some(s) = self.session else {
+        let Some(s) = self.session.filter(|_| self.cert_listener.is_none()) else {
             return see_other(with_rd("/.portcullis/login", &req.rd()));
         };
         // Nothing to step up: no new session (its lifetime would start again,
@@ -218,6 +223,11 @@ impl Portal<'_> {
             }
         }
         self.page(req, Page::SignedOut).with_header("set-cookie", clear_cookie(SESSION_COOKIE))
+    }
+
+    /// A first-factor step as the sign-in form would show it.
+    pub(super) async fn login_step(&self, req: &Request, step: Step) -> Reply {
+        self.step(req, step, Form::Login, "").await
     }
 
     /// Maps a login step to what the browser sees.

@@ -89,6 +89,13 @@ pub enum Refused {
     Unavailable,
 }
 
+/// The `host:port` a signed ticket hands its login to (signature checked,
+/// expiry not): which app's session the certificate-login listener reads.
+pub fn ticket_target(keys: &crate::identity::cookie::KeyRing, value: &str) -> Option<String> {
+    let bytes = keys.verify(TICKET_PURPOSE, value).ok()?;
+    serde_json::from_slice::<Ticket>(&bytes).ok().map(|t| t.target)
+}
+
 /// The hex SHA-256 of a state nonce.
 fn state_of(nonce: &str) -> String {
     hex::encode(Sha256::digest(nonce.as_bytes()))
@@ -104,9 +111,22 @@ fn same(a: &str, b: &str) -> bool {
 
 impl Portal<'_> {
     /// `rd` checked for this listener (see [`redirect::validate_return_here`]).
-    fn valid_return(&self, req: &Request, rd: &str) -> Option<redirect::ReturnTo> {
+    /// On the certificate-login listener every app URL is on another origin
+    /// (the apps' port), so it comes back as an URL, even for this host name.
+    pub(super) fn valid_return(&self, req: &Request, rd: &str) -> Option<redirect::ReturnTo> {
         let is_app_host = |h: &str| self.config.hosts.matches(h);
-        redirect::validate_return_here(rd, &req.host, req.port, &is_app_host)
+        match self.cert_listener {
+            None => redirect::validate_return_here(rd, &req.host, req.port, &is_app_host),
+            Some(app_port) => match redirect::validate_return_here(rd, "", app_port, &is_app_host)? {
+                // A login begun on this host name's app port continues here (the
+                // attempt's `rd` is a path): back to that app.
+                redirect::ReturnTo::Path(path) if self.config.hosts.matches(&req.host) => {
+                    Some(redirect::ReturnTo::Url { host: format!("{}:{app_port}", req.host), path })
+                }
+                redirect::ReturnTo::Path(_) => None,
+                url => Some(url),
+            },
+        }
     }
 
     /// Where to send an already signed-in browser: the validated `rd`, plain
@@ -131,7 +151,10 @@ impl Portal<'_> {
         };
         let bare = crate::config::hosts::strip_port(&target).unwrap_or(&target);
         match self.config.hosts.lookup(bare) {
-            Some(app) if app == self.app => path,
+            Some(app) if app == self.app && self.cert_listener.is_none() => path,
+            // Another site sent this: the browser goes back without a code (and
+            // the app asks for a login again).
+            Some(_) if !self.may_mint(req) && self.cert_listener.is_some() => format!("https://{target}{path}"),
             Some(_) if !self.may_mint(req) => dashboard(),
             Some(_) => {
                 let expires_at = self.auth.clock.now() + TICKET_SECS;

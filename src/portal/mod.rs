@@ -7,6 +7,7 @@
 pub mod api;
 pub mod browser;
 pub mod cert_download;
+pub mod cert_login;
 pub mod form;
 pub mod handoff;
 mod my_certs;
@@ -32,6 +33,11 @@ pub struct Portal<'a> {
     pub facts: Facts,
     pub client_ip: IpAddr,
     pub session: Option<&'a ValidSession>,
+    /// The device certificate this connection presented, judged for a login.
+    pub peer_cert: cert_login::PeerCert,
+    /// On the certificate-login listener: the apps' port, the only one its
+    /// logins are handed back to. `None` on the main listener.
+    pub cert_listener: Option<u16>,
 }
 
 /// What every handler needs, read once from the request.

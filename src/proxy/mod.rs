@@ -2,6 +2,7 @@
 //! in `request_filter`, header hygiene in `upstream_request_filter`, counting in
 //! `logging`. Everything they call is pure and lives elsewhere.
 
+mod cert_listener;
 pub mod framing;
 pub mod headers;
 pub mod path;
@@ -33,6 +34,16 @@ pub const OWN_COOKIE_PREFIXES: &[&str] = &["__Host-portcullis", "portcullis"];
 pub struct Portcullis {
     pub live: Arc<Live>,
     pub auth: Arc<Auth>,
+    /// Which listener this service answers.
+    pub listener: Listener,
+}
+
+/// The main HTTPS listener, or the certificate-login listener, which only
+/// serves certificate logins (`[device_certificates] login_listen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listener {
+    Main,
+    CertLogin,
 }
 
 /// Per-request state shared across the phases.
@@ -130,6 +141,12 @@ impl Portcullis {
         status.works() && peer.user.as_deref() == Some(user) && session_user.is_none_or(|u| u == user)
     }
 
+    /// The connection's certificate, judged for a login (see [`portal::cert_login::judge`]).
+    fn judge_peer_cert(&self, session: &Session, config: &Config) -> portal::cert_login::PeerCert {
+        let devices = self.auth.devices.load();
+        portal::cert_login::judge(peer_device_cert(session), &devices, config, self.auth.clock.now())
+    }
+
     /// Maps the decision to a response, or `None` to forward.
     fn challenge_or_deny(&self, session: &Session, ctx: &mut Ctx, d: Decision) -> Option<Reply> {
         let contact = ctx.config.portal.contact.as_deref();
@@ -193,6 +210,9 @@ impl ProxyHttp for Portcullis {
             Reply::html(status, title, message, None).send(session).await?;
             return Ok(true);
         }
+        if self.listener == Listener::CertLogin {
+            return self.cert_listener_request(session, ctx, config).await;
+        }
         let req = session.req_header();
         let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {
             metrics::count_unknown_host();
@@ -223,6 +243,11 @@ impl ProxyHttp for Portcullis {
         let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert };
         if path::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
+            // An app with `device_cert = "off"` does not use the certificate, for a login either.
+            let peer_cert = match app.device_cert {
+                DeviceCertMode::Off => portal::cert_login::PeerCert::Absent,
+                _ => self.judge_peer_cert(session, &config),
+            };
             let portal = portal::Portal {
                 config: &config,
                 auth: &self.auth,
@@ -230,6 +255,8 @@ impl ProxyHttp for Portcullis {
                 facts,
                 client_ip: ctx.client_ip,
                 session: ctx.session.as_ref(),
+                peer_cert,
+                cert_listener: None,
             };
             portal.handle(session).await?;
             return Ok(true);

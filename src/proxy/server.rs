@@ -2,7 +2,7 @@
 //! plain-HTTP redirect, the admin API, the SIGHUP reloader) and the graceful
 //! shutdown that drains in-flight requests, in one place.
 
-use super::Portcullis;
+use super::{Listener, Portcullis};
 use crate::admin::api::{ensure_token, AdminApi, AdminRequest, BodyAllowance};
 use crate::auth::{Auth, Secrets};
 use crate::config::hosts::strip_port;
@@ -38,6 +38,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     // Read once: a changed device CA takes a restart (the listener keeps its verifier).
     let device_ca =
         config.device_certificates.as_ref().map(|d| crate::devices::ca::paths(d, &config.server.state_dir).0);
+    let cert_login = config.device_certificates.as_ref().and_then(|d| d.login.as_ref()).map(|l| l.listen);
     let auth = open_auth(&config)?;
     log::info!("{}", config.summary());
     let (https, http, admin, grace, threads) = (
@@ -61,24 +62,21 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
-        Portcullis { live: live.clone(), auth: auth.clone() },
+        Portcullis { live: live.clone(), auth: auth.clone(), listener: Listener::Main },
         "portcullis https",
     );
-    let mut tls = match device_ca {
-        // Without `[device_certificates]` the listener is as before: no
-        // callback, no CertificateRequest.
-        None => TlsSettings::intermediate("", "").map_err(|e| e.to_string())?,
-        Some(ca_cert) => {
-            let mut tls =
-                TlsSettings::with_callbacks(Box::new(crate::tls::DeviceCertCallback)).map_err(|e| e.to_string())?;
-            tls.set_client_cert_verifier(crate::tls::device_client_verifier(&ca_cert)?);
-            tls
-        }
-    };
-    tls.set_cert_resolver(live.cert.clone());
-    tls.enable_h2();
-    proxy.add_tls_with_settings(&https.to_string(), None, tls);
+    proxy.add_tls_with_settings(&https.to_string(), None, tls_settings(&live, device_ca.as_deref())?);
     server.add_service(proxy);
+    if let (Some(listen), Some(ca_cert)) = (cert_login, device_ca.as_deref()) {
+        let mut login = pingora::proxy::http_proxy_service_with_name(
+            &server.configuration,
+            Portcullis { live: live.clone(), auth: auth.clone(), listener: Listener::CertLogin },
+            "portcullis certificate login",
+        );
+        login.add_tls_with_settings(&listen.to_string(), None, tls_settings(&live, Some(ca_cert))?);
+        server.add_service(login);
+        log::info!("certificate login listening on https://{listen}");
+    }
 
     if let Some(http) = http {
         let mut redirect =
@@ -98,6 +96,28 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     log::info!("portcullis listening on https://{https} (admin http://{admin})");
     server.run(RunArgs { shutdown_signal: Box::new(DrainOnSignal { live, grace }) });
     Ok(())
+}
+
+/// The TLS settings of an HTTPS listener: the server certificate by SNI,
+/// HTTP/2, and with a device CA a CertificateRequest whose answer is
+/// verified against it (optional in the handshake: the request decides, so a
+/// browser without a certificate gets a page saying what is missing rather
+/// than a failed handshake).
+fn tls_settings(live: &Live, device_ca: Option<&std::path::Path>) -> Result<TlsSettings, String> {
+    let mut tls = match device_ca {
+        // Without `[device_certificates]` the listener is as before: no
+        // callback, no CertificateRequest.
+        None => TlsSettings::intermediate("", "").map_err(|e| e.to_string())?,
+        Some(ca_cert) => {
+            let mut tls =
+                TlsSettings::with_callbacks(Box::new(crate::tls::DeviceCertCallback)).map_err(|e| e.to_string())?;
+            tls.set_client_cert_verifier(crate::tls::device_client_verifier(ca_cert)?);
+            tls
+        }
+    };
+    tls.set_cert_resolver(live.cert.clone());
+    tls.enable_h2();
+    Ok(tls)
 }
 
 /// Opens the configured store and the sign-in keys, and reads the

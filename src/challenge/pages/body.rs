@@ -11,6 +11,7 @@ const ENROLL_CONFIRM: &str = "/.portcullis/enroll/confirm";
 const REGENERATE: &str = "/.portcullis/recovery/regenerate";
 const LOGOUT: &str = "/.portcullis/logout";
 const DASHBOARD: &str = "/.portcullis/";
+const CERT_LOGIN: &str = crate::portal::cert_login::PATH;
 
 /// Attributes of a one-time-code input, for phones to offer the numeric keypad and
 /// codes arriving by notification.
@@ -89,6 +90,17 @@ impl Body<'_> {
              autocomplete=\"current-password\" required{focus_password}>"
         );
         self.form_close(Text::SignInButton);
+        if self.ctx.cert_login {
+            // A link, not a form: the browser asks for the certificate on the
+            // page it leads to, and it keeps the language and return target.
+            self.hint(Text::CertLoginIntro);
+            let href = escape(&self.href(CERT_LOGIN, true));
+            let _ = writeln!(
+                self.out,
+                "<p><a id=\"cert-login\" class=\"button secondary\" href=\"{href}\">{}</a></p>",
+                self.t(Text::CertLoginButton)
+            );
+        }
     }
 
     fn totp(&mut self, error: Option<Text>, clock_hint: bool) {

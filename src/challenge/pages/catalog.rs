@@ -138,6 +138,20 @@ texts! {
     ErrTooMany,
     ErrUnavailable,
     ErrNotFound,
+
+    // Certificate login.
+    CertLoginIntro,
+    CertLoginButton,
+    /// The connection presented no device certificate.
+    ErrCertAbsent,
+    ErrCertUnregistered,
+    ErrCertRevoked,
+    ErrCertExpired,
+    ErrCertUnknownUser,
+    /// No certificate-login listener is configured and this connection has no certificate.
+    ErrCertLoginOff,
+    /// A page the certificate-login listener does not serve.
+    ErrCertListenerOnly,
 }
 
 /// The text for `t` in `lang`. Never empty.

@@ -124,5 +124,15 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ErrTooMany => "Too many attempts. Please wait a few minutes, then try again.",
         Text::ErrUnavailable => "Sign-in is temporarily unavailable. Please try again in a minute.",
         Text::ErrNotFound => "This page does not exist.",
+
+        Text::CertLoginIntro => "Or, on a device your organization gave a device certificate:",
+        Text::CertLoginButton => "Log in with device certificate",
+        Text::ErrCertAbsent => "Your browser sent no device certificate. Choose this device's certificate when the browser asks (close and reopen the browser if you dismissed the question), or sign in with your password.",
+        Text::ErrCertUnregistered => "This device certificate is not registered here. Ask your administrator for a certificate for this device, or sign in with your password.",
+        Text::ErrCertRevoked => "This device certificate was revoked and no longer works. Sign in with your password, and ask your administrator for a new certificate.",
+        Text::ErrCertExpired => "This device certificate has expired and no longer works. Sign in with your password, and ask your administrator for a new certificate.",
+        Text::ErrCertUnknownUser => "This device certificate belongs to no user of this service. Ask your administrator.",
+        Text::ErrCertLoginOff => "Certificate login is not set up here. Sign in with your password.",
+        Text::ErrCertListenerOnly => "This address only serves certificate login. Open the application and choose “Log in with device certificate” on its sign-in page.",
     }
 }

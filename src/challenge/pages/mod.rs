@@ -46,6 +46,8 @@ pub struct PageCtx<'a> {
     pub switch_ja_href: &'a str,
     /// Validated return target carried in a hidden `rd` input; may be empty.
     pub rd: &'a str,
+    /// The sign-in page offers "Log in with device certificate".
+    pub cert_login: bool,
 }
 
 /// One of the user's device certificates as the dashboard lists it. Times
@@ -134,7 +136,15 @@ pub fn status(page: &Page<'_>) -> u16 {
         Page::Locked | Page::Denied => 403,
         Page::Unavailable => 503,
         Page::TooMany => 429,
-        Page::Error { message: Text::ErrNotFound } => 404,
+        Page::Error { message: Text::ErrNotFound | Text::ErrCertLoginOff | Text::ErrCertListenerOnly } => 404,
+        Page::Error {
+            message:
+                Text::ErrCertAbsent
+                | Text::ErrCertUnregistered
+                | Text::ErrCertRevoked
+                | Text::ErrCertExpired
+                | Text::ErrCertUnknownUser,
+        } => 403,
         Page::Error { .. } => 400,
         _ => 200,
     }

@@ -16,6 +16,7 @@ fn ctx(lang: Lang, contact: Option<&'static str>) -> PageCtx<'static> {
         switch_en_href: "/.portcullis/login?lang=en&rd=%2Fapp",
         switch_ja_href: "/.portcullis/login?lang=ja&rd=%2Fapp",
         rd: "/app/page?a=1&b=\"<x>\"",
+        cert_login: true,
     }
 }
 
