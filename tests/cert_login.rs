@@ -8,6 +8,8 @@
 //! issues certificates of its own.
 
 mod common;
+#[path = "common/webdriver.rs"]
+mod webdriver;
 
 use common::{portcullis, Env, HASH};
 use reqwest::StatusCode;
@@ -16,13 +18,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use webdriver::Browser;
 
 /// `plain` ignores certificates (`off`): a certificate login there is a
 /// password replacement and the second factor follows outside. `desk` asks
 /// for them (`request`), so a login there may skip the second factor.
 const APPS: &str = r#"
 [networks]
-internal = ["127.0.0.2/32"]
+# Chromium connects from 127.0.0.1; reqwest from 127.0.0.2 (inside) or 127.0.0.3.
+internal = ["127.0.0.1/32", "127.0.0.2/32"]
 
 [policy_group.staff]
 allow = "always"
@@ -123,7 +127,7 @@ fn issue(env: &Env, user: &str, device: &str) -> Cert {
 
 /// The bundle's password, as `cert issue` printed it (it is in the output, once).
 fn bundle_password(out: &str) -> Option<String> {
-    out.lines().find_map(|l| l.trim().strip_prefix("password: ").map(|p| p.trim().to_string()))
+    out.lines().find_map(|l| l.strip_prefix("password:")?.split_whitespace().next().map(str::to_string))
 }
 
 /// A client at `from` presenting `cert` (if any), resolving both app hosts to
@@ -302,5 +306,99 @@ async fn no_certificate_an_unusable_one_or_another_site_gets_no_login() {
     for path in ["/", "/docs", "/.portcullis/login", "/.portcullis/", "/.portcullis/api/whoami"] {
         let r = c.get(p.login_url(PLAIN, path)).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+/// A Chromium managed policy file, removed again on drop (policies are
+/// machine-wide: the file is named after this binary's listener port).
+struct Policy(PathBuf);
+
+impl Policy {
+    fn write(p: &Proxy, value: &Value) -> Policy {
+        let dir = PathBuf::from("/etc/chromium/policies/managed");
+        std::fs::create_dir_all(&dir).expect("root may write Chromium's managed policies");
+        let path = dir.join(format!("portcullis-test-cert-login-{}.json", p.login.port()));
+        std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+        Policy(path)
+    }
+}
+
+impl Drop for Policy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// An NSS database in `home/.pki/nssdb` (where Chromium looks) with `certs`
+/// imported from their PKCS#12 bundles by `pk12util`, as a user would.
+fn nss_home(certs: &[(&Cert, &str)]) -> tempfile::TempDir {
+    let certutil = webdriver::require_tool("certutil", "libnss3-tools");
+    let pk12util = webdriver::require_tool("pk12util", "libnss3-tools");
+    let home = tempfile::tempdir().unwrap();
+    let db = home.path().join(".pki/nssdb");
+    std::fs::create_dir_all(&db).unwrap();
+    let db_arg = format!("sql:{}", db.display());
+    let out = std::process::Command::new(certutil).args(["-N", "-d", &db_arg, "--empty-password"]).output().unwrap();
+    assert!(out.status.success(), "certutil -N: {}", String::from_utf8_lossy(&out.stderr));
+    for (cert, password) in certs {
+        let out = std::process::Command::new(&pk12util)
+            .args(["-i", common::path_str(&cert.p12), "-d", &db_arg, "-W", password])
+            .output()
+            .unwrap();
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "pk12util -i {}: {said}", cert.p12.display());
+    }
+    home
+}
+
+/// Issues a certificate and returns it with its bundle's password.
+fn issue_with_password(env: &Env, user: &str, device: &str) -> (Cert, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p12 = dir.path().join(format!("{device}.p12"));
+    let (code, out, err) = cli(env, &["issue", "--user", user, "--device", device, "--out", common::path_str(&p12)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let serial = out.split("serial ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    let password = bundle_password(&out).unwrap_or_else(|| panic!("no password in: {out}"));
+    let cert = Cert {
+        serial,
+        crt: dir.path().join(format!("{device}.crt")),
+        key: dir.path().join(format!("{device}.key")),
+        p12,
+        _dir: dir,
+    };
+    (cert, password)
+}
+
+/// Headless Chromium with both users' bundles imported: the policy picks one
+/// certificate for the app and login hosts, the button is clicked, and the
+/// app's upstream sees the user whose certificate was picked.
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_logs_in_with_the_certificate_its_policy_picks() {
+    let p = proxy();
+    let (alice, alice_pw) = issue_with_password(&p.env, "alice", "alice-chromium");
+    let (bob, bob_pw) = issue_with_password(&p.env, "bob", "bob-chromium");
+    let home = nss_home(&[(&alice, &alice_pw), (&bob, &bob_pw)]);
+    for (user, device) in [("alice", "alice-chromium"), ("bob", "bob-chromium")] {
+        // Both listeners ask for a certificate: without a rule for each, the
+        // page would wait on a picker nobody sees.
+        let rule = |port: u16| {
+            json!({"pattern": format!("https://{PLAIN}:{port}"), "filter": {"SUBJECT": {"CN": device}}}).to_string()
+        };
+        let _policy = Policy::write(
+            p,
+            &json!({"AutoSelectCertificateForUrls": [rule(p.env.https.port()), rule(p.login.port())]}),
+        );
+        let b = Browser::start_with_home("en", &format!("MAP {PLAIN} 127.0.0.1"), Some(home.path())).await;
+        b.goto(&p.app_url(PLAIN, "/chromium")).await;
+        b.find("#cert-login").await.click().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while b.current_url().await != p.app_url(PLAIN, "/chromium") && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let source = b.page_source().await;
+        assert_eq!(b.current_url().await, p.app_url(PLAIN, "/chromium"), "{source}");
+        let seen = format!("[\"x-portcullis-user\",\"{user}\"]");
+        let compact: String = source.chars().filter(|c| !c.is_whitespace()).collect();
+        assert!(compact.contains(&seen), "{user}: {source}");
     }
 }

@@ -56,11 +56,21 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium whose UI and `Accept-Language`
     /// are `lang` (`en`, `ja`); `host_rules` are extra `--host-resolver-rules`.
     pub async fn start(lang: &str, host_rules: &str) -> Browser {
+        Browser::start_with_home(lang, host_rules, None).await
+    }
+
+    /// [`Browser::start`] with `$HOME` set to `home`: Chromium takes client
+    /// certificates (and CA trust) only from `$HOME/.pki/nssdb`.
+    pub async fn start_with_home(lang: &str, host_rules: &str, home: Option<&Path>) -> Browser {
         let chromium = require_tool("chromium", "chromium");
         let chromedriver = require_tool("chromedriver", "chromium-driver");
         let port = free_port();
         let driver_addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-        let child = Command::new(chromedriver)
+        let mut command = Command::new(chromedriver);
+        if let Some(home) = home {
+            command.env("HOME", home);
+        }
+        let child = command
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
