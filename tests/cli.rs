@@ -38,6 +38,22 @@ fn check_names_every_error_with_its_position() {
             "no policy group named `nobody`",
         ),
         (APPS.to_string(), "trusted_proxies = [\"0.0.0.0/0\", \"::/0\"]", "trusts every address"),
+        (
+            APPS.to_string(),
+            "[device_certificates]\ncontracted = 5\nlogin_host = \"login.localhost\"",
+            "needs login_listen",
+        ),
+        (APPS.to_string(), "[device_certificates]\ncontracted = 5\nlogin_listen = \"127.0.0.1:nope\"", "login_listen"),
+        (
+            APPS.to_string(),
+            "[device_certificates]\ncontracted = 5\nlogin_listen = \"127.0.0.1:8444\"\nlogin_host = \"bad host/\"",
+            "device_certificates.login_host: give a host name",
+        ),
+        (
+            APPS.to_string(),
+            "[device_certificates]\ncontracted = 5\nlogin_listen = \"127.0.0.1:8444\"\napp_port = 0",
+            "device_certificates.app_port must be between 1 and 65535",
+        ),
     ];
     for (apps, server_extra, expected) in cases {
         env.rewrite(server_extra, &apps);

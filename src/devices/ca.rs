@@ -170,6 +170,7 @@ mod tests {
             validity: std::time::Duration::from_secs(86_400),
             ca,
             link_ttl: std::time::Duration::from_secs(3600),
+            login: None,
         }
     }
 

@@ -279,6 +279,7 @@ mod tests {
             validity: Duration::from_secs(86_400),
             ca: DeviceCaSource::StateDir,
             link_ttl: Duration::from_secs(3600),
+            login: None,
         };
         let (ca, _) = DeviceCa::open(&cfg, dir.path()).unwrap();
         (dir, ca)
