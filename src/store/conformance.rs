@@ -587,7 +587,7 @@ async fn export_then_import_into_a_fresh_store(from: SharedStore, into: SharedSt
         .iter()
         .filter_map(|e| match e {
             Exported::User { user, .. } => Some(user.as_str()),
-            Exported::RevokedSession { .. } | Exported::DeviceCert { .. } => None,
+            Exported::RevokedSession { .. } | Exported::DeviceCert { .. } | Exported::EntrancePass { .. } => None,
         })
         .collect();
     users.sort_unstable();

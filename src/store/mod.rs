@@ -286,6 +286,28 @@ pub enum Exported {
     User { user: String, record: UserRecord },
     RevokedSession { id: String, until: u64 },
     DeviceCert { cert: DeviceCert },
+    EntrancePass { pass: PassRecord },
+}
+
+/// An entrance pass as the store keeps it (see `identity::pass`). The
+/// browser holds the signed cookie; this record is what the user's dashboard
+/// and `portcullis admin pass list` show, and what a revocation marks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassRecord {
+    /// `pass` + 22 base64url characters (never a session id's length).
+    pub id: String,
+    pub user: String,
+    /// Unix seconds.
+    pub issued_at: u64,
+    /// The client address the login that earned the pass came from.
+    pub issued_from: String,
+    /// A short description of the browser ("Chrome 131 on Windows").
+    pub browser: String,
+    /// The latest use recorded (written at most once an hour per pass and host, batched).
+    pub last_seen: u64,
+    /// When the pass stops working unless renewed on use.
+    pub expires_at: u64,
+    pub revoked: bool,
 }
 
 /// The in-memory view the request path reads: which sessions are void.
@@ -458,6 +480,21 @@ pub trait Store: Send + Sync {
         contracted: u32,
         now: u64,
     ) -> StoreResult<Result<DeviceCert, QuotaError>>;
+
+    // --- entrance passes (src/identity/pass.rs) ---
+    /// Records a newly issued pass.
+    async fn put_pass(&self, pass: &PassRecord) -> StoreResult<()>;
+    /// Every pass (of `user`, when given), newest first, with `last_seen`
+    /// as recorded by [`Store::touch_passes`]; revoked ones included.
+    async fn passes(&self, user: Option<&str>) -> StoreResult<Vec<PassRecord>>;
+    /// Records uses: `(id, last_seen)`, a batch at a time; unknown ids are
+    /// ignored, and a `last_seen` never moves backwards.
+    async fn touch_passes(&self, seen: &[(String, u64)]) -> StoreResult<()>;
+    /// Marks a pass revoked and voids it on every instance: the revocation
+    /// goes out as [`Change::SessionRevoked`] with the pass id, kept until
+    /// `until`. Returns the record as it was before, or `None` for an unknown id
+    /// (then nothing is written).
+    async fn revoke_pass(&self, id: &str, until: u64) -> StoreResult<Option<PassRecord>>;
 
     // --- moving state between backends (`portcullis admin store export/import`) ---
     /// Every durable record: users with state, sessions revoked and not yet
