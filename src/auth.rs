@@ -175,7 +175,19 @@ impl Auth {
         app: AppId,
         cookies: impl Iterator<Item = &'a [u8]>,
     ) -> Option<ValidSession> {
-        let value = crate::identity::cookie::find_cookie(cookies, SESSION_COOKIE)?;
+        self.session_in(cfg, app, SESSION_COOKIE, cookies)
+    }
+
+    /// [`Auth::session`] from the cookie `name` (the certificate-login
+    /// listener keeps its logins in a cookie of its own).
+    pub fn session_in<'a>(
+        &self,
+        cfg: &Config,
+        app: AppId,
+        name: &str,
+        cookies: impl Iterator<Item = &'a [u8]>,
+    ) -> Option<ValidSession> {
+        let value = crate::identity::cookie::find_cookie(cookies, name)?;
         let app = cfg.app(app);
         let now = self.clock.now();
         // The idle timeout is the user's group's; read the user first from the payload.

@@ -288,12 +288,38 @@ async fn no_certificate_an_unusable_one_or_another_site_gets_no_login() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("was revoked"));
 
-    // Another site made the browser come here: signed in, but no code leaves.
+    // Another site made the browser come here: no code leaves, and the app
+    // host has no session (the listener's cookie is its own, though cookies
+    // ignore ports).
     let cert = issue(&p.env, "alice", "cross-site-pc");
     let c = client(p, "127.0.0.2", Some(&cert), Arc::default());
     let r = c.get(&start).header("sec-fetch-site", "cross-site").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"].to_str().unwrap(), p.app_url(PLAIN, "/x"));
+    let set: Vec<_> = r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    assert!(set.iter().all(|c| !c.starts_with("__Host-portcullis-session=")), "{set:?}");
+    let r = c.get(p.app_url(PLAIN, "/x")).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "the app asks for a login");
+
+    // The listener answers only under the authority the login page sends
+    // browsers to: a ticket never names another place for the handoff.
+    let mut pem = std::fs::read(&cert.crt).unwrap();
+    pem.extend(std::fs::read(&cert.key).unwrap());
+    let h1 = reqwest::Client::builder()
+        .use_rustls_tls()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&p.env.ca).unwrap()).unwrap())
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .resolve(PLAIN, p.env.https)
+        .http1_only()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = h1.get(&start).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the right Host, over HTTP/1.1");
+    for host in [format!("evil.localhost:{}", p.login.port()), format!("{PLAIN}:9999"), PLAIN.to_string()] {
+        let r = h1.get(&start).header("host", host.as_str()).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "Host: {host}");
+    }
 
     // A return target on another port or host is none.
     for bad in ["https%3A%2F%2Fwiki.localhost%3A1%2Fx", "https%3A%2F%2Fevil.example%2Fx", "%2F%2Fevil.example", ""] {

@@ -1,7 +1,9 @@
 //! The one place that checks: turns the file types into the runtime [`Config`],
 //! collecting every error with its file, line and column.
 
-use super::file::{AppFile, ConfigFile, DeviceCertificatesFile, PolicyGroupFile, RedisFile, ServerFile, Text};
+use super::file::{
+    AppFile, ConfigFile, DeviceCertificatesFile, EntrancePassFile, PolicyGroupFile, RedisFile, ServerFile, Text,
+};
 use super::hosts::{HostError, HostTable};
 use super::source::{ConfigError, ConfigErrors, Source};
 use super::*;
@@ -47,6 +49,7 @@ impl Compiler<'_> {
         let totp = self.totp(&file);
         let lockout = self.lockout(&file);
         let limits = self.limits(&file.limits);
+        let entrance_pass = file.entrance_pass.as_ref().map(|e| self.entrance_pass(e, &networks));
         let https = server.as_ref().map(|s| s.https);
         let device_certificates = file.device_certificates.as_ref().map(|d| self.device_certificates(d, https));
         Some(Config {
@@ -63,6 +66,7 @@ impl Compiler<'_> {
             lockout,
             limits,
             device_certificates,
+            entrance_pass,
             warnings: std::mem::take(&mut self.warnings),
         })
     }
@@ -307,6 +311,20 @@ impl Compiler<'_> {
         };
         let login = self.cert_login(f, https);
         DeviceCertificates { contracted, validity, ca, link_ttl, login }
+    }
+
+    /// `[entrance_pass]`: `issue_when` defaults to `never` (the section alone
+    /// issues nothing), the lifetime to 180 days.
+    fn entrance_pass(&mut self, e: &EntrancePassFile, networks: &NetworkTable) -> EntrancePass {
+        let issue_when =
+            self.condition(e.issue_when.as_ref(), Condition::never(), "entrance_pass.issue_when", networks);
+        let lifetime = self.bounded_duration(
+            e.lifetime.as_ref(),
+            "entrance_pass.lifetime",
+            Duration::from_secs(3600)..=Duration::from_secs(3650 * 86_400),
+            Duration::from_secs(180 * 86_400),
+        );
+        EntrancePass { issue_when, lifetime, renew_on_use: e.renew_on_use.unwrap_or(false) }
     }
 
     /// `login_listen` turns certificate login on; `login_host` and `app_port`

@@ -34,6 +34,16 @@ pub struct ConfigFile {
     #[serde(default)]
     pub app: Vec<Spanned<AppFile>>,
     pub device_certificates: Option<Spanned<DeviceCertificatesFile>>,
+    pub entrance_pass: Option<EntrancePassFile>,
+}
+
+/// `[entrance_pass]`: long-lived passes for browsers that logged in under a condition.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntrancePassFile {
+    pub issue_when: Option<Text>,
+    pub lifetime: Option<Text>,
+    pub renew_on_use: Option<bool>,
 }
 
 /// `[device_certificates]`: the device CA, issuance and the license quota.

@@ -41,8 +41,21 @@ pub struct Config {
     pub limits: Limits,
     /// `[device_certificates]`; `None` when the section is absent (no device CA).
     pub device_certificates: Option<DeviceCertificates>,
+    /// `[entrance_pass]`; `None` when absent: passes are neither issued nor counted.
+    pub entrance_pass: Option<EntrancePass>,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
+}
+
+/// `[entrance_pass]`: when a login earns the browser a pass, and for how long.
+#[derive(Debug, Clone)]
+pub struct EntrancePass {
+    /// Evaluated at the end of a browser login (`never`: no new passes).
+    pub issue_when: Condition,
+    /// How long a pass works (default 180 days).
+    pub lifetime: Duration,
+    /// Each use (at most hourly) moves the end to `lifetime` from then.
+    pub renew_on_use: bool,
 }
 
 /// `[device_certificates]`: the device CA, issuance and the license quota.

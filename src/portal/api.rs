@@ -20,6 +20,12 @@ impl Portal<'_> {
             (_, p) if self.cert_listener.is_some() && !super::cert_login::served_on_listener(p) => {
                 error(404, "not_found", "this address only serves certificate login")
             }
+            (_, p) if self.cert_listener.is_some() && p != super::cert_login::API_PATH && !self.peer_cert.counts() => {
+                self.cert_login_api(req).await
+            }
+            (_, p) if self.cert_listener.is_some() && p != super::cert_login::API_PATH && !self.peer_cert.counts() => {
+                self.cert_login_api(req).await
+            }
             ("POST", super::cert_login::API_PATH) => self.cert_login_api(req).await,
             ("POST", "/.portcullis/api/login") => self.api_login(req).await,
             ("POST", "/.portcullis/api/totp") => {

@@ -21,6 +21,8 @@ use crate::tls::PeerDeviceCert;
 use serde_json::json;
 
 pub const PATH: &str = "/.portcullis/login/cert";
+/// The listener's session cookie (see [`Portal::session_cookie`]).
+pub const LISTENER_SESSION_COOKIE: &str = "__Host-portcullis-certlogin";
 pub const API_PATH: &str = "/.portcullis/api/login/cert";
 
 /// What the certificate-login listener serves: the login itself, the second
@@ -71,8 +73,16 @@ pub fn judge(peer: Option<&PeerDeviceCert>, registry: &Registry, config: &Config
 }
 
 impl PeerCert {
+    pub fn counts(&self) -> bool {
+        matches!(self, PeerCert::User(_))
+    }
+
+    pub fn is_user(&self, user: &str) -> bool {
+        matches!(self, PeerCert::User(u) if u == user)
+    }
+
     /// Why this certificate logs nobody in, for the page and the API.
-    fn refusal(&self) -> (Text, &'static str) {
+    pub(super) fn refusal(&self) -> (Text, &'static str) {
         match self {
             PeerCert::Absent => (Text::ErrCertAbsent, "device_certificate_required"),
             PeerCert::Unregistered => (Text::ErrCertUnregistered, "device_certificate_unregistered"),
@@ -100,9 +110,8 @@ impl Portal<'_> {
             return self.page(req, Page::Error { message: Text::ErrCertListenerOnly });
         }
         if let PeerCert::User(user) = &self.peer_cert {
-            let step =
-                self.auth.login.certificate(self.config, self.app, &self.facts, &req.flow, user, &req.rd()).await;
-            return self.cert_step(req, step, user).await;
+            let step = self.certificate_step(req, user).await;
+            return self.login_step(req, step).await;
         }
         match (self.cert_listener.is_some(), self.cert_login_url(req)) {
             // Not here: to the listener that asks for the certificate.
@@ -119,8 +128,7 @@ impl Portal<'_> {
             return Reply::json(400, &json!({"error": "bad_request", "message": message}));
         }
         if let PeerCert::User(user) = &self.peer_cert {
-            let step =
-                self.auth.login.certificate(self.config, self.app, &self.facts, &req.flow, user, &req.rd()).await;
+            let step = self.certificate_step(req, user).await;
             return self.api_step(req, step).await;
         }
         let (text, code) = self.peer_cert.refusal();
@@ -133,12 +141,29 @@ impl Portal<'_> {
         Reply::json(status, &body)
     }
 
-    async fn cert_step(&self, req: &Request, step: crate::challenge::login::Step, user: &str) -> Reply {
+    /// The login step for the certificate's `user`, with the policy of the
+    /// app the login is for: on the listener the return target's (the same
+    /// `rd` the login carries), whose `device_cert` mode decides whether the
+    /// certificate is also a condition there.
+    async fn certificate_step(&self, req: &Request, user: &str) -> crate::challenge::login::Step {
+        let rd = req.rd();
+        let (app, mut facts) = (self.app, self.facts);
+        let app = match (self.cert_listener, self.valid_return(req, &rd)) {
+            (Some(_), Some(redirect::ReturnTo::Url { host, .. })) => {
+                let bare = crate::config::hosts::strip_port(&host).unwrap_or(&host);
+                let target = self.config.hosts.lookup(bare).unwrap_or(app);
+                facts.device_cert = self.config.app(target).device_cert != crate::config::DeviceCertMode::Off;
+                target
+            }
+            _ => app,
+        };
+        let step = self.auth.login.certificate(self.config, app, &facts, &req.flow, user, &rd).await;
         let signed_in = matches!(step, crate::challenge::login::Step::Done { .. });
         log::info!(target: "audit", "{}", json!({
-            "event": "certificate_login", "user": user, "host": req.host, "signed_in": signed_in,
+            "event": "certificate_login", "user": user, "host": req.host,
+            "app": self.config.app(app).name, "signed_in": signed_in,
         }));
-        self.login_step(req, step).await
+        step
     }
 
     /// The certificate-login listener's URL for this request's login, with

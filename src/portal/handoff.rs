@@ -142,7 +142,7 @@ impl Portal<'_> {
     /// Where to send the browser once signed in. A return target on another
     /// app's host starts a handoff (step 1), unless another site sent this
     /// request without the portal's CSRF token.
-    pub async fn after_login(&self, req: &Request, _session: &UserSession, rd: &str) -> String {
+    pub async fn after_login(&self, req: &Request, session: &UserSession, rd: &str) -> String {
         let dashboard = || "/.portcullis/".to_string();
         let (target, path) = match self.valid_return(req, rd) {
             Some(redirect::ReturnTo::Path(p)) => return p,
@@ -152,6 +152,11 @@ impl Portal<'_> {
         let bare = crate::config::hosts::strip_port(&target).unwrap_or(&target);
         match self.config.hosts.lookup(bare) {
             Some(app) if app == self.app && self.cert_listener.is_none() => path,
+            // On the listener a login is handed back only to the user whose
+            // certificate this connection still presents.
+            Some(_) if self.cert_listener.is_some() && !self.peer_cert.is_user(&session.user) => {
+                format!("https://{target}{path}")
+            }
             // Another site sent this: the browser goes back without a code (and
             // the app asks for a login again).
             Some(_) if !self.may_mint(req) && self.cert_listener.is_some() => format!("https://{target}{path}"),
@@ -186,7 +191,7 @@ impl Portal<'_> {
     /// Step 2, on the app host: `GET /.portcullis/session?ticket=…`.
     pub(super) fn handoff_start(&self, req: &Request) -> Result<Reply, Refused> {
         let t = self.ticket(req)?;
-        if t.target != req.authority() {
+        if t.target != req.authority() || !self.known_portal(&t.portal, req.port) {
             return Err(Refused::BadTicket);
         }
         let nonce = hex::encode(rand::random::<[u8; 32]>());
@@ -194,6 +199,25 @@ impl Portal<'_> {
         let location = format!("https://{}/.portcullis/handoff?ticket={ticket}&state={}", t.portal, state_of(&nonce));
         let cookie = set_cookie(STATE_COOKIE, &nonce, Some(STATE_COOKIE_SECS));
         Ok(Reply::redirect(303, location).with_header("set-cookie", cookie))
+    }
+
+    /// Whether a ticket's portal is one this app host sends browsers to: an
+    /// app host on this same port, or the certificate-login listener's
+    /// authority. A ticket is signed, but its portal came from a Host header.
+    fn known_portal(&self, portal: &str, port: u16) -> bool {
+        let Some((host, portal_port)) = portal.rsplit_once(':') else { return false };
+        let Ok(portal_port) = portal_port.parse::<u16>() else { return false };
+        if portal_port == port && self.config.hosts.matches(host) {
+            return true;
+        }
+        let login = self.config.device_certificates.as_ref().and_then(|d| d.login.as_ref());
+        login.is_some_and(|l| {
+            (l.host.is_some() || self.config.hosts.matches(host)) && {
+                let expected = l.authority_for(host);
+                let expected = if expected.contains(':') { expected } else { format!("{expected}:443") };
+                expected == portal
+            }
+        })
     }
 
     /// Step 3, on the portal host: `GET /.portcullis/handoff?ticket=…&state=…`.

@@ -162,9 +162,17 @@ impl Portal<'_> {
     }
 
     /// The `Set-Cookie` for a new session.
+    /// On the certificate-login listener the session goes into a cookie of
+    /// its own, which only the handoff's step 3 there reads, for ten minutes:
+    /// cookies ignore ports, so the app's own cookie name would sign the
+    /// browser in on the app host without a handoff (and on another site's say).
     pub fn session_cookie(&self, s: &crate::identity::session::Session) -> String {
         let value = s.to_cookie(&self.auth.keys.load());
-        set_cookie(SESSION_COOKIE, &value, Some(s.expires_at.saturating_sub(self.auth.clock.now())))
+        let left = s.expires_at.saturating_sub(self.auth.clock.now());
+        match self.cert_listener {
+            None => set_cookie(SESSION_COOKIE, &value, Some(left)),
+            Some(_) => set_cookie(cert_login::LISTENER_SESSION_COOKIE, &value, Some(left.min(10 * 60))),
+        }
     }
 
     /// The password step, as both the page and the API run it.

@@ -6,7 +6,7 @@
 
 use super::{client_ip, metrics, path, peer_ip, portal, request_host, Ctx, Outcome, Portcullis, Reply};
 use crate::config::hosts::AppId;
-use crate::config::{Config, DeviceCertMode};
+use crate::config::{CertLogin, Config, DeviceCertMode};
 use crate::policy::expr::Facts;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -14,6 +14,31 @@ use std::sync::Arc;
 
 const ONLY_CERT_LOGIN: &str = "This address only serves certificate login. Open the application and choose \
     \u{201c}Log in with device certificate\u{201d} on its sign-in page.";
+
+/// Whether the request names this listener as browsers are sent to it: the
+/// Host (or HTTP/2 authority) is `login_host` (with its port), or, without
+/// one, an app host with the listener's port.
+fn listener_authority(config: &Config, login: &CertLogin, req: &pingora::http::RequestHeader) -> bool {
+    let authority = match req.uri.authority() {
+        Some(a) => a.as_str(),
+        None => match req.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()) {
+            Some(h) => h,
+            None => return false,
+        },
+    };
+    // `host:port`, the port 443 when the browser left it out.
+    let with_port = |a: &str| {
+        let a = a.trim().to_ascii_lowercase();
+        match portal::redirect::authority_port(&a) {
+            Some(_) => a,
+            None => format!("{a}:443"),
+        }
+    };
+    let Some(host) = request_host(req) else { return false };
+    let host = host.to_ascii_lowercase();
+    let is_app = login.host.is_some() || config.hosts.matches(&host);
+    is_app && with_port(authority) == with_port(&login.authority_for(&host))
+}
 
 impl Portcullis {
     pub(super) async fn cert_listener_request(
@@ -29,6 +54,13 @@ impl Portcullis {
             return Ok(true);
         };
         let req = session.req_header();
+        // Only the authority the login page sends browsers to: tickets name
+        // it as the place of the handoff's step 3.
+        if !listener_authority(&config, login, req) {
+            metrics::count_unknown_host();
+            Reply::html(404, "Not found", ONLY_CERT_LOGIN, None).send(session).await?;
+            return Ok(true);
+        }
         if !path::is_portal_path(req.uri.path()) {
             metrics::count_unknown_host();
             Reply::html(404, "Not found", ONLY_CERT_LOGIN, None).send(session).await?;
@@ -39,7 +71,7 @@ impl Portcullis {
         let app_id = self.target_app(&config, session, login.app_port);
         ctx.app = Some(app_id);
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
-        ctx.session = self.auth.session(&config, app_id, cookies);
+        ctx.session = self.auth.session_in(&config, app_id, portal::cert_login::LISTENER_SESSION_COOKIE, cookies);
         let peer_cert = self.judge_peer_cert(session, &config);
         let counts = matches!(peer_cert, portal::cert_login::PeerCert::User(_));
         let device_cert = config.app(app_id).device_cert != DeviceCertMode::Off && counts;
