@@ -8,6 +8,11 @@ free ports and their own configs. Measures every target in interleaved rounds
 (A B C ... A B C ...) with the same connections and duration, takes the median,
 and writes benches/results/latest.md and latest.svg (plus dated copies).
 
+TLS handshakes (`openssl s_time`) are measured against the same proxies and against a
+second instance of each that requests a client certificate from one client CA: bare
+Pingora `--client-ca`, portcullis with `[device_certificates]` naming that CA, nginx
+`ssl_verify_client optional`, HAProxy `verify optional`.
+
 Run through benches/harness/run.sh, which builds and installs what is missing.
 Figures are reported, never asserted: the quick mode only checks that every
 target answered with the status it should (a smoke check of the harness).
@@ -38,6 +43,7 @@ HASH = "$argon2id$v=19$m=19456,t=2,p=1$ew2XREgJJ/KSvmyjUGd9lg$0L4bmN+TdB6ufRDxKH
 SESSION_COOKIE = "__Host-portcullis-session"
 THREADS = 2  # proxy worker threads for every proxy (portcullis, bare Pingora, nginx, HAProxy)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+REQUESTS_CERT = " (requests client cert)"  # label suffix of a listener started with the client CA
 T0 = time.monotonic()
 
 # ---------------------------------------------------------------- processes
@@ -193,13 +199,15 @@ http {{
     return port
 
 
-def start_nginx(w, origin, certs):
+def start_nginx(w, origin, certs, client_ca=None, key="nginx"):
     port = free_port()
-    conf = write(w / "nginx.conf", f"""
+    # With a client CA: request a certificate, verify one when presented (`optional`).
+    verify = (f"ssl_client_certificate {client_ca};\n        ssl_verify_client optional;" if client_ca else "")
+    conf = write(w / f"{key}.conf", f"""
 worker_processes {THREADS};
 daemon off;
-pid {w}/nginx.pid;
-error_log {w}/nginx.err warn;
+pid {w}/{key}.pid;
+error_log {w}/{key}.err warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
@@ -214,6 +222,7 @@ http {{
         listen 127.0.0.1:{port} ssl http2 reuseport;
         ssl_certificate {certs}/server.crt;
         ssl_certificate_key {certs}/server.key;
+        {verify}
         location / {{
             proxy_pass http://origin;
             proxy_http_version 1.1;
@@ -223,15 +232,16 @@ http {{
     }}
 }}
 """)
-    p = spawn(["nginx", "-e", f"{w}/nginx.err", "-p", str(w), "-c", conf], w / "nginx.log")
-    wait_port(port, p, w / "nginx.log")
-    return Target("nginx", "nginx proxy_pass", "nginx", port, p)
+    p = spawn(["nginx", "-e", f"{w}/{key}.err", "-p", str(w), "-c", conf], w / f"{key}.log")
+    wait_port(port, p, w / f"{key}.log")
+    return Target(key, "nginx proxy_pass" + (REQUESTS_CERT if client_ca else ""), "nginx", port, p)
 
 
-def start_haproxy(w, origin, certs):
+def start_haproxy(w, origin, certs, client_ca=None, key="haproxy"):
     port = free_port()
     pem = write(w / "haproxy.pem", (certs / "server.crt").read_text() + (certs / "server.key").read_text())
-    conf = write(w / "haproxy.cfg", f"""
+    verify = f" ca-file {client_ca} verify optional" if client_ca else ""
+    conf = write(w / f"{key}.cfg", f"""
 global
     nbthread {THREADS}
     maxconn 4000
@@ -245,14 +255,14 @@ defaults
     option http-keep-alive
     http-reuse always
 frontend fe
-    bind 127.0.0.1:{port} ssl crt {pem} alpn h2,http/1.1
+    bind 127.0.0.1:{port} ssl crt {pem}{verify} alpn h2,http/1.1
     default_backend be
 backend be
     server origin 127.0.0.1:{origin}
 """)
-    p = spawn(["haproxy", "-db", "-f", conf], w / "haproxy.log")
-    wait_port(port, p, w / "haproxy.log")
-    return Target("haproxy", "HAProxy", "haproxy", port, p)
+    p = spawn(["haproxy", "-db", "-f", conf], w / f"{key}.log")
+    wait_port(port, p, w / f"{key}.log")
+    return Target(key, "HAProxy" + (REQUESTS_CERT if client_ca else ""), "haproxy", port, p)
 
 
 def start_bare(w, origin, certs, client_ca=None, key="bare"):
@@ -264,7 +274,7 @@ def start_bare(w, origin, certs, client_ca=None, key="bare"):
         args += ["--client-ca", str(client_ca)]
     p = spawn(args, w / f"{key}.log")
     wait_port(port, p, w / f"{key}.log")
-    label = "bare Pingora" + (" (requests client cert)" if client_ca else "")
+    label = "bare Pingora" + (REQUESTS_CERT if client_ca else "")
     return Target(key, label, "bare", port, p)
 
 
@@ -280,14 +290,24 @@ def filler_cidrs(n, seed=8):
     return sorted(seen)
 
 
-def start_portcullis(w, origin, certs, cidrs):
-    """One portcullis with three apps: fast (session), bypass (loopback network), same upstream."""
-    d = w / f"portcullis-{cidrs}"
+def start_portcullis(w, origin, certs, cidrs, device_ca=None):
+    """One portcullis with two apps: fast (session), bypass (loopback network), same upstream.
+
+    With `device_ca` (a directory holding ca.crt and ca.key), `[device_certificates]`
+    names that CA: the listener requests a client certificate and verifies one against
+    it, and both apps have `device_cert = "request"`.
+    """
+    d = w / f"portcullis-{cidrs}{'-device' if device_ca else ''}"
     d.mkdir()
     port, admin = free_port(), free_port()
     write(d / "users.toml", f'[[user]]\nusername = "alice"\npassword = "{HASH}"\npolicy_group = "staff"\n'
           'groups = ["engineering"]\nemail = "alice@example.com"\n')
     nets = ",\n  ".join(f'"{c}"' for c in filler_cidrs(cidrs - 1))
+    devices, per_app = "", ""
+    if device_ca:
+        devices = (f'\n[device_certificates]\ncontracted = 50\nca_cert = "{device_ca}/ca.crt"\n'
+                   f'ca_key = "{device_ca}/ca.key"\n')
+        per_app = 'device_cert = "request"\n'
     conf = write(d / "portcullis.toml", f"""
 [server]
 https = "127.0.0.1:{port}"
@@ -313,21 +333,21 @@ loopback = ["127.0.0.0/8"]
 [policy_group.staff]
 allow = "always"
 otp_skip = "always"
-
+{devices}
 [[app]]
 name = "fast"
 hosts = ["fast.localhost"]
 upstream = "127.0.0.1:{origin}"
 policy_groups = ["staff"]
 bypass = "internal_ip"
-
+{per_app}
 [[app]]
 name = "bypass"
 hosts = ["bypass.localhost"]
 upstream = "127.0.0.1:{origin}"
 policy_groups = ["staff"]
 bypass = "internal_ip or network(\\"loopback\\")"
-""")
+{per_app}""")
     log = d / "portcullis.log"
     check = run([str(RELEASE / "portcullis"), "check", "--config", conf])
     if check.returncode != 0:
@@ -335,6 +355,8 @@ bypass = "internal_ip or network(\\"loopback\\")"
     env = dict(os.environ, RUST_LOG=os.environ.get("BENCH_RUST_LOG", "info"))
     p = spawn([str(RELEASE / "portcullis"), "run", "--config", conf], log, env=env)
     wait_port(port, p, log)
+    if device_ca:  # measured for TLS handshakes only: the bypass app answers without a login
+        return Target("pc-device", "portcullis (device certificates)", "portcullis", port, p, "bypass.localhost")
     cookie = login(port)
     tag = f"{cidrs:,} CIDRs".replace(",", " ")
     return [
@@ -358,18 +380,45 @@ def login(port):
 
 
 def make_client_cert(w):
-    """A client CA and a client certificate (ECDSA P-256) for the mutual-TLS handshake figures."""
+    """A client CA and a client certificate it signs (ECDSA P-256) for the mutual-TLS handshake
+    figures, plus `other.crt`/`other.key`, signed by another CA, which every listener must refuse.
+
+    Every listener that requests a client certificate uses this CA (portcullis as its device CA).
+    """
     c = w / "client"
     c.mkdir()
     o = lambda *a: subprocess.run(["openssl", *a], cwd=c, check=True, capture_output=True)
-    o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-      "-subj", "/CN=bench client CA", "-keyout", "ca.key", "-out", "ca.crt")
-    o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=bench device",
-      "-keyout", "client.key", "-out", "client.csr")
     (c / "ext").write_text("basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-    o("x509", "-req", "-in", "client.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-      "-days", "2", "-extfile", "ext", "-out", "client.crt")
+    for ca, leaf in (("ca", "client"), ("other-ca", "other")):
+        o("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+          "-subj", f"/CN=bench {ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.crt")
+        o("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN=bench {leaf}",
+          "-keyout", f"{leaf}.key", "-out", f"{leaf}.csr")
+        o("x509", "-req", "-in", f"{leaf}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key", "-CAcreateserial",
+          "-days", "2", "-extfile", "ext", "-out", f"{leaf}.crt")
     return c
+
+
+def check_client_certs(t, client):
+    """Proves the listener requests and verifies client certificates before it is measured.
+
+    `openssl s_time` cannot tell: over TLS 1.3 it closes the connection right after its own
+    Finished, before the server's verdict on its certificate could reach it. So one request
+    each with curl: with the client certificate it must be answered 2xx; with a certificate
+    of another CA it must not be (a handshake alert, or nginx's 400 under `optional`).
+    """
+    def status(leaf):
+        args = ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                "--resolve", f"{t.host}:{t.port}:127.0.0.1", t.url()]
+        if leaf:
+            args += ["--cert", str(client / f"{leaf}.crt"), "--key", str(client / f"{leaf}.key")]
+        r = run(args)
+        return r.stdout.strip() if r.returncode == 0 else f"curl exit {r.returncode}"
+    got = {leaf: status(leaf) for leaf in ("client", None, "other")}
+    if not (got["client"].startswith("2") and got[None].startswith("2") and not got["other"].startswith("2")):
+        sys.exit(f"{t.label} on :{t.port} does not check client certificates as configured: answers {got} "
+                 "(wanted 2xx with the client certificate and without one, no 2xx with another CA's)")
+    return got
 
 
 # ---------------------------------------------------------------- load
@@ -434,6 +483,33 @@ def s_time(port, seconds, reuse=False, cert=None, parallel=2):
         n += int(counts[-1])
         resumed += sum(line.count("r") for line in o.splitlines() if re.fullmatch(r"[*r]+", line))
     return n, wall, resumed
+
+
+FULL, RESUMED = "full (TLS 1.3)", "resumed (TLS 1.2)"
+WITH_CERT, NO_CERT = "client certificate", "none presented"
+
+
+def tls_plan(targets, mtls, client):
+    """The handshake rows: each proxy as configured for the load (no client certificate asked
+    for), then each listener that requests one, with the certificate presented, without it,
+    and resumed with it (a resumed session carries the certificate of its full handshake)."""
+    rows = []
+    for key in ("bare", "pc-fast-10", "nginx", "haproxy"):
+        t = targets[key]
+        for mode, reuse in ((FULL, False), (RESUMED, True)):
+            rows.append({"target": t, "mode": mode, "reuse": reuse, "cert": None, "mtls": False})
+    for t in mtls.values():
+        for mode, reuse, cert in ((f"{FULL}, {WITH_CERT}", False, client), (f"{FULL}, {NO_CERT}", False, None),
+                                  (f"{RESUMED}, {WITH_CERT}", True, client)):
+            rows.append({"target": t, "mode": mode, "reuse": reuse, "cert": cert, "mtls": True})
+    for row in rows:
+        row["label"] = "portcullis" if row["target"].key.startswith("pc-fast") else row["target"].label
+        row["runs"] = []
+    return rows
+
+
+def tls_row(tls, key, mode):
+    return next((r for r in tls if r["target"].key == key and r["mode"] == mode and r["runs"]), None)
 
 
 # ---------------------------------------------------------------- report
@@ -513,23 +589,69 @@ def write_report(cfg, targets, fixed, tls, elapsed, stamp):
         added = s["p99"] - fb["p99"] if fb else float("nan")
         lines.append(f"| {t.label} | {s['rps']:,.0f} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | "
                      f"{'–' if t is bare else f'{added:+.0f} µs'} | {s['cpu_us']:.1f} µs |")
-    lines += ["", "## TLS handshakes (a new connection each time, no request)", "",
-              f"{cfg.tls_parallel} `openssl s_time` client(s) in parallel for {cfg.tls_seconds} s; the client side costs "
-              "about as much CPU as the server, so handshakes/s is bounded by the machine; the proxy's CPU per "
-              "handshake is the figure that travels.", "",
-              "| target | handshake | handshakes/s | proxy CPU / handshake | resumed |", "|---|---|---:|---:|---:|"]
-    for row in tls:
-        lines.append(f"| {row['label']} | {row['mode']} | {row['rate']:,.0f} | {row['cpu_us']:.0f} µs | "
-                     f"{row['resumed']:.0%} |")
-    lines += ["", "Portcullis does not request client certificates yet (device certificates are not built); the "
-              "client-certificate row is bare Pingora configured to request one (`--client-ca`), the cost "
-              "portcullis will pay when it does.", ""]
-    lines += goals(cfg, targets, fixed)
+    lines += tls_section(cfg, tls)
+    lines += goals(cfg, targets, fixed, tls)
     text = "\n".join(lines) + "\n"
     return text
 
 
-def goals(cfg, targets, fixed):
+def tls_section(cfg, tls):
+    def table(rows):
+        out = ["| target | handshake | handshakes/s | min–max over rounds | proxy CPU / handshake | resumed |",
+               "|---|---|---:|---:|---:|---:|"]
+        for row in rows:
+            rates = [r["rate"] for r in row["runs"]]
+            m = {k: median([r[k] for r in row["runs"]]) for k in ("rate", "cpu_us", "resumed")}
+            out.append(f"| {row['label']} | {row['mode']} | {m['rate']:,.0f} | {min(rates):,.0f}–{max(rates):,.0f} | "
+                       f"{m['cpu_us']:.0f} µs | {m['resumed']:.0%} |")
+        return out
+
+    return [
+        "", "## TLS handshakes (a new connection each time, no request)", "",
+        f"{cfg.tls_parallel} `openssl s_time` client(s) in parallel for {cfg.tls_seconds} s per measurement, "
+        f"{cfg.rounds} interleaved round(s), median shown. The client side costs about as much CPU as the "
+        "server, so handshakes/s is bounded by the machine; the proxy's CPU per handshake is the figure that "
+        "travels. `s_time` makes a new connection each time (`-new`; `-reuse` resumes the first session); a "
+        "load generator such as oha resumes TLS sessions even with keep-alive off, so it would not measure "
+        "full handshakes. Resumption is measured over TLS 1.2: `s_time` closes a TLS 1.3 connection before "
+        "the server's session ticket arrives.", "",
+        "### Listener as configured for the load (no client certificate requested)", "",
+        *table([r for r in tls if not r["mtls"] and r["runs"]]), "",
+        "### Listener requests a client certificate (optional for the client)", "",
+        "Every listener here sends a CertificateRequest naming the harness's client CA (ECDSA P-256) and verifies "
+        "a presented certificate against it: bare Pingora `--client-ca`; portcullis with `[device_certificates]` "
+        "whose `ca_cert`/`ca_key` are that CA (its device CA) and `device_cert = \"request\"` on its apps; nginx "
+        "`ssl_client_certificate` + `ssl_verify_client optional`; HAProxy `ca-file` + `verify optional`. Before "
+        "measuring, each answered a request with the client certificate and one without, and refused a "
+        "certificate signed by another CA (`s_time` cannot see a refusal: over TLS 1.3 it closes before the "
+        "server's verdict). The client certificate (ECDSA P-256, signed by the CA directly) is not registered "
+        "in portcullis's device registry: the handshake checks the chain only; whether a certificate is "
+        "registered, active and the user's is checked per request (one lookup in the in-memory registry), "
+        "not in the handshake, so registration does not change these figures.", "",
+        *table([r for r in tls if r["mtls"] and r["runs"]]), "",
+    ]
+
+
+def tls_goals(tls):
+    """The handshake goals, with a client certificate presented to listeners that request one."""
+    mode = f"{FULL}, {WITH_CERT}"
+    pc, bare, nginx = (tls_row(tls, k, mode) for k in ("pc-device", "bare-mtls", "nginx-mtls"))
+    if not (pc and bare and nginx):
+        return []
+    m = lambda row, k: median([r[k] for r in row["runs"]])
+    spread = lambda row: "–".join(f"{f([r['rate'] for r in row['runs']]):,.0f}" for f in (min, max))
+    out = []
+    for other, goal in ((bare, 0.95), (nginx, 2.0)):
+        rate, cpu = m(pc, "rate") / m(other, "rate"), m(other, "cpu_us") / m(pc, "cpu_us")
+        out.append(f"- full TLS 1.3 handshakes with a client certificate, portcullis (device certificates) "
+                   f"≥ {goal:g} × {other['label']}: {m(pc, 'rate'):,.0f} vs {m(other, 'rate'):,.0f} handshakes/s "
+                   f"(rounds {spread(pc)} vs {spread(other)}) = {rate:.3f}× ({'met' if rate >= goal else 'not met'}); "
+                   f"per proxy CPU-second (the inverse of CPU per handshake, {m(pc, 'cpu_us'):.0f} vs "
+                   f"{m(other, 'cpu_us'):.0f} µs): {cpu:.3f}× ({'met' if cpu >= goal else 'not met'})")
+    return out
+
+
+def goals(cfg, targets, fixed, tls):
     sb, sn = summary(None, targets["bare"].runs), summary(None, targets["nginx"].runs)
     f10 = targets.get("pc-fast-10")
     f100k = targets.get("pc-fast-100000")
@@ -554,6 +676,7 @@ def goals(cfg, targets, fixed):
         out.append(f"- 100 000 CIDRs within 2 % of 10: {r:.1%} of the 10-CIDR req/s "
                    f"({'met' if abs(1 - r) <= 0.02 else 'not met'}; run-to-run noise on this machine is "
                    f"shown by the spread below)")
+    out += tls_goals(tls)
     out += ["", "Spread of req/s over rounds (min–max): " + "; ".join(
         f"{t.label} {min(r['rps'] for r in t.runs):,.0f}–{max(r['rps'] for r in t.runs):,.0f}"
         for t in targets.values() if t.runs)]
@@ -614,15 +737,19 @@ def svg_chart(cfg, targets, fixed, stamp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smoke check under a minute; figures not meaningful")
+    ap.add_argument("--quick", action="store_true", help="smoke check, about a minute; figures not meaningful")
     ap.add_argument("--command", default="benches/harness/run.sh")
+    ap.add_argument("--rounds", type=int, help="interleaved rounds of every measurement (full: 3, quick: 1)")
+    ap.add_argument("--tls-seconds", type=int, help="seconds per `openssl s_time` measurement (full: 2, quick: 1)")
     cfg = ap.parse_args()
     if cfg.quick:
-        cfg.rounds, cfg.duration, cfg.warmup, cfg.conns = 1, 1, 0.5, 16
-        cfg.tls_seconds, cfg.tls_parallel, cfg.cidr_sizes = 1, 1, [10, 100000]
+        rounds, cfg.duration, cfg.warmup, cfg.conns = 1, 1, 0.5, 16
+        tls_seconds, cfg.tls_parallel, cfg.cidr_sizes = 1, 1, [10, 100000]
     else:
-        cfg.rounds, cfg.duration, cfg.warmup, cfg.conns = 3, 8, 1, 32
-        cfg.tls_seconds, cfg.tls_parallel, cfg.cidr_sizes = 5, 2, [10, 1000, 100000]
+        rounds, cfg.duration, cfg.warmup, cfg.conns = 3, 8, 1, 32
+        tls_seconds, cfg.tls_parallel, cfg.cidr_sizes = 2, 2, [10, 1000, 100000]
+    cfg.rounds = max(1, cfg.rounds or rounds)
+    cfg.tls_seconds = max(1, cfg.tls_seconds or tls_seconds)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     atexit.register(stop_all)
@@ -648,9 +775,18 @@ def main():
             targets[t.key] = t
         progress(f"portcullis with {n} CIDRs on 127.0.0.1:{t.port} (ready and signed in in "
                  f"{time.monotonic() - started:.1f} s)")
-    mtls = start_bare(w, origin, certs, client_ca=client / "ca.crt", key="bare-mtls")
-    progress(f"{mtls.label} on 127.0.0.1:{mtls.port}")
-    for t in list(targets.values()) + [mtls]:
+    # The same four proxies requesting a client certificate from the harness's client CA
+    # (optional for the client), measured for TLS handshakes only.
+    ca = client / "ca.crt"
+    mtls = {t.key: t for t in [start_bare(w, origin, certs, client_ca=ca, key="bare-mtls"),
+                               start_portcullis(w, origin, certs, 10, device_ca=client),
+                               start_nginx(w, origin, certs, client_ca=ca, key="nginx-mtls"),
+                               start_haproxy(w, origin, certs, client_ca=ca, key="haproxy-mtls")]}
+    for t in mtls.values():
+        got = check_client_certs(t, client)
+        progress(f"{t.label} on 127.0.0.1:{t.port}: with the client certificate {got['client']}, "
+                 f"without {got[None]}, with another CA's {got['other']}")
+    for t in list(targets.values()) + list(mtls.values()):
         t.pids = tree_pids(t.proc.pid)
 
     # Closed loop, interleaved rounds.
@@ -677,23 +813,19 @@ def main():
             progress(f"fixed {cfg.fixed_rate:,.0f} req/s, round {rnd + 1}/{cfg.rounds} {t.label}: "
                      f"{res['rps']:,.0f} req/s, p50 {fmt_us(res['p50'])}, p99 {fmt_us(res['p99'])}")
 
-    # TLS handshakes.
-    tls = []
-    plan = [(targets["bare"], "full (TLS 1.3)", False, None), (targets["bare"], "resumed (TLS 1.2)", True, None),
-            (mtls, "full (TLS 1.3), client certificate", False, client), (mtls, "full (TLS 1.3), none presented", False, None),
-            (targets["pc-fast-10"], "full (TLS 1.3)", False, None), (targets["pc-fast-10"], "resumed (TLS 1.2)", True, None),
-            (targets["nginx"], "full (TLS 1.3)", False, None), (targets["nginx"], "resumed (TLS 1.2)", True, None),
-            (targets["haproxy"], "full (TLS 1.3)", False, None), (targets["haproxy"], "resumed (TLS 1.2)", True, None)]
-    for t, mode, reuse, cert in plan:
-        label = "portcullis" if t.kind == "portcullis" else t.label
-        c0 = cpu_seconds(t.pids)
-        n, wall, resumed = s_time(t.port, cfg.tls_seconds, reuse=reuse, cert=cert, parallel=cfg.tls_parallel)
-        cpu = cpu_seconds(t.pids) - c0
-        row = {"label": label, "mode": mode, "rate": n / wall, "cpu_us": cpu / max(1, n) * 1e6,
-               "resumed": resumed / max(1, n)}
-        tls.append(row)
-        progress(f"TLS {label}, {mode}: {row['rate']:,.0f} handshakes/s, {row['cpu_us']:.0f} µs CPU each, "
-                 f"{row['resumed']:.0%} resumed")
+    # TLS handshakes, in interleaved rounds like the load.
+    tls = tls_plan(targets, mtls, client)
+    for rnd in range(cfg.rounds):
+        for row in tls:
+            t = row["target"]
+            c0 = cpu_seconds(t.pids)
+            n, wall, resumed = s_time(t.port, cfg.tls_seconds, reuse=row["reuse"], cert=row["cert"],
+                                      parallel=cfg.tls_parallel)
+            cpu = cpu_seconds(t.pids) - c0
+            res = {"rate": n / wall, "cpu_us": cpu / max(1, n) * 1e6, "resumed": resumed / max(1, n)}
+            row["runs"].append(res)
+            progress(f"TLS round {rnd + 1}/{cfg.rounds} {row['label']}, {row['mode']}: {res['rate']:,.0f} "
+                     f"handshakes/s, {res['cpu_us']:.0f} µs CPU each, {res['resumed']:.0%} resumed")
 
     elapsed = time.monotonic() - T0
     md = write_report(cfg, targets, fixed, tls, elapsed, stamp)

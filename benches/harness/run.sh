@@ -5,7 +5,8 @@
 # and writes benches/results/latest.{md,svg} (quick mode: quick.{md,svg}).
 #
 #   benches/harness/run.sh            full run (about 10 minutes on 2 cores)
-#   benches/harness/run.sh --quick    smoke check, under a minute after the build (CI)
+#   benches/harness/run.sh --quick    smoke check, about a minute after the build (CI)
+#   benches/harness/run.sh --rounds 1 --tls-seconds 1    a reduced full run (options go to bench.py)
 #
 # Everything runs on 127.0.0.0/8 with its own configs on free ports; the system
 # nginx/HAProxy services are never touched. Every process started is stopped on exit.
