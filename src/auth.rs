@@ -27,6 +27,8 @@ pub struct Auth {
     pub devices: ArcSwap<Registry>,
     pub clock: Arc<dyn Clock>,
     pub login: LoginService,
+    /// Entrance-pass uses not yet written to the store (see `entrance`).
+    pub(crate) pass_uses: std::sync::Mutex<Vec<(String, u64)>>,
     secrets: Secrets,
     keys_file: Option<PathBuf>,
 }
@@ -103,6 +105,7 @@ impl Auth {
             devices: ArcSwap::from_pointee(Registry::default()),
             clock: clock.clone(),
             login,
+            pass_uses: std::sync::Mutex::default(),
             secrets,
             keys_file,
         })
@@ -217,10 +220,13 @@ impl Auth {
     }
 
     /// Voids every session of `user` issued until now (this very second included).
+    /// Also revokes the user's entrance passes: whoever signs a user out
+    /// everywhere (a lost laptop, a revoked authenticator) means the browsers too.
     pub async fn sign_out_everywhere(&self, user: &str) -> Result<(), crate::store::StoreError> {
         let at = self.clock.now() + 1;
         self.store().sign_out_everywhere(user, at).await?;
         self.apply_now(&Change::SessionsNotBefore { user: user.to_string(), at });
+        self.revoke_passes_of(user).await?;
         Ok(())
     }
 
@@ -300,6 +306,7 @@ impl Auth {
                 r = rx.recv() => r,
                 _ = prune.tick() => {
                     self.prune_revocations();
+                    self.flush_pass_uses().await;
                     continue;
                 }
             };

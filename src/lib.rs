@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod devices;
+pub mod entrance;
 pub mod identity;
 pub mod live;
 pub mod metrics;

@@ -4,4 +4,5 @@
 
 pub mod client_ip;
 pub mod cookie;
+pub mod pass;
 pub mod session;

@@ -235,7 +235,7 @@ impl Session {
     }
 }
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+pub(super) fn put_str(out: &mut Vec<u8>, s: &str) {
     match u16::try_from(s.len()) {
         Ok(len) if s.len() <= MAX_FIELD_LEN => {
             out.extend_from_slice(&len.to_be_bytes());
@@ -246,10 +246,10 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// A cursor over a payload; every read checks the remaining length.
-struct Reader<'a>(&'a [u8]);
+pub(super) struct Reader<'a>(pub(super) &'a [u8]);
 
 impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], CookieError> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&[u8], CookieError> {
         if self.0.len() < n {
             return Err(CookieError::Malformed);
         }
@@ -258,17 +258,17 @@ impl Reader<'_> {
         Ok(head)
     }
 
-    fn byte(&mut self) -> Result<u8, CookieError> {
+    pub(super) fn byte(&mut self) -> Result<u8, CookieError> {
         Ok(self.take(1)?[0])
     }
 
-    fn u64(&mut self) -> Result<u64, CookieError> {
+    pub(super) fn u64(&mut self) -> Result<u64, CookieError> {
         let mut buf = [0u8; 8];
         buf.copy_from_slice(self.take(8)?);
         Ok(u64::from_be_bytes(buf))
     }
 
-    fn string(&mut self) -> Result<String, CookieError> {
+    pub(super) fn string(&mut self) -> Result<String, CookieError> {
         let len = usize::from(u16::from_be_bytes([self.byte()?, self.byte()?]));
         if len > MAX_FIELD_LEN {
             return Err(CookieError::Malformed);

@@ -73,7 +73,7 @@ impl Portal<'_> {
             Ok((Step::Done { session, rd }, codes)) => {
                 let location = self.after_login(req, &session, &rd).await;
                 Reply::json(200, &json!({"next": "done", "location": location, "recovery_codes": codes}))
-                    .with_header("set-cookie", self.session_cookie(&session))
+                    .with_cookies(self.signed_in(req, &session).await)
             }
             Ok((other, _)) | Err(other) => self.api_step(req, other).await,
         }
@@ -126,7 +126,7 @@ impl Portal<'_> {
             Step::Done { session, rd } => {
                 let location = self.after_login(req, &session, &rd).await;
                 Reply::json(200, &json!({"next": "done", "location": location}))
-                    .with_header("set-cookie", self.session_cookie(&session))
+                    .with_cookies(self.signed_in(req, &session).await)
             }
             Step::NeedTotp => Reply::json(200, &json!({"next": "totp"})),
             Step::NeedEnroll => Reply::json(200, &json!({"next": "enroll_totp"})),

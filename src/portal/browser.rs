@@ -166,7 +166,7 @@ impl Portal<'_> {
             Ok((Step::Done { session, rd }, codes)) => {
                 let next = self.after_login(req, &session, &rd).await;
                 self.page(req, Page::RecoveryCodes { codes: &codes, continue_href: &next })
-                    .with_header("set-cookie", self.session_cookie(&session))
+                    .with_cookies(self.signed_in(req, &session).await)
             }
             Ok((other, _)) | Err(other) => self.step(req, other, Form::EnrollConfirm, "").await,
         }
@@ -250,8 +250,9 @@ impl Portal<'_> {
         };
         let wrong = if form == Form::Recovery { Text::ErrWrongRecoveryCode } else { Text::ErrWrongCode };
         match step {
-            Step::Done { session, rd } => see_other(self.after_login(req, &session, &rd).await)
-                .with_header("set-cookie", self.session_cookie(&session)),
+            Step::Done { session, rd } => {
+                see_other(self.after_login(req, &session, &rd).await).with_cookies(self.signed_in(req, &session).await)
+            }
             Step::NeedTotp => see_other("/.portcullis/otp".into()),
             Step::NeedEnroll => see_other("/.portcullis/enroll".into()),
             Step::Denied => self.page(req, Page::Denied),

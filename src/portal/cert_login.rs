@@ -147,7 +147,7 @@ impl Portal<'_> {
     /// certificate is also a condition there.
     async fn certificate_step(&self, req: &Request, user: &str) -> crate::challenge::login::Step {
         let rd = req.rd();
-        let (app, mut facts) = (self.app, self.facts);
+        let (app, mut facts) = (self.app, self.facts_for(user));
         let app = match (self.cert_listener, self.valid_return(req, &rd)) {
             (Some(_), Some(redirect::ReturnTo::Url { host, .. })) => {
                 let bare = crate::config::hosts::strip_port(&host).unwrap_or(&host);

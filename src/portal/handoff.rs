@@ -72,6 +72,10 @@ struct Grant {
     /// Hex SHA-256 of the nonce in the redeeming browser's state cookie.
     state: String,
     path: String,
+    /// The browser's entrance pass of this user on the portal host, signed
+    /// again: the app host sets it too (passes are host-only cookies).
+    #[serde(default)]
+    pass: Option<String>,
 }
 
 /// Why a handoff step was refused (for the log; the browser sees one page).
@@ -240,6 +244,7 @@ impl Portal<'_> {
             carried: s.carried(),
             state: state.to_ascii_lowercase(),
             path: t.path,
+            pass: self.pass.filter(|p| p.user == s.user).map(|p| p.to_cookie(&self.auth.keys.load())),
         };
         let code = hex::encode(rand::random::<[u8; 16]>());
         let bytes = serde_json::to_vec(&grant).map_err(|_| Refused::Unavailable)?;
@@ -261,10 +266,20 @@ impl Portal<'_> {
             return Err(Refused::OtherBrowser);
         }
         let session = self.session_for(&grant).await?;
+        // Checked again: revoked since, or not this user's, it stays behind.
+        let now = self.auth.clock.now();
+        let pass =
+            grant.pass.as_deref().and_then(|v| self.auth.check_pass(v, now).ok()).filter(|p| p.user == grant.user);
         // The path came from `rd` through `validate_return` into a ticket we signed.
-        Ok(Reply::redirect(303, grant.path)
+        let reply = Reply::redirect(303, grant.path)
             .with_header("set-cookie", self.session_cookie(&session))
-            .with_header("set-cookie", clear_cookie(STATE_COOKIE)))
+            .with_header("set-cookie", clear_cookie(STATE_COOKIE));
+        Ok(match pass {
+            Some(p) if self.config.entrance_pass.is_some() => {
+                reply.with_header("set-cookie", self.auth.pass_cookie(&p))
+            }
+            _ => reply,
+        })
     }
 
     /// The session a grant gives here, if the user may still have it.

@@ -38,6 +38,8 @@ pub struct Portal<'a> {
     /// On the certificate-login listener: the apps' port, the only one its
     /// logins are handed back to. `None` on the main listener.
     pub cert_listener: Option<u16>,
+    /// The entrance pass the browser holds here (valid, whoever's it is).
+    pub pass: Option<&'a crate::identity::pass::Pass>,
 }
 
 /// What every handler needs, read once from the request.
@@ -57,6 +59,9 @@ pub struct Request {
     pub flow: String,
     pub new_flow: bool,
     pub fields: HashMap<String, String>,
+    /// The request carries Fetch Metadata (see `identity::pass::is_browser`).
+    pub browser: bool,
+    pub user_agent: String,
 }
 
 impl Request {
@@ -121,6 +126,8 @@ impl Portal<'_> {
         let authority = h.uri.authority().map(|a| a.to_string()).or_else(|| header("host")).unwrap_or_default();
         let port = redirect::authority_port(&authority).unwrap_or(443);
         let cross_site = header("sec-fetch-site").is_some_and(|s| s.trim().eq_ignore_ascii_case("cross-site"));
+        let browser = crate::identity::pass::is_browser(&h.headers);
+        let user_agent = header("user-agent").unwrap_or_default();
         let cookie_headers = || h.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         let handoff_state =
             crate::identity::cookie::find_cookie(cookie_headers(), handoff::STATE_COOKIE).map(str::to_string);
@@ -150,7 +157,21 @@ impl Portal<'_> {
             Some(f) => (f, false),
             None => (form::new_flow_id(), true),
         };
-        Ok(Request { method, path, query, host, port, cross_site, handoff_state, lang, flow, new_flow, fields })
+        Ok(Request {
+            method,
+            path,
+            query,
+            host,
+            port,
+            cross_site,
+            handoff_state,
+            lang,
+            flow,
+            new_flow,
+            fields,
+            browser,
+            user_agent,
+        })
     }
 
     /// JSON posts must say so (a cross-site form cannot) and not come from another site.
@@ -175,11 +196,44 @@ impl Portal<'_> {
         }
     }
 
+    /// The `Set-Cookie`s of a finished login: the session, and an entrance
+    /// pass when the login earns one (see [`Portal::earned_pass`]).
+    pub async fn signed_in(&self, req: &Request, s: &crate::identity::session::Session) -> Vec<String> {
+        let mut cookies = vec![self.session_cookie(s)];
+        cookies.extend(self.earned_pass(req, &s.user).await);
+        cookies
+    }
+
+    /// A new entrance pass for this browser, when `[entrance_pass]
+    /// issue_when` holds for this login, the request is a browser's, and
+    /// the browser holds no valid pass of this user already. A store that
+    /// cannot record it costs the pass, not the login.
+    async fn earned_pass(&self, req: &Request, user: &str) -> Option<String> {
+        let cfg = self.config.entrance_pass.as_ref()?;
+        if !req.browser || self.pass.is_some_and(|p| p.user == user) || !cfg.issue_when.eval(&self.facts_for(user)) {
+            return None;
+        }
+        match self.auth.issue_pass(cfg, user, self.client_ip, &req.user_agent).await {
+            Ok(pass) => Some(self.auth.pass_cookie(&pass)),
+            Err(e) => {
+                log::warn!("no entrance pass for `{user}`: {e}");
+                None
+            }
+        }
+    }
+
+    /// The request's facts for `user`: `entrance_pass` counts only the
+    /// browser's pass of that user.
+    pub fn facts_for(&self, user: &str) -> Facts {
+        Facts { entrance_pass: self.pass.is_some_and(|p| p.user == user), ..self.facts }
+    }
+
     /// The password step, as both the page and the API run it.
     pub async fn password_step(&self, req: &Request, user: &str, password: &str) -> crate::challenge::login::Step {
         let (enroll, rd) = (req.field("enroll"), req.rd());
+        let facts = self.facts_for(user.trim());
         let login = &self.auth.login;
-        login.password(self.config, self.app, &self.facts, self.client_ip, &req.flow, user, password, enroll, &rd).await
+        login.password(self.config, self.app, &facts, self.client_ip, &req.flow, user, password, enroll, &rd).await
     }
 
     pub fn contact(&self) -> Option<&str> {

@@ -72,6 +72,8 @@ impl Portcullis {
         ctx.app = Some(app_id);
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         ctx.session = self.auth.session_in(&config, app_id, portal::cert_login::LISTENER_SESSION_COOKIE, cookies);
+        let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
+        ctx.pass = self.auth.pass(&config, &req.headers, cookies);
         let peer_cert = self.judge_peer_cert(session, &config);
         let counts = matches!(peer_cert, portal::cert_login::PeerCert::User(_));
         let device_cert = config.app(app_id).device_cert != DeviceCertMode::Off && counts;
@@ -85,6 +87,7 @@ impl Portcullis {
             session: ctx.session.as_ref(),
             peer_cert,
             cert_listener: Some(login.app_port),
+            pass: ctx.pass.as_ref().map(|p| &p.pass),
         };
         portal.handle(session).await?;
         Ok(true)

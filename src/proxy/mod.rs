@@ -55,6 +55,8 @@ pub struct Ctx {
     outcome: Outcome,
     auth: &'static str,
     session: Option<ValidSession>,
+    /// The entrance pass the request carries, whoever's it is.
+    pass: Option<crate::entrance::ValidPass>,
     started: Instant,
 }
 
@@ -197,6 +199,7 @@ impl ProxyHttp for Portcullis {
             outcome: Outcome::Forward,
             auth: "",
             session: None,
+            pass: None,
             started: Instant::now(),
         }
     }
@@ -224,6 +227,8 @@ impl ProxyHttp for Portcullis {
         ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         ctx.session = self.auth.session(&config, app_id, cookies);
+        let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
+        ctx.pass = self.auth.pass(&config, &req.headers, cookies);
         let app = config.app(app_id);
         let device_cert = app.device_cert != DeviceCertMode::Off
             && self.device_cert_counts(session, ctx.session.as_ref().map(|s| s.session.user.as_str()));
@@ -240,7 +245,11 @@ impl ProxyHttp for Portcullis {
             return Ok(true);
         }
         let req = session.req_header();
-        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass: false, device_cert };
+        // A pass counts for the user whose session it is (at a login, for
+        // the user logging in: see the portal).
+        let entrance_pass =
+            ctx.pass.as_ref().is_some_and(|p| ctx.session.as_ref().is_some_and(|s| s.session.user == p.pass.user));
+        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass, device_cert };
         if path::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
             // An app with `device_cert = "off"` does not use the certificate, for a login either.
@@ -257,6 +266,7 @@ impl ProxyHttp for Portcullis {
                 session: ctx.session.as_ref(),
                 peer_cert,
                 cert_listener: None,
+                pass: ctx.pass.as_ref().map(|p| &p.pass),
             };
             portal.handle(session).await?;
             return Ok(true);
@@ -327,6 +337,13 @@ impl ProxyHttp for Portcullis {
             let cookie =
                 crate::identity::cookie::set_cookie(crate::identity::session::SESSION_COOKIE, &value, Some(max_age));
             resp.append_header(http::header::SET_COOKIE, cookie)?;
+        }
+        // A pass in use is re-issued on this host at most hourly (renewed
+        // when so configured), and the use is recorded in the next batch.
+        if let (Some(p), Some(cfg)) = (ctx.pass.as_ref().filter(|p| p.refresh), ctx.config.entrance_pass.as_ref()) {
+            if ctx.outcome == Outcome::Forward {
+                resp.append_header(http::header::SET_COOKIE, self.auth.refreshed_pass_cookie(cfg, &p.pass))?;
+            }
         }
         Ok(())
     }

@@ -50,6 +50,12 @@ impl Reply {
         self
     }
 
+    /// One `Set-Cookie` per value.
+    pub fn with_cookies(mut self, cookies: Vec<String>) -> Reply {
+        self.extra.extend(cookies.into_iter().map(|c| ("set-cookie", c)));
+        self
+    }
+
     pub fn redirect(status: u16, location: String) -> Reply {
         let mut r = Reply::html(status, "Redirecting", "Redirecting…", None);
         r.location = Some(location);
