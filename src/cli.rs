@@ -41,8 +41,13 @@ enum Command {
         /// The session has also completed a second factor.
         #[arg(long, requires = "user")]
         second_factor: bool,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pass")]
         entrance_pass: bool,
+        /// An entrance pass (the `__Host-portcullis-pass` cookie's value): does
+        /// it make `entrance_pass` true for `--user`? Asks the running
+        /// instance's admin API (its keys and revocations).
+        #[arg(long, value_name = "COOKIE", requires = "user")]
+        pass: Option<String>,
         #[arg(long, conflicts_with = "cert")]
         device_cert: bool,
         /// A device certificate (PEM, leaf first): does it make `device_cert`
@@ -100,6 +105,27 @@ enum AdminAction {
     Cert {
         #[command(subcommand)]
         action: CertAction,
+    },
+    /// Entrance passes: list them, revoke one or all of a user's.
+    Pass {
+        #[command(subcommand)]
+        action: PassAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum PassAction {
+    /// List entrance passes (of one user) with browser, where issued, last seen.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Revoke one pass by id, or every pass of `--user`; on every instance at once.
+    Revoke {
+        /// The pass id (`pass…`, from `pass list`).
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        user: Option<String>,
     },
 }
 
@@ -172,19 +198,26 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run { config } => crate::proxy::server::run(&config).map(|_| 0),
         Command::Check { config } => Ok(check(&config)),
-        Command::Decide { config, host, ip, user, second_factor, entrance_pass, device_cert, cert } => load(&config)
-            .and_then(|c| {
+        Command::Decide { config, host, ip, user, second_factor, entrance_pass, pass, device_cert, cert } => {
+            load(&config).and_then(|c| {
                 let verdict = cert.map(|p| cert_verdict(&c, &p, &host, user.as_deref())).transpose()?;
                 let device_cert = verdict.as_ref().map_or(device_cert, |v| v.counts);
+                let pass_verdict =
+                    pass.map(|p| pass_verdict(&c, &p, user.as_deref().unwrap_or_default())).transpose()?;
+                let entrance_pass = pass_verdict.as_ref().map_or(entrance_pass, |v| v.counts);
                 let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert };
                 simulate(&c, &host, facts, user.as_deref(), second_factor).map(|mut v| {
                     if let Some(verdict) = verdict {
                         v["device_cert"] = verdict.json;
                     }
+                    if let Some(verdict) = pass_verdict {
+                        v["entrance_pass"] = verdict.json;
+                    }
                     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                     0
                 })
-            }),
+            })
+        }
         Command::Admin { config, action } => admin(&config, action),
         Command::Certs { action: CertsAction::Dev { dir, hosts } } => certs_dev(&dir, &hosts),
         Command::HashPassword { stdin } => hash_password(stdin),
@@ -277,6 +310,45 @@ struct CertVerdict {
     json: serde_json::Value,
 }
 
+/// The proxy's checks for one entrance pass: `[entrance_pass]` configured,
+/// then the running instance's verdict on the cookie (signature with its
+/// keys, expiry, revocation), then whose pass it is. A browser's request is
+/// assumed (from an app or a script no pass counts at all).
+fn pass_verdict(c: &Config, cookie: &str, user: &str) -> Result<CertVerdict, String> {
+    let verdict = |counts: bool, why: String, extra: serde_json::Value| {
+        let mut json = serde_json::json!({"counts": counts, "why": why});
+        if let (Some(o), Some(e)) = (json.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        Ok(CertVerdict { counts, json })
+    };
+    if c.entrance_pass.is_none() {
+        return verdict(
+            false,
+            "the config has no [entrance_pass]: passes are not counted".into(),
+            serde_json::json!({}),
+        );
+    }
+    let token = crate::admin::api::read_token(&c.admin.token_file)?;
+    let body = serde_json::json!({ "cookie": cookie }).to_string();
+    let (status, text) = crate::admin::client::request(c.admin.listen, "POST", "/pass/check", &token, &body)
+        .map_err(|e| format!("--pass: the running instance's admin API is needed to check a pass: {e}"))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|_| format!("--pass: the admin API answered {status}: {text}"))?;
+    if status != 200 {
+        return Err(format!("--pass: the admin API answered {status}: {text}"));
+    }
+    if v["valid"] != true {
+        return verdict(false, v["why"].as_str().unwrap_or("not a valid pass").to_string(), serde_json::json!({}));
+    }
+    let owner = v["user"].as_str().unwrap_or_default().to_string();
+    let extra = serde_json::json!({"id": v["id"], "user": owner, "expires_at_utc": v["expires_at_utc"]});
+    if owner != user {
+        return verdict(false, format!("it is `{owner}`'s pass, the session is `{user}`'s"), extra);
+    }
+    verdict(true, format!("valid, unrevoked, user `{owner}` (on a browser's request)"), extra)
+}
+
 /// The proxy's checks for one certificate, in its order: the handshake's chain
 /// check against the device CA, then the registry (through the running
 /// instance's admin API, `POST /cert/list`: the store's records, status at
@@ -357,6 +429,19 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
             CertAction::Usage => run_cli(addr, &token, CertCommand::Usage),
         };
     }
+    if let AdminAction::Pass { action } = action {
+        use crate::admin::passes::run_cli;
+        return match action {
+            PassAction::List { user } => run_cli(addr, &token, "/pass/list", serde_json::json!({ "user": user })),
+            PassAction::Revoke { id: Some(id), user: None } => {
+                run_cli(addr, &token, "/pass/revoke", serde_json::json!({ "id": id }))
+            }
+            PassAction::Revoke { id: None, user: Some(user) } => {
+                run_cli(addr, &token, "/pass/revoke", serde_json::json!({ "user": user }))
+            }
+            PassAction::Revoke { .. } => Err("name a pass id, or --user USER for all of a user's passes".into()),
+        };
+    }
     let one = |u: &String| serde_json::json!({ "user": u }).to_string();
     let (method, path, body) = match &action {
         AdminAction::Reload => ("POST", "/reload", String::new()),
@@ -374,7 +459,7 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| e.to_string())?;
             ("POST", "/store/import", input)
         }
-        AdminAction::Cert { .. } => unreachable!("handled above"),
+        AdminAction::Cert { .. } | AdminAction::Pass { .. } => unreachable!("handled above"),
     };
     if matches!(&action, AdminAction::Unlock { users } if users.is_empty()) {
         return Err("name at least one user to unlock".into());

@@ -4,4 +4,5 @@ pub mod api;
 pub mod cert_issue;
 pub mod certs;
 pub mod client;
+pub mod passes;
 pub mod users;

@@ -115,6 +115,7 @@ impl Portal<'_> {
                 "groups": user.groups, "policy_group": self.config.groups[user.policy_group].name,
                 "level": level, "expires_at": s.session.expires_at,
                 "device_certificates": self.cert_json(&user.username),
+                "entrance_pass": self.facts.entrance_pass,
             }),
         )
     }

@@ -65,6 +65,7 @@ impl Portal<'_> {
             ("POST", "/.portcullis/enroll/confirm") => self.enroll_confirm(req).await,
             ("POST", "/.portcullis/recovery/regenerate") => self.regenerate(req).await,
             ("POST", "/.portcullis/logout") => self.logout(req).await,
+            ("POST", "/.portcullis/passes/revoke") => self.revoke_own_pass(req).await,
             ("GET", "/.portcullis/session") => self.handoff_page(req).await,
             ("GET", "/.portcullis/handoff") => self.refused_handoff(req, self.handoff_mint(req).await),
             ("GET" | "POST", crate::devices::link::DOWNLOAD_PATH) => self.cert_download(req).await,
@@ -201,6 +202,9 @@ impl Portal<'_> {
         };
         let level = level_text(req.lang, s.session.level);
         let certs = self.cert_rows(&user.username);
+        let Ok(passes) = self.pass_rows(&user.username).await else {
+            return self.page(req, Page::Unavailable);
+        };
         self.page(
             req,
             Page::Dashboard {
@@ -210,6 +214,7 @@ impl Portal<'_> {
                 recovery_left: rec.recovery.len(),
                 session_level: level,
                 certs: certs.as_deref(),
+                passes: passes.as_deref(),
             },
         )
     }

@@ -11,6 +11,7 @@ pub mod cert_login;
 pub mod form;
 pub mod handoff;
 mod my_certs;
+mod my_passes;
 pub mod redirect;
 
 use crate::auth::{Auth, ValidSession};

@@ -1,7 +1,7 @@
 //! The body of each page: the markup between `<h1>` and `</main>`.
 
 use super::html::{escape, fill, query_component, safe_href};
-use super::{text, CertRow, CertStatus, Page, PageCtx, Text};
+use super::{text, CertRow, CertStatus, Page, PageCtx, PassRow, Text};
 use std::fmt::Write as _;
 
 const LOGIN: &str = "/.portcullis/login";
@@ -11,6 +11,7 @@ const ENROLL_CONFIRM: &str = "/.portcullis/enroll/confirm";
 const REGENERATE: &str = "/.portcullis/recovery/regenerate";
 const LOGOUT: &str = "/.portcullis/logout";
 const DASHBOARD: &str = "/.portcullis/";
+const REVOKE_PASS: &str = "/.portcullis/passes/revoke";
 const CERT_LOGIN: &str = crate::portal::cert_login::PATH;
 
 /// Attributes of a one-time-code input, for phones to offer the numeric keypad and
@@ -27,11 +28,14 @@ pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
         Page::EnrollStart { qr_svg, key_string, period } => b.enroll_start(qr_svg, key_string, period),
         Page::EnrollConfirm { error, clock_hint } => b.enroll_confirm(error, clock_hint),
         Page::RecoveryCodes { codes, continue_href } => b.recovery_codes(codes, continue_href),
-        Page::Dashboard { display_name, username, has_totp, recovery_left, session_level, certs } => {
+        Page::Dashboard { display_name, username, has_totp, recovery_left, session_level, certs, passes } => {
             certs.iter().flat_map(|c| c.iter()).filter(|c| c.stops_soon).for_each(|c| b.cert_banner(c));
             b.dashboard(display_name, username, has_totp, recovery_left, session_level);
             if let Some(certs) = certs {
                 b.certs(certs);
+            }
+            if let Some(passes) = passes {
+                b.passes(passes);
             }
             b.sign_out();
         }
@@ -195,6 +199,33 @@ impl Body<'_> {
     fn cert_banner(&mut self, c: &CertRow) {
         let line = fill(self.text(Text::CertStopsSoon), &[("device", &c.device), ("date", &c.until)]);
         let _ = writeln!(self.out, "<p class=\"warning\" role=\"status\">{line}</p>");
+    }
+
+    fn passes(&mut self, passes: &[PassRow]) {
+        self.heading(Text::PassesHeading);
+        self.hint(Text::PassesIntro);
+        if passes.is_empty() {
+            return self.paragraph(Text::PassesNone);
+        }
+        self.out.push_str("<ul class=\"passes\">\n");
+        for p in passes {
+            let details = fill(
+                self.text(Text::PassDetails),
+                &[("date", &p.issued), ("address", &p.issued_from), ("seen", &p.last_seen)],
+            );
+            let this = if p.this_browser { format!(" ({})", self.t(Text::PassThisBrowser)) } else { String::new() };
+            let _ = writeln!(
+                self.out,
+                "<li data-pass=\"{}\"><strong>{}</strong>{this}<br><span class=\"hint\">{details}</span>",
+                escape(&p.id),
+                escape(&p.browser)
+            );
+            self.form_open(Some(REVOKE_PASS), false);
+            let _ = writeln!(self.out, "<input type=\"hidden\" name=\"id\" value=\"{}\">", escape(&p.id));
+            self.form_close_secondary(Text::PassRevokeButton);
+            self.out.push_str("</li>\n");
+        }
+        self.out.push_str("</ul>\n");
     }
 
     fn certs(&mut self, certs: &[CertRow]) {

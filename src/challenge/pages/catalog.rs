@@ -139,6 +139,15 @@ texts! {
     ErrUnavailable,
     ErrNotFound,
 
+    // Entrance passes on the dashboard.
+    PassesHeading,
+    PassesIntro,
+    PassesNone,
+    /// `{date}` issued, `{address}` issued from, `{seen}` last seen.
+    PassDetails,
+    PassThisBrowser,
+    PassRevokeButton,
+
     // Certificate login.
     CertLoginIntro,
     CertLoginButton,

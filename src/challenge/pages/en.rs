@@ -125,6 +125,12 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ErrUnavailable => "Sign-in is temporarily unavailable. Please try again in a minute.",
         Text::ErrNotFound => "This page does not exist.",
 
+        Text::PassesHeading => "Trusted browsers (entrance passes)",
+        Text::PassesIntro => "These browsers may skip the one-time password where your organization allows it. Revoke any you no longer use or do not recognize.",
+        Text::PassesNone => "No browser holds an entrance pass of yours.",
+        Text::PassDetails => "Issued {date} from {address}; last used {seen}",
+        Text::PassThisBrowser => "this browser",
+        Text::PassRevokeButton => "Revoke",
         Text::CertLoginIntro => "Or, on a device your organization gave a device certificate:",
         Text::CertLoginButton => "Log in with device certificate",
         Text::ErrCertAbsent => "Your browser sent no device certificate. Choose this device's certificate when the browser asks (close and reopen the browser if you dismissed the question), or sign in with your password.",

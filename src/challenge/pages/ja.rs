@@ -133,6 +133,12 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ErrUnavailable => "現在、ログインを一時的にご利用いただけません。1分ほどしてから再度お試しください。",
         Text::ErrNotFound => "お探しのページは見つかりません。",
 
+        Text::PassesHeading => "信頼済みブラウザー（入館証）",
+        Text::PassesIntro => "これらのブラウザーでは、組織が許可している場合にワンタイムパスワードを省略できます。使わなくなったものや心当たりのないものは取り消してください。",
+        Text::PassesNone => "あなたの入館証を持つブラウザーはありません。",
+        Text::PassDetails => "{date}に{address}から発行、最終使用 {seen}",
+        Text::PassThisBrowser => "このブラウザー",
+        Text::PassRevokeButton => "取り消す",
         Text::CertLoginIntro => "組織からデバイス証明書を配布された端末では、次の方法でもサインインできます。",
         Text::CertLoginButton => "デバイス証明書でログイン",
         Text::ErrCertAbsent => "ブラウザーからデバイス証明書が送信されませんでした。ブラウザーに尋ねられたら、この端末の証明書を選択してください（選択をキャンセルした場合は、ブラウザーを再起動してください）。パスワードでサインインすることもできます。",

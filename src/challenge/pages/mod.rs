@@ -64,6 +64,18 @@ pub struct CertRow {
     pub stops_soon: bool,
 }
 
+/// One of the user's entrance passes as the dashboard lists it (times
+/// formatted by the caller, in local time with their offset).
+pub struct PassRow {
+    pub id: String,
+    pub browser: String,
+    pub issued: String,
+    pub issued_from: String,
+    pub last_seen: String,
+    /// The pass of the browser showing the page.
+    pub this_browser: bool,
+}
+
 /// Which page, with its data.
 pub enum Page<'a> {
     /// Username and password.
@@ -105,6 +117,8 @@ pub enum Page<'a> {
         session_level: &'a str,
         /// The user's device certificates; `None` without `[device_certificates]`.
         certs: Option<&'a [CertRow]>,
+        /// The user's working entrance passes; `None` without `[entrance_pass]`.
+        passes: Option<&'a [PassRow]>,
     },
     Locked,
     /// Access refused by policy; names no internal detail.

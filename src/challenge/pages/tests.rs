@@ -20,6 +20,45 @@ fn ctx(lang: Lang, contact: Option<&'static str>) -> PageCtx<'static> {
     }
 }
 
+/// Entrance passes whose every field is hostile, one of them this browser's.
+fn hostile_passes() -> &'static [PassRow] {
+    let row = |this_browser| PassRow {
+        id: HOSTILE.into(),
+        browser: HOSTILE.into(),
+        issued: HOSTILE.into(),
+        issued_from: HOSTILE.into(),
+        last_seen: HOSTILE.into(),
+        this_browser,
+    };
+    Box::leak(vec![row(true), row(false)].into_boxed_slice())
+}
+
+#[test]
+fn the_dashboard_lists_passes_with_a_revoke_button_each() {
+    let passes = [PassRow {
+        id: "passAAAA".into(),
+        browser: "Chrome on Windows".into(),
+        issued: "2026-12-01 09:00 (+09:00)".into(),
+        issued_from: "10.0.0.7".into(),
+        last_seen: "2026-12-06 10:00 (+09:00)".into(),
+        this_browser: true,
+    }];
+    let page = Page::Dashboard {
+        display_name: "Aiko",
+        username: "aiko",
+        has_totp: true,
+        recovery_left: 3,
+        session_level: "password+totp",
+        certs: None,
+        passes: Some(&passes),
+    };
+    let en = render(&page, &ctx(Lang::En, None));
+    assert!(en.contains("<strong>Chrome on Windows</strong> (this browser)"), "{en}");
+    assert!(en.contains("Issued 2026-12-01 09:00 (+09:00) from 10.0.0.7; last used 2026-12-06 10:00 (+09:00)"));
+    assert!(en.contains("action=\"/.portcullis/passes/revoke?lang=en\""), "{en}");
+    assert!(en.contains("<input type=\"hidden\" name=\"id\" value=\"passAAAA\">"));
+}
+
 /// Device certificates with hostile names and serials, one of them stopping soon.
 fn hostile_certs() -> &'static [CertRow] {
     let row = |status, stops_soon| CertRow {
@@ -49,6 +88,7 @@ fn every_page(codes: &[String]) -> Vec<Page<'_>> {
             recovery_left: 7,
             session_level: HOSTILE,
             certs: Some(hostile_certs()),
+            passes: Some(hostile_passes()),
         },
         Page::Locked,
         Page::Denied,
@@ -250,6 +290,7 @@ fn dashboard_offers_regeneration_only_with_an_authenticator() {
         recovery_left: 3,
         session_level: "password+totp",
         certs: None,
+        passes: None,
     };
     let with = render(&dashboard(true), &ctx(Lang::Ja, None));
     assert!(with.contains("action=\"/.portcullis/recovery/regenerate?lang=ja\""));
@@ -284,6 +325,7 @@ fn dashboard_lists_device_certificates_and_warns_of_one_that_stops_soon() {
         recovery_left: 0,
         session_level: "password",
         certs,
+        passes: None,
     };
     let en = render(&dashboard(Some(&certs)), &ctx(Lang::En, None));
     assert!(en.contains("<h2>Device certificates</h2>"), "{en}");
