@@ -7,11 +7,16 @@
 //! moon. TTLs are wall-clock in real stores, so the suite sleeps once for them.
 
 mod devices;
+mod passes;
 
 use super::{Change, Exported, Lock, SharedStore, Store, TotpRecord};
 use devices::{
     issuance_is_bounded_by_the_license, issuance_races_for_the_last_slot, set_expiring_allowance_holds_under_race,
     set_expiring_expire_and_revoke,
+};
+use passes::{
+    passes_are_listed_newest_first, passes_move_with_export_and_import, revoking_a_pass_voids_it_like_a_session,
+    touches_only_move_last_seen_forwards, touches_race_to_the_latest,
 };
 use std::future::Future;
 use std::pin::Pin;
@@ -74,11 +79,20 @@ pub async fn run_all(make: &MakeStore) {
         issuance_races_for_the_last_slot,
         set_expiring_expire_and_revoke,
         set_expiring_allowance_holds_under_race,
+        passes_are_listed_newest_first,
+        touches_only_move_last_seen_forwards,
+        touches_race_to_the_latest,
+        revoking_a_pass_voids_it_like_a_session,
     ];
     let (from, into) = (make(), make());
     checks.push((
         "export_then_import_into_a_fresh_store",
         tokio::spawn(async move { export_then_import_into_a_fresh_store(from.await, into.await).await }),
+    ));
+    let (from, into) = (make(), make());
+    checks.push((
+        "passes_move_with_export_and_import",
+        tokio::spawn(async move { passes_move_with_export_and_import(from.await, into.await).await }),
     ));
     for (name, task) in checks {
         if let Err(e) = task.await {

@@ -8,8 +8,8 @@
 //! blocking I/O, so every database call runs on tokio's blocking pool.
 
 use super::{
-    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Reservation, Revocations, Store,
-    StoreError, StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, PassRecord, QuotaError, Reservation,
+    Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
@@ -27,6 +27,9 @@ const REVOKED_SESSIONS: TableDefinition<&str, u64> = TableDefinition::new("revok
 const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 /// Device certificate serial → serde_json of [`DeviceCert`].
 const DEVICE_CERTS: TableDefinition<&str, &[u8]> = TableDefinition::new("device_certs");
+/// Entrance pass id → serde_json of [`PassRecord`], `last_seen` included
+/// (a touch rewrites the record in its write transaction).
+const PASSES: TableDefinition<&str, &[u8]> = TableDefinition::new("passes");
 
 const FILE_NAME: &str = "portcullis.redb";
 const CHANGE_CAPACITY: usize = 1024;
@@ -53,11 +56,12 @@ impl EmbeddedStore {
             .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", path.display())))?;
         let db = Database::create(&path)
             .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        // Creating both tables up front lets read transactions assume they exist.
+        // Creating the tables up front lets read transactions assume they exist.
         let tx = db.begin_write().map_err(unavailable)?;
         {
             tx.open_table(USERS).map_err(unavailable)?;
             tx.open_table(DEVICE_CERTS).map_err(unavailable)?;
+            tx.open_table(PASSES).map_err(unavailable)?;
             let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
             drop_expired(&mut revoked, unix_now())?;
         }
@@ -173,6 +177,70 @@ fn json_bytes(cert: &DeviceCert) -> Vec<u8> {
     serde_json::to_vec(cert).expect("a DeviceCert always serialises")
 }
 
+/// Every entrance pass (of `user`, when given), newest first.
+fn read_passes(db: &Database, user: Option<&str>) -> StoreResult<Vec<PassRecord>> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(PASSES).map_err(unavailable)?;
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(unavailable)? {
+        let (id, bytes) = entry.map_err(unavailable)?;
+        let pass = decode_pass(id.value(), bytes.value())?;
+        if user.is_none_or(|u| pass.user == u) {
+            out.push(pass);
+        }
+    }
+    super::sort_passes(&mut out);
+    Ok(out)
+}
+
+fn read_pass(db: &Database, id: &str) -> StoreResult<Option<PassRecord>> {
+    let tx = db.begin_read().map_err(unavailable)?;
+    let table = tx.open_table(PASSES).map_err(unavailable)?;
+    let bytes = table.get(id).map_err(unavailable)?;
+    bytes.map(|b| decode_pass(id, b.value())).transpose()
+}
+
+/// Read-modify-write of some passes in one write transaction: `change` sees
+/// each known pass with what its caller gave for it and says whether it
+/// changed the pass (unknown ids are skipped). Nothing changed, nothing is
+/// written. Returns each known pass as it was before.
+fn update_passes<'a, A>(
+    db: &Database,
+    items: impl IntoIterator<Item = (&'a str, A)>,
+    mut change: impl FnMut(A, &mut PassRecord) -> bool,
+) -> StoreResult<Vec<PassRecord>> {
+    let tx = db.begin_write().map_err(unavailable)?;
+    let mut before = Vec::new();
+    let mut changed = false;
+    {
+        let mut table = tx.open_table(PASSES).map_err(unavailable)?;
+        for (id, arg) in items {
+            let stored = table.get(id).map_err(unavailable)?.map(|b| decode_pass(id, b.value())).transpose()?;
+            let Some(pass) = stored else { continue };
+            let mut after = pass.clone();
+            if change(arg, &mut after) {
+                table.insert(id, pass_bytes(&after).as_slice()).map_err(unavailable)?;
+                changed = true;
+            }
+            before.push(pass);
+        }
+    }
+    if changed {
+        tx.commit().map_err(unavailable)?;
+    } else {
+        tx.abort().map_err(unavailable)?;
+    }
+    Ok(before)
+}
+
+fn decode_pass(id: &str, bytes: &[u8]) -> StoreResult<PassRecord> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("entrance pass {id:?}: {e}")))
+}
+
+fn pass_bytes(pass: &PassRecord) -> Vec<u8> {
+    serde_json::to_vec(pass).expect("a PassRecord always serialises")
+}
+
 fn read_user(db: &Database, user: &str) -> StoreResult<UserRecord> {
     let tx = db.begin_read().map_err(unavailable)?;
     let table = tx.open_table(USERS).map_err(unavailable)?;
@@ -281,21 +349,60 @@ impl<V> Expiring<V> {
 
 #[async_trait]
 impl Store for EmbeddedStore {
-    async fn put_pass(&self, _pass: &crate::store::PassRecord) -> StoreResult<()> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn put_pass(&self, pass: &PassRecord) -> StoreResult<()> {
+        let pass = pass.clone();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(unavailable)?;
+            tx.open_table(PASSES)
+                .map_err(unavailable)?
+                .insert(pass.id.as_str(), pass_bytes(&pass).as_slice())
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)
+        })
+        .await
     }
 
-    async fn passes(&self, _user: Option<&str>) -> StoreResult<Vec<crate::store::PassRecord>> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn passes(&self, user: Option<&str>) -> StoreResult<Vec<PassRecord>> {
+        let user = user.map(str::to_owned);
+        self.blocking(move |db| read_passes(db, user.as_deref())).await
     }
 
-    async fn touch_passes(&self, _seen: &[(String, u64)]) -> StoreResult<()> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn touch_passes(&self, seen: &[(String, u64)]) -> StoreResult<()> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let seen = seen.to_vec();
+        self.blocking(move |db| {
+            let raise = |at: u64, pass: &mut PassRecord| {
+                let raised = at > pass.last_seen;
+                if raised {
+                    pass.last_seen = at;
+                }
+                raised
+            };
+            update_passes(db, seen.iter().map(|(id, at)| (id.as_str(), *at)), raise).map(drop)
+        })
+        .await
     }
 
-    async fn revoke_pass(&self, _id: &str, _until: u64) -> StoreResult<Option<crate::store::PassRecord>> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn revoke_pass(&self, id: &str, until: u64) -> StoreResult<Option<PassRecord>> {
+        let owned = id.to_owned();
+        if self.blocking(move |db| read_pass(db, &owned)).await?.is_none() {
+            return Ok(None);
+        }
+        // Voided first, then marked: a failure in between leaves a pass that
+        // no longer works but is not shown revoked yet (a retry finishes it),
+        // never one shown revoked that still works.
+        self.revoke_session(id, until).await?;
+        let owned = id.to_owned();
+        let before = self
+            .blocking(move |db| {
+                update_passes(db, [(owned.as_str(), ())], |(), p| !std::mem::replace(&mut p.revoked, true))
+            })
+            .await?;
+        Ok(before.into_iter().next())
     }
+
     async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         let name = name.to_owned();
         self.blocking(move |db| {
@@ -524,6 +631,7 @@ impl Store for EmbeddedStore {
             }
             let certs = read_device_certs(&tx.open_table(DEVICE_CERTS).map_err(unavailable)?)?;
             out.extend(certs.into_iter().map(|cert| Exported::DeviceCert { cert }));
+            out.extend(read_passes(db, None)?.into_iter().map(|pass| Exported::EntrancePass { pass }));
             Ok(out)
         })
         .await
@@ -543,6 +651,7 @@ fn import_all(db: &Database, items: &[Exported]) -> StoreResult<()> {
         let mut users = tx.open_table(USERS).map_err(unavailable)?;
         let mut revoked = tx.open_table(REVOKED_SESSIONS).map_err(unavailable)?;
         let mut certs = tx.open_table(DEVICE_CERTS).map_err(unavailable)?;
+        let mut passes = tx.open_table(PASSES).map_err(unavailable)?;
         for item in items {
             match item {
                 Exported::User { user, record } => {
@@ -554,7 +663,9 @@ fn import_all(db: &Database, items: &[Exported]) -> StoreResult<()> {
                 Exported::DeviceCert { cert } => {
                     certs.insert(cert.serial.as_str(), json_bytes(cert).as_slice()).map_err(unavailable)?;
                 }
-                Exported::EntrancePass { .. } => {} // stored by the entrance-pass store work
+                Exported::EntrancePass { pass } => {
+                    passes.insert(pass.id.as_str(), pass_bytes(pass).as_slice()).map_err(unavailable)?;
+                }
             }
         }
     }

@@ -310,6 +310,12 @@ pub struct PassRecord {
     pub revoked: bool,
 }
 
+/// The order [`Store::passes`] lists passes in: newest first (`issued_at`
+/// descending), then by id.
+fn sort_passes(passes: &mut [PassRecord]) {
+    passes.sort_by(|a, b| b.issued_at.cmp(&a.issued_at).then_with(|| a.id.cmp(&b.id)));
+}
+
 /// The in-memory view the request path reads: which sessions are void.
 ///
 /// Both maps are persistent (structurally shared): the snapshot is replaced

@@ -29,12 +29,13 @@
 //! sorted set, member session id, score `until`; `{p}ch:{h}` challenge with
 //! a TTL; `{p}n:{h}` counter with a TTL; `{p}device_certs` hash serial →
 //! JSON device certificate, with `{p}device_certs:version` (see `devices.rs`);
-//! channel `{p}changes`.
+//! `{p}passes` hash entrance pass id → JSON record, with `{p}passes:seen`
+//! hash id → latest use (see `passes.rs`); channel `{p}changes`.
 //! Needs Redis 6.2 or later (RESP3, GETDEL, ZADD GT).
 
 use super::{
-    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, QuotaError, Reservation, Revocations, Store,
-    StoreError, StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, PassRecord, QuotaError, Reservation,
+    Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -52,6 +53,7 @@ use tokio::time::timeout;
 
 mod devices;
 mod feed;
+mod passes;
 use feed::Feed;
 
 pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
@@ -119,6 +121,8 @@ struct Shared {
     revoke_session: Script,
     put_setting: Script,
     write_device_cert: Script,
+    touch_passes: Script,
+    replace_pass: Script,
 }
 
 impl RedisStore {
@@ -157,6 +161,8 @@ impl RedisStore {
             revoke_session: Script::new(REVOKE_SESSION),
             put_setting: Script::new(PUT_SETTING),
             write_device_cert: Script::new(devices::WRITE_DEVICE_CERT),
+            touch_passes: Script::new(passes::TOUCH_PASSES),
+            replace_pass: Script::new(passes::REPLACE_PASS),
         };
         Ok(RedisStore { shared: Arc::new(shared), runtime, changes, _stop: stop })
     }
@@ -482,6 +488,23 @@ impl Shared {
         Err(StoreError::Unavailable(format!("redis: record kept changing under {WRITE_ROUNDS} concurrent writers")))
     }
 
+    /// Voids one session (or entrance pass) until `until` and publishes it.
+    async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()> {
+        let change = json(&Change::SessionRevoked { id: id.to_owned(), until });
+        let _: i64 = self
+            .revoke_session
+            .key(self.keys.revoked())
+            .arg(id)
+            .arg(until)
+            .arg(unix_now())
+            .arg(self.keys.changes())
+            .arg(change)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
     async fn revocations(&self, now: u64) -> StoreResult<Revocations> {
         // One transaction, so both halves describe the same moment.
         let (not_before, sessions): (Vec<String>, Vec<(String, f64)>) = redis::pipe()
@@ -540,6 +563,7 @@ impl Shared {
         .await?;
         out.extend(sessions.into_iter().map(|(id, until)| Exported::RevokedSession { id, until: until as u64 }));
         self.export_device_certs(&mut out).await?;
+        self.export_passes(&mut out).await?;
         Ok(out)
     }
 
@@ -560,7 +584,7 @@ impl Shared {
                     pipe.cmd("ZADD").arg(self.keys.revoked()).arg(*until).arg(id).ignore();
                 }
                 Exported::DeviceCert { cert } => self.import_device_cert(&mut pipe, cert),
-                Exported::EntrancePass { .. } => {} // stored by the entrance-pass store work
+                Exported::EntrancePass { pass } => self.import_pass(&mut pipe, pass),
             }
         }
         pipe.cmd("PUBLISH").arg(self.keys.changes()).arg(json(&Change::Resync)).ignore();
@@ -643,21 +667,26 @@ impl ConnectionLike for Conn {
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn put_pass(&self, _pass: &crate::store::PassRecord) -> StoreResult<()> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn put_pass(&self, pass: &PassRecord) -> StoreResult<()> {
+        let pass = pass.clone();
+        self.run(CALL_TIMEOUT, move |s| async move { s.put_pass(&pass).await }).await
     }
 
-    async fn passes(&self, _user: Option<&str>) -> StoreResult<Vec<crate::store::PassRecord>> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn passes(&self, user: Option<&str>) -> StoreResult<Vec<PassRecord>> {
+        let user = user.map(str::to_owned);
+        self.run(CALL_TIMEOUT, move |s| async move { s.passes(user.as_deref()).await }).await
     }
 
-    async fn touch_passes(&self, _seen: &[(String, u64)]) -> StoreResult<()> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn touch_passes(&self, seen: &[(String, u64)]) -> StoreResult<()> {
+        let seen = seen.to_vec();
+        self.run(CALL_TIMEOUT, move |s| async move { s.touch_passes(&seen).await }).await
     }
 
-    async fn revoke_pass(&self, _id: &str, _until: u64) -> StoreResult<Option<crate::store::PassRecord>> {
-        Err(StoreError::Unavailable("entrance passes: not stored yet".into()))
+    async fn revoke_pass(&self, id: &str, until: u64) -> StoreResult<Option<PassRecord>> {
+        let id = id.to_owned();
+        self.run(CALL_TIMEOUT, move |s| async move { s.revoke_pass(&id, until).await }).await
     }
+
     async fn setting(&self, name: &str) -> StoreResult<Option<Vec<u8>>> {
         let key = self.shared.keys.setting(name);
         self.run(CALL_TIMEOUT, move |s| async move { query(&s.conn, cmd("GET").arg(key)).await }).await
@@ -840,22 +869,7 @@ impl Store for RedisStore {
 
     async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()> {
         let id = id.to_owned();
-        self.run(CALL_TIMEOUT, move |s| async move {
-            let change = json(&Change::SessionRevoked { id: id.clone(), until });
-            let _: i64 = s
-                .revoke_session
-                .key(s.keys.revoked())
-                .arg(&id)
-                .arg(until)
-                .arg(unix_now())
-                .arg(s.keys.changes())
-                .arg(change)
-                .invoke_async(&mut s.conn.clone())
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        self.run(CALL_TIMEOUT, move |s| async move { s.revoke_session(&id, until).await }).await
     }
 
     async fn revocations(&self) -> StoreResult<Revocations> {
