@@ -57,7 +57,9 @@ fn env(issue_when: &str) -> Env {
     let users = env.dir.path().join("users.toml");
     let mut text = std::fs::read_to_string(&users).unwrap();
     for (name, group) in [("bob", "staff"), ("olga", "ops"), ("sam", "strict"), ("dan", "open")] {
-        text.push_str(&format!("\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"{group}\"\n"));
+        text.push_str(&format!(
+            "\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"{group}\"\n"
+        ));
     }
     std::fs::write(&users, text).unwrap();
     env
@@ -90,7 +92,10 @@ fn client(env: &Env, from: &str, jar: &Arc<reqwest::cookie::Jar>, browser: bool)
         headers.insert("sec-fetch-site", "same-origin".parse().unwrap());
         headers.insert("sec-fetch-mode", "cors".parse().unwrap());
         headers.insert("sec-fetch-dest", "empty".parse().unwrap());
-        headers.insert("user-agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36".parse().unwrap());
+        headers.insert(
+            "user-agent",
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/131.0 Safari/537.36".parse().unwrap(),
+        );
     }
     let ca = reqwest::Certificate::from_pem(&std::fs::read(&env.ca).unwrap()).unwrap();
     Client::builder()
@@ -184,8 +189,17 @@ async fn a_browser_that_logged_in_inside_skips_the_otp_outside_and_others_do_not
     // `decide --pass` says the same.
     let decide = |user: &str| {
         let (code, out, err) = common::portcullis(&[
-            "decide", "--config", common::path_str(&env.config), "--host", WIKI, "--ip", "127.0.0.3", "--user", user,
-            "--pass", &pass,
+            "decide",
+            "--config",
+            common::path_str(&env.config),
+            "--host",
+            WIKI,
+            "--ip",
+            "127.0.0.3",
+            "--user",
+            user,
+            "--pass",
+            &pass,
         ]);
         assert_eq!(code, 0, "{out}{err}");
         serde_json::from_str::<Value>(&out).unwrap()
@@ -199,9 +213,8 @@ async fn a_browser_that_logged_in_inside_skips_the_otp_outside_and_others_do_not
 
     // Revoked (by an administrator): the open session is asked for the
     // second factor on its next request, and a new login too.
-    let (code, out, err) = common::portcullis(&[
-        "admin", "--config", common::path_str(&env.config), "pass", "revoke", "--user", "alice",
-    ]);
+    let (code, out, err) =
+        common::portcullis(&["admin", "--config", common::path_str(&env.config), "pass", "revoke", "--user", "alice"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("revoked 1"), "{out}");
     let r = outside.get(env.url(WIKI, "/page")).send().await.unwrap();
@@ -239,8 +252,7 @@ async fn one_issue_when_serves_every_group_and_allow_can_require_a_pass() {
     assert_eq!(pass_in(&w, env), None);
 
     // Signing a user out everywhere revokes their passes too.
-    let (code, out, err) =
-        common::portcullis(&["admin", "--config", common::path_str(&env.config), "sign-out", "sam"]);
+    let (code, out, err) = common::portcullis(&["admin", "--config", common::path_str(&env.config), "sign-out", "sam"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(login(&client(env, "127.0.0.3", &z, true), env, "sam").await, "denied");
 }
@@ -255,14 +267,18 @@ async fn issue_when_always_issues_on_every_browser_login_and_never_to_api_client
     assert_eq!(login(&client(env, "127.0.0.3", &api, false), env, "dan").await, "done");
     assert_eq!(pass_in(&api, env), None, "no Fetch Metadata: an API client gets no pass");
 
-    let (code, out, err) = common::portcullis(&[
-        "admin", "--config", common::path_str(&env.config), "pass", "list", "--user", "dan",
-    ]);
+    let (code, out, err) =
+        common::portcullis(&["admin", "--config", common::path_str(&env.config), "pass", "list", "--user", "dan"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(out.lines().count(), 1, "one pass:\n{out}");
     assert!(out.contains("Chrome on Windows") && out.contains("127.0.0.3") && out.contains("active"), "{out}");
     let (code, _, err) = common::portcullis(&[
-        "admin", "--config", common::path_str(&env.config), "pass", "revoke", "passNOSUCHPASS0000000000000",
+        "admin",
+        "--config",
+        common::path_str(&env.config),
+        "pass",
+        "revoke",
+        "passNOSUCHPASS0000000000000",
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("no entrance pass"), "{err}");
@@ -287,30 +303,9 @@ async fn chromium_work_pc_scenario() {
         }
     };
     let rules = format!("MAP {WIKI} 127.0.0.1");
-    let sign_in = |b: &webdriver::Browser| {
-        let url = env.url(WIKI, "/work");
-        async move {
-            b.goto(&url).await;
-            b.find("input#username").await.send_keys("alice").await;
-            b.find("input#password").await.send_keys(PASSWORD).await;
-            b.find("button[type=submit]").await.click().await;
-        }
-    };
-    let wait_for = |b: &webdriver::Browser, part: &'static str| async move {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let url = b.current_url().await;
-            if url.contains(part) {
-                return url;
-            }
-            assert!(std::time::Instant::now() < deadline, "never reached {part}: {url}\n{}", b.page_source().await);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    };
-
     // Inside: browser X signs in, skips the OTP, and holds a pass.
     let x = webdriver::Browser::start("en", &rules).await;
-    sign_in(&x).await;
+    sign_in(&env, &x).await;
     wait_for(&x, "/work").await;
     x.goto(&env.url(WIKI, "/.portcullis/")).await;
     let item = x.find("ul.passes li").await.text().await;
@@ -319,12 +314,12 @@ async fn chromium_work_pc_scenario() {
     // Outside now: X signs out and in again, and is not asked for the OTP.
     reload(APPS.replace("{issue_when}", "internal_ip")).await;
     x.find("form[action^='/.portcullis/logout'] button").await.click().await;
-    sign_in(&x).await;
+    sign_in(&env, &x).await;
     wait_for(&x, "/work").await;
 
     // Browser Y, no pass, outside: a second factor (enrollment here) is asked.
     let y = webdriver::Browser::start("en", &rules).await;
-    sign_in(&y).await;
+    sign_in(&env, &y).await;
     wait_for(&y, "/.portcullis/enroll").await;
 
     // X revokes its own pass on the dashboard: its next page load asks for the second factor.
@@ -343,7 +338,27 @@ async fn chromium_work_pc_scenario() {
     ))
     .await;
     let y2 = webdriver::Browser::start("en", &rules).await;
-    sign_in(&y2).await;
+    sign_in(&env, &y2).await;
     let page = y2.find("main").await.text().await;
     assert!(page.contains("Access denied") || page.contains("may not"), "{page}");
+}
+
+async fn sign_in(env: &Env, b: &webdriver::Browser) {
+    b.goto(&env.url(WIKI, "/work")).await;
+    b.find("input#username").await.send_keys("alice").await;
+    b.find("input#password").await.send_keys(PASSWORD).await;
+    b.find("button[type=submit]").await.click().await;
+}
+
+/// Waits until the browser's URL contains `part`; returns the URL.
+async fn wait_for(b: &webdriver::Browser, part: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = b.current_url().await;
+        if url.contains(part) {
+            return url;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reached {part}: {url}\n{}", b.page_source().await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
