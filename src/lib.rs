@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod policy;
 pub mod portal;
 pub mod proxy;
+pub mod push;
 pub mod state_dir;
 pub mod store;
 pub mod tls;
