@@ -156,6 +156,34 @@ def peak_rss_mib(pids):
     return total / 1024
 
 
+def machine_busy_seconds():
+    """CPU time every process on the machine has used, from /proc/stat. Interrupt and
+    softirq time (loopback traffic, largely the harness's own) count on neither side."""
+    user, nice, system = (int(x) for x in Path("/proc/stat").read_text().split()[1:4])
+    return (user + nice + system) / CLK_TCK
+
+
+def harness_cpu_seconds():
+    """CPU time of the harness: itself, the tools it ran and waited for (h2load, s_time,
+    curl), and the servers it started and their workers, still running."""
+    t = os.times()
+    servers = [pid for p in CHILDREN if p.poll() is None for pid in tree_pids(p.pid)]
+    return t.user + t.system + t.children_user + t.children_system + cpu_seconds(servers)
+
+
+class OtherLoad:
+    """How much of the machine processes outside the harness used over a stretch of the run
+    (another build or test suite on a shared CI machine): figures taken then are disturbed."""
+
+    def __init__(self):
+        self.t, self.busy, self.own = time.monotonic(), machine_busy_seconds(), harness_cpu_seconds()
+
+    def share(self):
+        wall = time.monotonic() - self.t
+        other = (machine_busy_seconds() - self.busy) - (harness_cpu_seconds() - self.own)
+        return max(0.0, other) / (wall * os.cpu_count()) if wall > 0 else float("nan")
+
+
 # ---------------------------------------------------------------- targets
 
 class Target:
@@ -550,7 +578,7 @@ def fmt_us(us):
     return f"{us / 1000:.2f} ms" if us >= 1000 else f"{us:.0f} µs"
 
 
-def write_report(cfg, targets, fixed, tls, elapsed, stamp):
+def write_report(cfg, targets, fixed, tls, elapsed, stamp, other):
     bare, nginx = targets["bare"], targets["nginx"]
     sb, sn = summary(bare, bare.runs), summary(nginx, nginx.runs)
     lines = [
@@ -563,7 +591,10 @@ def write_report(cfg, targets, fixed, tls, elapsed, stamp):
         f"{cfg.duration} s per run after {cfg.warmup} s warm-up, {cfg.rounds} interleaved round(s), median shown. "
         f"Every proxy runs {THREADS} worker threads/processes in front of one nginx origin "
         "(1 worker, 22-byte body), all on the same cores as the load generator.  ",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ", Pingora 0.9.1 (rustls).",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ", Pingora 0.9.1 (rustls).  ",
+        "Other load: processes outside the harness used " + ", ".join(f"{v:.0%} of the machine's CPU during {k}"
+                                                                      for k, v in other.items())
+        + " (0% on a quiet machine; figures taken beside other work are slower and noisier).",
         "",
         "## Throughput (closed loop, as fast as it goes)",
         "",
@@ -790,6 +821,7 @@ def main():
         t.pids = tree_pids(t.proc.pid)
 
     # Closed loop, interleaved rounds.
+    other, load_phase = {}, OtherLoad()
     order = list(targets.values())
     total = cfg.rounds * len(order)
     for rnd in range(cfg.rounds):
@@ -813,7 +845,11 @@ def main():
             progress(f"fixed {cfg.fixed_rate:,.0f} req/s, round {rnd + 1}/{cfg.rounds} {t.label}: "
                      f"{res['rps']:,.0f} req/s, p50 {fmt_us(res['p50'])}, p99 {fmt_us(res['p99'])}")
 
+    other["the load"] = load_phase.share()
+    progress(f"processes outside the harness used {other['the load']:.0%} of the CPU during the load")
+
     # TLS handshakes, in interleaved rounds like the load.
+    tls_phase = OtherLoad()
     tls = tls_plan(targets, mtls, client)
     for rnd in range(cfg.rounds):
         for row in tls:
@@ -827,8 +863,10 @@ def main():
             progress(f"TLS round {rnd + 1}/{cfg.rounds} {row['label']}, {row['mode']}: {res['rate']:,.0f} "
                      f"handshakes/s, {res['cpu_us']:.0f} µs CPU each, {res['resumed']:.0%} resumed")
 
+    other["the TLS handshakes"] = tls_phase.share()
+    progress(f"processes outside the harness used {other['the TLS handshakes']:.0%} of the CPU during the handshakes")
     elapsed = time.monotonic() - T0
-    md = write_report(cfg, targets, fixed, tls, elapsed, stamp)
+    md = write_report(cfg, targets, fixed, tls, elapsed, stamp, other)
     svg = svg_chart(cfg, targets, fixed, stamp)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "quick" if cfg.quick else "latest"

@@ -38,7 +38,7 @@ child=""
 stop() { if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then kill -TERM "$child"; wait "$child" || true; fi; }
 trap stop EXIT
 trap 'stop; exit 130' INT TERM
-python3 benches/harness/bench.py --command "benches/harness/run.sh $*" "$@" &
+python3 benches/harness/bench.py --command "benches/harness/run.sh${*:+ $*}" "$@" &
 child=$!
 status=0
 wait "$child" || status=$?
