@@ -29,12 +29,22 @@ pub struct Auth {
     pub login: LoginService,
     /// Entrance-pass uses not yet written to the store (see `entrance`).
     pub(crate) pass_uses: std::sync::Mutex<Vec<(String, u64)>>,
+    /// Push requests made and answered, on any instance (from the change
+    /// feed): approver apps and waiting browsers listen here.
+    pub push_events: tokio::sync::broadcast::Sender<Change>,
+    /// For Web Push and the push webhook.
+    pub http: reqwest::Client,
+    /// The VAPID key Web Push messages are signed with, one for all
+    /// instances (sealed in the store); set by [`Auth::start`].
+    pub vapid: arc_swap::ArcSwapOption<crate::push::webpush::VapidKeys>,
     secrets: Secrets,
     keys_file: Option<PathBuf>,
 }
 
 /// The store setting holding the sealed cookie key ring (shared stores).
 const KEYS_SETTING: &str = "cookie-keys";
+/// The store setting holding the sealed VAPID key (Web Push).
+const VAPID_SETTING: &str = "vapid-key";
 /// The store setting proving every instance has the same `secrets.key`.
 const KEY_CHECK_SETTING: &str = "secrets-key-check";
 /// How often revocations of sessions that have expired anyway are forgotten.
@@ -106,6 +116,13 @@ impl Auth {
             clock: clock.clone(),
             login,
             pass_uses: std::sync::Mutex::default(),
+            push_events: tokio::sync::broadcast::channel(1024).0,
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| format!("HTTP client: {e}"))?,
+            vapid: arc_swap::ArcSwapOption::empty(),
             secrets,
             keys_file,
         })
@@ -131,7 +148,27 @@ impl Auth {
             self.load_shared_keys().await?;
         }
         self.reload_revocations().await.map_err(e)?;
-        self.reload_devices().await.map_err(e)
+        self.reload_devices().await.map_err(e)?;
+        self.load_vapid().await
+    }
+
+    /// The VAPID key pair: made by the first instance, sealed in the store.
+    async fn load_vapid(&self) -> Result<(), String> {
+        let store = self.store();
+        let e = |e: crate::store::StoreError| format!("state store: {e}");
+        let fresh = crate::push::webpush::VapidKeys::generate();
+        let sealed = self.secrets.sealer.seal(&fresh.to_raw(), VAPID_SETTING.as_bytes());
+        store.put_setting(VAPID_SETTING, &sealed, true).await.map_err(e)?;
+        let sealed = store.setting(VAPID_SETTING).await.map_err(e)?.ok_or("no VAPID key in the store")?;
+        let raw = self.secrets.sealer.open(&sealed, VAPID_SETTING.as_bytes()).map_err(|e| format!("VAPID key: {e}"))?;
+        let keys = crate::push::webpush::VapidKeys::from_raw(&raw).map_err(|e| format!("VAPID key: {e}"))?;
+        self.vapid.store(Some(Arc::new(keys)));
+        Ok(())
+    }
+
+    /// The VAPID public key approver apps subscribe with (base64url), or "".
+    pub fn vapid_public_key(&self) -> String {
+        self.vapid.load().as_ref().map(|k| k.public_key_base64url()).unwrap_or_default()
     }
 
     async fn load_shared_keys(&self) -> Result<(), String> {
@@ -316,6 +353,10 @@ impl Auth {
                     if let Err(e) = self.load_shared_keys().await {
                         log::error!("cannot load rotated cookie keys: {e}");
                     }
+                }
+                Ok(change @ (Change::PushRequested { .. } | Change::PushSettled { .. })) => {
+                    // Nobody listening is fine.
+                    let _ = self.push_events.send(change);
                 }
                 Ok(change) => self.apply_now(&change),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => self.resync().await,

@@ -17,6 +17,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// An approver device on the command line: answers push sign-in requests.
+    Approver {
+        /// Where the device's key lives (mode 0600).
+        #[arg(long, global = true)]
+        key: Option<PathBuf>,
+        /// A CA certificate (PEM) to trust besides the system's (e.g. a development CA).
+        #[arg(long, global = true)]
+        ca: Option<PathBuf>,
+        #[command(subcommand)]
+        action: ApproverAction,
+    },
     /// Serve: the HTTPS proxy, the optional HTTP redirect and the admin API.
     Run {
         #[arg(long, short)]
@@ -106,11 +117,55 @@ enum AdminAction {
         #[command(subcommand)]
         action: CertAction,
     },
+    /// Approver devices (push approval): list, a link to add one, remove.
+    Approver {
+        #[command(subcommand)]
+        action: AdminApproverAction,
+    },
     /// Entrance passes: list them, revoke one or all of a user's.
     Pass {
         #[command(subcommand)]
         action: PassAction,
     },
+}
+
+#[derive(Subcommand)]
+enum AdminApproverAction {
+    /// A user's approver devices.
+    List { user: String },
+    /// A single-use link (10 minutes) with which the user adds an approver device.
+    Link { user: String },
+    /// Remove one of a user's approver devices.
+    Remove { user: String, device: String },
+}
+
+#[derive(Subcommand)]
+enum ApproverAction {
+    /// Enroll this machine with the link of "Add approval device" (works once, 10 minutes).
+    Enroll {
+        link: String,
+        /// The name shown when requests are listed (default: this machine's host name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the sign-in requests waiting for an answer.
+    Pending,
+    /// Answer one request: approve with the number the browser shows, or deny.
+    Decide {
+        request: String,
+        #[arg(long, conflicts_with_all = ["deny", "not_me"])]
+        number: Option<u8>,
+        /// Approve without a number (groups with push_number_matching = false).
+        #[arg(long, conflicts_with_all = ["deny", "not_me", "number"])]
+        approve: bool,
+        #[arg(long, conflicts_with = "not_me")]
+        deny: bool,
+        /// "This wasn't me": deny, block further pushes for a while, and count a failure.
+        #[arg(long)]
+        not_me: bool,
+    },
+    /// Follow requests as they come, and answer each at the terminal.
+    Watch,
 }
 
 #[derive(Subcommand)]
@@ -221,6 +276,7 @@ pub fn main() -> i32 {
         Command::Admin { config, action } => admin(&config, action),
         Command::Certs { action: CertsAction::Dev { dir, hosts } } => certs_dev(&dir, &hosts),
         Command::HashPassword { stdin } => hash_password(stdin),
+        Command::Approver { key, ca, action } => approver(key, ca.as_deref(), action),
     };
     result.unwrap_or_else(|e| {
         eprintln!("portcullis: {e}");
@@ -459,6 +515,11 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut input).map_err(|e| e.to_string())?;
             ("POST", "/store/import", input)
         }
+        AdminAction::Approver { action: AdminApproverAction::List { user } } => ("POST", "/approver/list", one(user)),
+        AdminAction::Approver { action: AdminApproverAction::Link { user } } => ("POST", "/approver/link", one(user)),
+        AdminAction::Approver { action: AdminApproverAction::Remove { user, device } } => {
+            ("POST", "/approver/remove", serde_json::json!({ "user": user, "device": device }).to_string())
+        }
         AdminAction::Cert { .. } | AdminAction::Pass { .. } => unreachable!("handled above"),
     };
     if matches!(&action, AdminAction::Unlock { users } if users.is_empty()) {
@@ -467,6 +528,33 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
     let (status, body) = crate::admin::client::request(addr, method, path, &token, &body)?;
     print!("{body}");
     Ok(if (200..300).contains(&status) { 0 } else { 1 })
+}
+
+fn approver(key: Option<PathBuf>, ca: Option<&std::path::Path>, action: ApproverAction) -> Result<i32, String> {
+    use crate::push::cli;
+    crate::tls::install_crypto_provider();
+    let key = key.unwrap_or_else(cli::default_key_path);
+    match action {
+        ApproverAction::Enroll { link, name } => {
+            let name = name.unwrap_or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .map(|h| h.trim().to_string())
+                    .unwrap_or_else(|_| "desktop".into())
+            });
+            cli::enroll(&link, &name, &key, ca)
+        }
+        ApproverAction::Pending => cli::pending(&key, ca),
+        ApproverAction::Decide { request, number, approve, deny, not_me } => {
+            let decision = match (number.is_some() || approve, deny, not_me) {
+                (true, false, false) => "approve",
+                (false, true, false) => "deny",
+                (false, false, true) => "not_me",
+                _ => return Err("say --number N (or --approve), --deny or --not-me".into()),
+            };
+            cli::decide(&key, ca, &request, number, decision)
+        }
+        ApproverAction::Watch => cli::watch(&key, ca),
+    }
 }
 
 fn certs_dev(dir: &std::path::Path, hosts: &[String]) -> Result<i32, String> {

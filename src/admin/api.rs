@@ -94,6 +94,9 @@ impl AdminApi {
             ("GET", "/store/export") => super::users::export(auth).await,
             ("POST", "/store/import") => super::users::import(auth, req.body).await,
             ("POST", "/cert/issue") => super::cert_issue::handle(&live.current(), auth, req.body).await,
+            ("POST", path) if path.starts_with("/approver/") => {
+                super::approvers::handle(&live.current(), auth, path, req.body).await
+            }
             (method, path) if path.starts_with("/pass/") => {
                 super::passes::handle(&live.current(), auth, method, path, req.body).await
             }

@@ -1,6 +1,7 @@
 //! Administration: the HTTP API on its own listener and the CLI client for it.
 
 pub mod api;
+pub mod approvers;
 pub mod cert_issue;
 pub mod certs;
 pub mod client;

@@ -22,6 +22,9 @@
 //! The per-address brake is counted before the check too
 //! ([`LoginService::reserve_address`]), and given back when the guess was right.
 
+#[path = "login_push.rs"]
+mod push;
+
 use super::cooldown::Cooldown;
 use super::hashing::HashPool;
 use super::recovery;
@@ -65,6 +68,8 @@ pub enum Step {
     },
     NeedTotp,
     NeedEnroll,
+    /// Approve the login on a device (the TOTP form stays available when enrolled).
+    NeedPush,
     /// `allow` is false here (or the app does not admit the user's group).
     Denied,
     /// No authenticator and self-enrollment is not allowed here.
@@ -89,6 +94,8 @@ pub enum Step {
 pub enum Stage {
     Totp,
     Enroll,
+    /// Waiting on a push approval, with no authenticator to fall back on.
+    Push,
 }
 
 /// A login in progress.
@@ -271,7 +278,9 @@ impl LoginService {
         if let Some(until) = cooldown(cfg).waiting(rec.totp_revoked_at, now) {
             return Ok(Step::Cooldown { until });
         }
+        let push = self.push_offered(cfg, user).await?;
         let stage = match &rec.totp {
+            _ if push => Self::push_stage(rec),
             Some(t) if t.confirmed => Stage::Totp,
             _ if group.enroll_when.eval(facts) => Stage::Enroll,
             _ if self.take_enroll_link(enroll_code, &user.username).await? => Stage::Enroll,
@@ -282,7 +291,11 @@ impl LoginService {
         let attempt = Attempt { user: username, app: app_name, stage, rd, stepping_up, stepping_up_id };
         let bytes = serde_json::to_vec(&attempt).unwrap_or_default();
         self.store.put_challenge(&attempt_key(flow), &bytes, ATTEMPT_TTL).await?;
-        Ok(if stage == Stage::Totp { Step::NeedTotp } else { Step::NeedEnroll })
+        Ok(match stage {
+            _ if push => Step::NeedPush,
+            Stage::Totp => Step::NeedTotp,
+            Stage::Enroll | Stage::Push => Step::NeedEnroll,
+        })
     }
 
     /// A signed-in user whose second factor was skipped here, now somewhere it is

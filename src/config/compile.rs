@@ -2,7 +2,8 @@
 //! collecting every error with its file, line and column.
 
 use super::file::{
-    AppFile, ConfigFile, DeviceCertificatesFile, EntrancePassFile, PolicyGroupFile, RedisFile, ServerFile, Text,
+    AppFile, ConfigFile, DeviceCertificatesFile, EntrancePassFile, PolicyGroupFile, PushFile, RedisFile, ServerFile,
+    Text,
 };
 use super::hosts::{HostError, HostTable};
 use super::source::{ConfigError, ConfigErrors, Source};
@@ -50,6 +51,7 @@ impl Compiler<'_> {
         let lockout = self.lockout(&file);
         let limits = self.limits(&file.limits);
         let entrance_pass = file.entrance_pass.as_ref().map(|e| self.entrance_pass(e, &networks));
+        let push = self.push(&file.push);
         let https = server.as_ref().map(|s| s.https);
         let device_certificates = file.device_certificates.as_ref().map(|d| self.device_certificates(d, https));
         Some(Config {
@@ -67,6 +69,7 @@ impl Compiler<'_> {
             limits,
             device_certificates,
             entrance_pass,
+            push,
             warnings: std::mem::take(&mut self.warnings),
         })
     }
@@ -313,6 +316,42 @@ impl Compiler<'_> {
         DeviceCertificates { contracted, validity, ca, link_ttl, login }
     }
 
+    /// `[push]`, every key with a default.
+    fn push(&mut self, p: &PushFile) -> PushSettings {
+        let secs = Duration::from_secs;
+        let ttl = self.bounded_duration(p.ttl.as_ref(), "push.ttl", secs(15)..=secs(600), secs(120));
+        let max_outstanding = self.int(p.max_outstanding.as_ref(), "push.max_outstanding", 1..=100, 3) as u32;
+        let window = self.bounded_duration(p.window.as_ref(), "push.window", secs(60)..=secs(86_400), secs(300));
+        let block_after_deny = self.bounded_duration(
+            p.block_after_deny.as_ref(),
+            "push.block_after_deny",
+            secs(0)..=secs(86_400),
+            secs(900),
+        );
+        let webhook = p.webhook.as_ref().and_then(|t| {
+            let v = t.get_ref().trim();
+            if v.starts_with("https://") || v.starts_with("http://") {
+                Some(v.to_string())
+            } else {
+                self.err(t, "push.webhook: give an http:// or https:// URL");
+                None
+            }
+        });
+        let web_push_hosts = match &p.web_push_hosts {
+            Some(list) => list.iter().map(|t| t.get_ref().trim().to_ascii_lowercase()).collect(),
+            None => crate::push::DEFAULT_PUSH_HOSTS.iter().map(|h| h.to_string()).collect(),
+        };
+        let contact = match &p.contact {
+            Some(t) if t.get_ref().starts_with("mailto:") || t.get_ref().starts_with("https://") => t.get_ref().clone(),
+            Some(t) => {
+                self.err(t, "push.contact: give a mailto: or https: address push services may write to");
+                String::new()
+            }
+            None => "mailto:admin@localhost".to_string(),
+        };
+        PushSettings { ttl, max_outstanding, window, block_after_deny, webhook, web_push_hosts, contact }
+    }
+
     /// `[entrance_pass]`: `issue_when` defaults to `never` (the section alone
     /// issues nothing), the lifetime to 180 days.
     fn entrance_pass(&mut self, e: &EntrancePassFile, networks: &NetworkTable) -> EntrancePass {
@@ -493,6 +532,7 @@ impl Compiler<'_> {
             otp_skip,
             enroll_when,
             second_factors,
+            push_number_matching: g.push_number_matching.unwrap_or(true),
             session_lifetime: self.duration(g.session_lifetime.as_ref(), Duration::from_secs(12 * 3600)),
             idle_timeout: self.duration(g.idle_timeout.as_ref(), Duration::from_secs(2 * 3600)),
         })

@@ -35,6 +35,21 @@ pub struct ConfigFile {
     pub app: Vec<Spanned<AppFile>>,
     pub device_certificates: Option<Spanned<DeviceCertificatesFile>>,
     pub entrance_pass: Option<EntrancePassFile>,
+    #[serde(default)]
+    pub push: PushFile,
+}
+
+/// `[push]`: push approval of logins.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushFile {
+    pub ttl: Option<Text>,
+    pub max_outstanding: Option<Spanned<i64>>,
+    pub window: Option<Text>,
+    pub block_after_deny: Option<Text>,
+    pub webhook: Option<Text>,
+    pub web_push_hosts: Option<Vec<Text>>,
+    pub contact: Option<Text>,
 }
 
 /// `[entrance_pass]`: long-lived passes for browsers that logged in under a condition.
@@ -141,6 +156,7 @@ pub struct PolicyGroupFile {
     pub otp_skip: Option<Text>,
     pub enroll_when: Option<Text>,
     pub second_factors: Option<Vec<Text>>,
+    pub push_number_matching: Option<bool>,
     pub session_lifetime: Option<Text>,
     pub idle_timeout: Option<Text>,
 }

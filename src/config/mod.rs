@@ -41,10 +41,30 @@ pub struct Config {
     pub limits: Limits,
     /// `[device_certificates]`; `None` when the section is absent (no device CA).
     pub device_certificates: Option<DeviceCertificates>,
+    /// `[push]`: push approval settings (used by groups whose `second_factors` name `push`).
+    pub push: PushSettings,
     /// `[entrance_pass]`; `None` when absent: passes are neither issued nor counted.
     pub entrance_pass: Option<EntrancePass>,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
+}
+
+/// `[push]`.
+#[derive(Debug, Clone)]
+pub struct PushSettings {
+    /// How long a push request waits for an answer (default 2 minutes).
+    pub ttl: Duration,
+    /// Push requests per user within `window` (default 3 per 5 minutes).
+    pub max_outstanding: u32,
+    pub window: Duration,
+    /// After a "deny" or "this wasn't me", no push for this long (default 15 minutes).
+    pub block_after_deny: Duration,
+    /// Also POST each request (JSON) here, e.g. an ntfy topic or a chat hook.
+    pub webhook: Option<String>,
+    /// Hosts Web Push subscriptions may point at (`*.example.com` for subdomains).
+    pub web_push_hosts: Vec<String>,
+    /// The VAPID contact (`mailto:` or `https:`) push services may write to.
+    pub contact: String,
 }
 
 /// `[entrance_pass]`: when a login earns the browser a pass, and for how long.
@@ -219,6 +239,8 @@ pub struct PolicyGroup {
     /// When a user without an authenticator may enroll one by themselves.
     pub enroll_when: Condition,
     pub second_factors: Vec<SecondFactor>,
+    /// A push approval asks the device for the number the browser shows (default on).
+    pub push_number_matching: bool,
     pub session_lifetime: Duration,
     pub idle_timeout: Duration,
 }

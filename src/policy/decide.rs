@@ -123,6 +123,7 @@ mod tests {
             otp_skip: Condition::compile(otp_skip, n).unwrap(),
             enroll_when: Condition::never(),
             second_factors: vec![SecondFactor::Totp],
+            push_number_matching: true,
             session_lifetime: Duration::from_secs(3600),
             idle_timeout: Duration::from_secs(600),
         }

@@ -28,6 +28,9 @@ impl Portal<'_> {
             }
             ("POST", super::cert_login::API_PATH) => self.cert_login_api(req).await,
             ("POST", "/.portcullis/api/login") => self.api_login(req).await,
+            ("POST", "/.portcullis/api/push") => self.api_push_start(req).await,
+            ("POST", "/.portcullis/api/push/wait") => self.api_push_wait(req).await,
+            (_, p) if p.starts_with("/.portcullis/api/approver/") => self.approver_api(req).await,
             ("POST", "/.portcullis/api/totp") => {
                 let step =
                     self.auth.login.totp(self.config, self.client_ip, &req.flow, req.field("code").unwrap_or("")).await;
@@ -130,6 +133,7 @@ impl Portal<'_> {
                     .with_cookies(self.signed_in(req, &session).await)
             }
             Step::NeedTotp => Reply::json(200, &json!({"next": "totp"})),
+            Step::NeedPush => Reply::json(200, &json!({"next": "push"})),
             Step::NeedEnroll => Reply::json(200, &json!({"next": "enroll_totp"})),
             Step::Denied => Reply::json(403, &json!({"next": "denied", "contact": contact})),
             Step::AskAdmin => Reply::json(

@@ -32,6 +32,15 @@ fn with_rd(path: &str, rd: &str) -> String {
 
 impl Portal<'_> {
     pub(super) async fn browser(&self, req: &Request) -> Reply {
+        // Static files first: they need neither a form token nor a session.
+        if req.method == "GET" {
+            if let Some(file) = super::push::app_file(&req.path).filter(|_| self.cert_listener.is_none()) {
+                return file;
+            }
+            if req.path == "/.portcullis/static/push-wait.js" {
+                return super::push::wait_script();
+            }
+        }
         let post = req.method == "POST";
         if post && !form::csrf_ok(&self.auth.keys.load(), &req.flow, req.fields.get("csrf")) {
             return self.page(req, Page::Error { message: Text::ErrBadForm });
@@ -66,6 +75,13 @@ impl Portal<'_> {
             ("POST", "/.portcullis/recovery/regenerate") => self.regenerate(req).await,
             ("POST", "/.portcullis/logout") => self.logout(req).await,
             ("POST", "/.portcullis/passes/revoke") => self.revoke_own_pass(req).await,
+            ("GET", "/.portcullis/push") => self.push_wait_page(req).await,
+            ("POST", "/.portcullis/push") => self.push_continue(req).await,
+            ("POST", "/.portcullis/push/again") => self.push_again(req).await,
+            ("GET", "/.portcullis/approvers") => self.approvers_page(req, false).await,
+            ("POST", "/.portcullis/approvers/link") => self.approvers_page(req, true).await,
+            ("POST", "/.portcullis/approvers/remove") => self.approver_remove(req).await,
+            ("GET", "/.portcullis/approver") => see_other("/.portcullis/approver/".into()),
             ("GET", "/.portcullis/session") => self.handoff_page(req).await,
             ("GET", "/.portcullis/handoff") => self.refused_handoff(req, self.handoff_mint(req).await),
             ("GET" | "POST", crate::devices::link::DOWNLOAD_PATH) => self.cert_download(req).await,
@@ -259,6 +275,7 @@ impl Portal<'_> {
                 see_other(self.after_login(req, &session, &rd).await).with_cookies(self.signed_in(req, &session).await)
             }
             Step::NeedTotp => see_other("/.portcullis/otp".into()),
+            Step::NeedPush => see_other("/.portcullis/push".into()),
             Step::NeedEnroll => see_other("/.portcullis/enroll".into()),
             Step::Denied => self.page(req, Page::Denied),
             Step::AskAdmin => self.page(req, Page::AskAdmin),

@@ -60,8 +60,11 @@ pub fn parse_json(body: &[u8]) -> Result<HashMap<String, String>, BodyError> {
         let s = match v {
             serde_json::Value::String(s) if s.len() <= 4096 => s.clone(),
             serde_json::Value::Bool(b) => b.to_string(),
+            serde_json::Value::Number(n) => n.to_string(),
             serde_json::Value::Null => continue,
-            _ => return Err(BodyError::Malformed("fields must be strings")),
+            // Nested values are read from the parsed body where an endpoint takes one.
+            serde_json::Value::Object(_) | serde_json::Value::Array(_) => continue,
+            serde_json::Value::String(_) => return Err(BodyError::Malformed("a field is too long")),
         };
         out.insert(k.clone(), s);
     }

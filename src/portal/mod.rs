@@ -12,6 +12,7 @@ pub mod form;
 pub mod handoff;
 mod my_certs;
 mod my_passes;
+pub mod push;
 pub mod redirect;
 
 use crate::auth::{Auth, ValidSession};
@@ -62,6 +63,8 @@ pub struct Request {
     pub fields: HashMap<String, String>,
     /// The request carries Fetch Metadata (see `identity::pass::is_browser`).
     pub browser: bool,
+    /// A JSON body as parsed (for endpoints taking nested values).
+    pub json: Option<serde_json::Value>,
     pub user_agent: String,
 }
 
@@ -95,6 +98,9 @@ impl Portal<'_> {
     /// Answers a portal request; nothing under the prefix reaches the upstream.
     pub async fn handle(&self, session: &mut Session) -> pingora::Result<()> {
         let reply = match self.read(session).await {
+            Ok(req) if req.method == "GET" && req.path == push::EVENTS_PATH => {
+                return self.approver_events(session, &req).await;
+            }
             Ok(req) => {
                 let is_api = req.path.starts_with("/.portcullis/api/");
                 let mut reply = if is_api { self.api(&req).await } else { self.browser(&req).await };
@@ -138,6 +144,7 @@ impl Portal<'_> {
         let cookies = h.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         let existing = form::flow_id(cookies, &self.auth.keys.load());
         let is_api = path.starts_with("/.portcullis/api/");
+        let mut json = None;
         if method == "POST" {
             if is_api && !self.api_request_allowed(session, &content_type) {
                 return Err(Reply::json(
@@ -147,6 +154,7 @@ impl Portal<'_> {
             }
             let body = form::read_body(session).await.map_err(|e| body_error(e, is_api))?;
             let parsed = if is_api {
+                json = serde_json::from_slice(&body).ok();
                 form::parse_json(&body).map_err(|e| body_error(e, true))?
             } else {
                 form::parse_form(&body)
@@ -172,6 +180,7 @@ impl Portal<'_> {
             fields,
             browser,
             user_agent,
+            json,
         })
     }
 

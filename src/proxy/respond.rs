@@ -17,6 +17,11 @@ pub struct Reply {
     pub extra: Vec<(&'static str, String)>,
 }
 
+/// The push-wait page runs its one script, from the portal itself.
+pub const PUSH_PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The approver web app (its own script, styles, manifest and service worker).
+pub const APPROVER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
 /// The portal pages' policy: no scripts, no external resources, no framing.
 pub const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -48,6 +53,19 @@ impl Reply {
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
         self.extra.push((name, value));
         self
+    }
+
+    /// Replaces the Content-Security-Policy (pages that run their own script).
+    pub fn with_csp(mut self, csp: &str) -> Reply {
+        self.extra.retain(|(n, _)| *n != "content-security-policy");
+        self.extra.push(("content-security-policy", csp.to_string()));
+        self
+    }
+
+    /// A static file of the portal (the approver app, the push page's script).
+    pub fn asset(content_type: &'static str, body: &'static [u8], csp: &str) -> Reply {
+        let extra = vec![("content-security-policy", csp.to_string()), ("x-frame-options", "DENY".to_string())];
+        Reply { status: 200, content_type, body: Bytes::from_static(body), location: None, extra }
     }
 
     /// One `Set-Cookie` per value.

@@ -349,6 +349,11 @@ impl<V> Expiring<V> {
 
 #[async_trait]
 impl Store for EmbeddedStore {
+    async fn publish(&self, change: Change) -> StoreResult<()> {
+        EmbeddedStore::publish(self, change);
+        Ok(())
+    }
+
     async fn put_pass(&self, pass: &PassRecord) -> StoreResult<()> {
         let pass = pass.clone();
         self.blocking(move |db| {

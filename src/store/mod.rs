@@ -277,6 +277,15 @@ pub enum Change {
     DeviceCert(DeviceCert),
     /// The feed may have missed changes (a reconnect): read [`Store::revocations`] in full.
     Resync,
+    /// A push request was made for `user`: open approver apps show it.
+    PushRequested {
+        user: String,
+        id: String,
+    },
+    /// A push request was answered (or voided): the waiting browser goes on.
+    PushSettled {
+        id: String,
+    },
 }
 
 /// One line of an export: JSON lines, so a large state streams.
@@ -347,7 +356,9 @@ impl Revocations {
             | Change::Unlocked { .. }
             | Change::Resync
             | Change::SettingChanged { .. }
-            | Change::DeviceCert(_) => {}
+            | Change::DeviceCert(_)
+            | Change::PushRequested { .. }
+            | Change::PushSettled { .. } => {}
         }
     }
 }
@@ -459,6 +470,9 @@ pub trait Store: Send + Sync {
     async fn revocations(&self) -> StoreResult<Revocations>;
     /// Changes as they happen, from this instance and (Redis) every other.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Change>;
+    /// Tells every instance (this one included) of a change that has no
+    /// record of its own to write (push requests and their answers).
+    async fn publish(&self, change: Change) -> StoreResult<()>;
 
     // --- settings every instance shares ---
     /// A small durable value (e.g. the sealed cookie key ring).

@@ -62,6 +62,15 @@ impl Browser {
     /// [`Browser::start`] with `$HOME` set to `home`: Chromium takes client
     /// certificates (and CA trust) only from `$HOME/.pki/nssdb`.
     pub async fn start_with_home(lang: &str, host_rules: &str, home: Option<&Path>) -> Browser {
+        Browser::start_sized(lang, host_rules, home, (800, 1000)).await
+    }
+
+    /// A phone-sized window (e.g. 390×844), for pages meant for phones.
+    pub async fn start_phone(lang: &str, host_rules: &str) -> Browser {
+        Browser::start_sized(lang, host_rules, None, (390, 844)).await
+    }
+
+    async fn start_sized(lang: &str, host_rules: &str, home: Option<&Path>, window: (u32, u32)) -> Browser {
         let chromium = require_tool("chromium", "chromium");
         let chromedriver = require_tool("chromedriver", "chromium-driver");
         let port = free_port();
@@ -81,7 +90,7 @@ impl Browser {
         wait_for_port(driver_addr);
 
         let profile = tempfile::tempdir().unwrap();
-        let caps = capabilities(&chromium, profile.path(), lang, host_rules);
+        let caps = capabilities(&chromium, profile.path(), lang, host_rules, window);
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
         let base = format!("http://{driver_addr}");
         let (status, v) = send(http.post(format!("{base}/session")).json(&caps)).await;
@@ -209,7 +218,7 @@ impl Drop for Browser {
     }
 }
 
-fn capabilities(chromium: &Path, profile: &Path, lang: &str, host_rules: &str) -> Value {
+fn capabilities(chromium: &Path, profile: &Path, lang: &str, host_rules: &str, window: (u32, u32)) -> Value {
     let mut args: Vec<String> = [
         "--headless=new",
         "--no-sandbox",
@@ -220,10 +229,10 @@ fn capabilities(chromium: &Path, profile: &Path, lang: &str, host_rules: &str) -
         "--disable-sync",
         "--no-first-run",
         "--ignore-certificate-errors",
-        "--window-size=800,1000",
     ]
     .map(String::from)
     .into();
+    args.push(format!("--window-size={},{}", window.0, window.1));
     args.push(format!("--lang={lang}"));
     args.push(format!("--user-data-dir={}", profile.display()));
     if !host_rules.is_empty() {

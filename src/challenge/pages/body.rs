@@ -12,6 +12,11 @@ const REGENERATE: &str = "/.portcullis/recovery/regenerate";
 const LOGOUT: &str = "/.portcullis/logout";
 const DASHBOARD: &str = "/.portcullis/";
 const REVOKE_PASS: &str = "/.portcullis/passes/revoke";
+const PUSH: &str = "/.portcullis/push";
+const PUSH_AGAIN: &str = "/.portcullis/push/again";
+const APPROVERS: &str = "/.portcullis/approvers";
+const APPROVER_LINK: &str = "/.portcullis/approvers/link";
+const APPROVER_REMOVE: &str = "/.portcullis/approvers/remove";
 const CERT_LOGIN: &str = crate::portal::cert_login::PATH;
 
 /// Attributes of a one-time-code input, for phones to offer the numeric keypad and
@@ -39,6 +44,8 @@ pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
             }
             b.sign_out();
         }
+        Page::PushWait { number, notice, retry_at, has_totp } => b.push_wait(number, notice, retry_at, has_totp),
+        Page::Approvers { devices, qr_svg, link } => b.approvers(devices, qr_svg, link),
         Page::Locked => b.notice(Text::LockedBody, true),
         Page::Denied => b.notice(Text::DeniedBody, true),
         Page::AskAdmin => b.notice(Text::AskAdminBody, true),
@@ -193,12 +200,79 @@ impl Body<'_> {
         } else {
             self.paragraph(Text::TotpNotEnrolled);
         }
+        self.link(APPROVERS, false, Text::ApproversLink);
     }
 
     /// A certificate that stops working within 14 days, above everything else.
     fn cert_banner(&mut self, c: &CertRow) {
         let line = fill(self.text(Text::CertStopsSoon), &[("device", &c.device), ("date", &c.until)]);
         let _ = writeln!(self.out, "<p class=\"warning\" role=\"status\">{line}</p>");
+    }
+
+    fn push_wait(&mut self, number: Option<u8>, notice: Option<Text>, retry_at: &str, has_totp: bool) {
+        if let Some(n) = number {
+            self.paragraph(Text::PushIntro);
+            let _ = writeln!(
+                self.out,
+                "<p class=\"push-number\" aria-label=\"{}\"><strong id=\"push-number\">{n}</strong></p>",
+                self.t(Text::PushNumberLabel)
+            );
+            let _ = writeln!(
+                self.out,
+                "<p id=\"push-status\" class=\"hint\" role=\"status\">{}</p>",
+                self.t(Text::PushWaiting)
+            );
+            // Without JavaScript this button waits on the server for the answer.
+            self.form_open(Some(PUSH), true);
+            self.form_close(Text::PushContinueButton);
+        }
+        if let Some(t) = notice {
+            let line = fill(self.text(t), &[("time", retry_at)]);
+            let _ = writeln!(self.out, "<p id=\"push-notice\" class=\"error\" role=\"alert\">{line}</p>");
+        }
+        self.form_open(Some(PUSH_AGAIN), true);
+        self.form_close_secondary(Text::PushSendAgainButton);
+        if has_totp {
+            self.link(TOTP, true, Text::PushUseTotpLink);
+            self.link(RECOVERY, true, Text::PushUseRecoveryLink);
+        }
+        let _ = writeln!(self.out, "<script src=\"/.portcullis/static/push-wait.js\" defer></script>");
+    }
+
+    fn approvers(&mut self, devices: &[(String, String, String)], qr_svg: Option<&str>, link: Option<&str>) {
+        self.paragraph(Text::ApproversIntro);
+        if let (Some(svg), Some(link)) = (qr_svg, link) {
+            self.paragraph(Text::ApproverLinkIntro);
+            // The SVG is the server's own QR output, not user data.
+            let _ = writeln!(self.out, "<figure class=\"qr\">{svg}</figure>");
+            let _ = writeln!(self.out, "<p><a id=\"approver-link\" href=\"{0}\">{0}</a></p>", escape(link));
+        }
+        if devices.is_empty() {
+            self.paragraph(Text::ApproversNone);
+        } else {
+            self.out.push_str("<ul class=\"approvers\">\n");
+            for (id, name, added) in devices {
+                let _ = writeln!(
+                    self.out,
+                    "<li data-device=\"{}\"><strong>{}</strong> <span class=\"hint\">{}</span>",
+                    escape(id),
+                    escape(name),
+                    escape(added)
+                );
+                self.form_open(Some(APPROVER_REMOVE), false);
+                let _ = writeln!(self.out, "<input type=\"hidden\" name=\"device\" value=\"{}\">", escape(id));
+                self.form_close_secondary(Text::ApproverRemoveButton);
+                self.out.push_str("</li>\n");
+            }
+            self.out.push_str("</ul>\n");
+        }
+        self.form_open(Some(APPROVER_LINK), false);
+        let _ = writeln!(
+            self.out,
+            "<button type=\"submit\" id=\"add-approver\">{}</button>\n</form>",
+            self.t(Text::ApproverAddButton)
+        );
+        self.link(DASHBOARD, false, Text::DashboardTitle);
     }
 
     fn passes(&mut self, passes: &[PassRow]) {

@@ -139,6 +139,30 @@ texts! {
     ErrUnavailable,
     ErrNotFound,
 
+    // Push approval.
+    PushTitle,
+    PushIntro,
+    PushNumberLabel,
+    PushWaiting,
+    PushContinueButton,
+    PushSendAgainButton,
+    PushUseTotpLink,
+    PushUseRecoveryLink,
+    PushNoDevice,
+    /// `{time}`: when pushes may be sent again.
+    PushTooMany,
+    PushBlocked,
+    PushDenied,
+    PushWrongNumber,
+    PushExpired,
+    ApproversTitle,
+    ApproversIntro,
+    ApproversNone,
+    ApproverAddButton,
+    ApproverLinkIntro,
+    ApproverRemoveButton,
+    ApproversLink,
+
     // Entrance passes on the dashboard.
     PassesHeading,
     PassesIntro,

@@ -20,6 +20,7 @@ label{display:block;font-weight:600;margin-top:1rem}
 input{box-sizing:border-box;width:100%;font-family:inherit;font-size:1.1rem;padding:.5rem;border:1px solid #767d86;border-radius:4px}
 button,.button{display:inline-block;font-family:inherit;margin-top:1rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:4px;background:#1d5fbf;color:#fff;text-decoration:none;cursor:pointer}
 button.secondary,.button.secondary{background:#e4e7eb;color:#1c1e21}
+.push-number{margin:1.5rem 0;text-align:center}.push-number strong{font-size:3.5rem;letter-spacing:.15em;font-variant-numeric:tabular-nums}
 :focus-visible{outline:3px solid #e8a400;outline-offset:2px}
 .error{background:#fdecec;border-left:4px solid #b3261e;color:#8c1d18;padding:.5rem .75rem}
 .warning{background:#fff4d6;border-left:4px solid #e8a400;padding:.5rem .75rem}

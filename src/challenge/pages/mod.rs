@@ -120,6 +120,23 @@ pub enum Page<'a> {
         /// The user's working entrance passes; `None` without `[entrance_pass]`.
         passes: Option<&'a [PassRow]>,
     },
+    /// "Approve login on your device": the number, or why no push was sent.
+    PushWait {
+        /// The number to pick on the device; `None` when no request is out.
+        number: Option<u8>,
+        /// Why no push was sent, or how the last one ended.
+        notice: Option<Text>,
+        /// When to retry (local time), for `notice`s that have one.
+        retry_at: &'a str,
+        /// The user has an authenticator: offer the TOTP form instead.
+        has_totp: bool,
+    },
+    /// The user's approver devices, with the QR code of a new enrollment link.
+    Approvers {
+        devices: &'a [(String, String, String)],
+        qr_svg: Option<&'a str>,
+        link: Option<&'a str>,
+    },
     Locked,
     /// Access refused by policy; names no internal detail.
     Denied,
@@ -172,6 +189,8 @@ fn title(page: &Page<'_>) -> Text {
         Page::EnrollStart { .. } | Page::EnrollConfirm { .. } => Text::EnrollTitle,
         Page::RecoveryCodes { .. } => Text::RecoveryCodesTitle,
         Page::Dashboard { .. } => Text::DashboardTitle,
+        Page::PushWait { .. } => Text::PushTitle,
+        Page::Approvers { .. } => Text::ApproversTitle,
         Page::Locked => Text::LockedTitle,
         Page::Denied => Text::DeniedTitle,
         Page::AskAdmin => Text::AskAdminTitle,

@@ -667,6 +667,17 @@ impl ConnectionLike for Conn {
 
 #[async_trait]
 impl Store for RedisStore {
+    async fn publish(&self, change: Change) -> StoreResult<()> {
+        let shared = &self.shared;
+        redis::cmd("PUBLISH")
+            .arg(shared.keys.changes())
+            .arg(json(&change))
+            .query_async::<i64>(&mut shared.conn.clone())
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
     async fn put_pass(&self, pass: &PassRecord) -> StoreResult<()> {
         let pass = pass.clone();
         self.run(CALL_TIMEOUT, move |s| async move { s.put_pass(&pass).await }).await
