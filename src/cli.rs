@@ -25,6 +25,9 @@ enum Command {
         /// A CA certificate (PEM) to trust besides the system's (e.g. a development CA).
         #[arg(long, global = true)]
         ca: Option<PathBuf>,
+        /// Connect to this address for the link's host, as `HOST=IP` (like curl's --resolve).
+        #[arg(long, global = true, value_name = "HOST=IP")]
+        resolve: Option<String>,
         #[command(subcommand)]
         action: ApproverAction,
     },
@@ -276,7 +279,7 @@ pub fn main() -> i32 {
         Command::Admin { config, action } => admin(&config, action),
         Command::Certs { action: CertsAction::Dev { dir, hosts } } => certs_dev(&dir, &hosts),
         Command::HashPassword { stdin } => hash_password(stdin),
-        Command::Approver { key, ca, action } => approver(key, ca.as_deref(), action),
+        Command::Approver { key, ca, resolve, action } => approver(key, ca.as_deref(), resolve.as_deref(), action),
     };
     result.unwrap_or_else(|e| {
         eprintln!("portcullis: {e}");
@@ -530,10 +533,25 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
     Ok(if (200..300).contains(&status) { 0 } else { 1 })
 }
 
-fn approver(key: Option<PathBuf>, ca: Option<&std::path::Path>, action: ApproverAction) -> Result<i32, String> {
+fn approver(
+    key: Option<PathBuf>,
+    ca: Option<&std::path::Path>,
+    resolve: Option<&str>,
+    action: ApproverAction,
+) -> Result<i32, String> {
     use crate::push::cli;
     crate::tls::install_crypto_provider();
     let key = key.unwrap_or_else(cli::default_key_path);
+    let resolve = match resolve {
+        Some(r) => {
+            let (host, ip) = r.split_once('=').ok_or("--resolve: write HOST=IP")?;
+            let ip: std::net::IpAddr = ip.parse().map_err(|_| format!("--resolve: `{ip}` is not an IP address"))?;
+            Some((host.to_string(), ip))
+        }
+        None => None,
+    };
+    let ca = cli::Connect { ca, resolve };
+    let ca = &ca;
     match action {
         ApproverAction::Enroll { link, name } => {
             let name = name.unwrap_or_else(|| {

@@ -33,11 +33,16 @@ allow = "always"
 otp_skip = "internal_ip or device_cert"
 enroll_when = "always"
 
+[policy_group.pushers]
+allow = "always"
+otp_skip = "never"
+second_factors = ["totp", "push"]
+
 [[app]]
 name = "plain"
 hosts = ["wiki.localhost"]
 upstream = "{upstream}"
-policy_groups = ["staff"]
+policy_groups = ["staff", "pushers"]
 
 [[app]]
 name = "desk"
@@ -67,9 +72,9 @@ fn proxy() -> &'static Proxy {
             let env = Env::new(&section, APPS);
             let users = env.dir.path().join("users.toml");
             let mut text = std::fs::read_to_string(&users).unwrap();
-            for name in ["bob", "carol"] {
+            for (name, group) in [("bob", "staff"), ("carol", "staff"), ("pia", "pushers")] {
                 text.push_str(&format!(
-                    "\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n"
+                    "\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"{group}\"\n"
                 ));
             }
             std::fs::write(&users, text).unwrap();
@@ -427,4 +432,52 @@ async fn chromium_logs_in_with_the_certificate_its_policy_picks() {
         let compact: String = source.chars().filter(|c| !c.is_whitespace()).collect();
         assert!(compact.contains(&seen), "{user}: {source}");
     }
+}
+
+/// Device certificate + push: no password at all. pia's group asks for a
+/// second factor everywhere and allows push; her approver is the
+/// command-line one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_certificate_and_a_push_sign_in_without_a_password() {
+    let p = proxy();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("approver.json");
+    let approver = |args: &[&str]| {
+        let mut all = vec!["approver", "--key", common::path_str(&key), "--ca", common::path_str(&p.env.ca)];
+        all.extend_from_slice(&["--resolve", "wiki.localhost=127.0.0.1"]);
+        all.extend_from_slice(args);
+        portcullis(&all)
+    };
+    let (code, out, err) =
+        portcullis(&["admin", "--config", common::path_str(&p.env.config), "approver", "link", "pia"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let link = serde_json::from_str::<Value>(&out).unwrap()["url"].as_str().unwrap().to_string();
+    let (code, out, err) = approver(&["enroll", &link, "--name", "pia's desktop"]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let cert = issue(&p.env, "pia", "pia-pc");
+    let c = client(p, "127.0.0.3", Some(&cert), Arc::default());
+    let post = |path: String, body: Value| {
+        let c = c.clone();
+        async move {
+            let r = c.post(path).json(&body).send().await.unwrap();
+            r.json::<Value>().await.unwrap_or(Value::Null)
+        }
+    };
+    let rd = format!("https://wiki.localhost:{}/cp", p.env.https.port());
+    let v = post(p.login_url(PLAIN, "/.portcullis/api/login/cert"), json!({"rd": rd})).await;
+    assert_eq!(v["next"], "push", "{v}");
+    let v = post(p.login_url(PLAIN, "/.portcullis/api/push"), json!({})).await;
+    let number = v["number"].as_u64().unwrap_or_else(|| panic!("{v}")).to_string();
+    let (code, out, err) = approver(&["pending"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let id = out.split("request ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    let (code, out, err) = approver(&["decide", &id, "--number", &number]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v = post(p.login_url(PLAIN, "/.portcullis/api/push/wait"), json!({})).await;
+    assert_eq!(v["next"], "done", "{v}");
+    let (url, status, body) = follow(&c, v["location"].as_str().unwrap()).await;
+    assert_eq!((url, status), (p.app_url(PLAIN, "/cp"), StatusCode::OK), "{body}");
+    assert_eq!(upstream_header(&body, "x-portcullis-user").as_deref(), Some("pia"));
+    assert_eq!(upstream_header(&body, "x-portcullis-auth").as_deref(), Some("both_factors"));
 }

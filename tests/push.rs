@@ -45,7 +45,7 @@ push_number_matching = false
 
 [[app]]
 name = "wiki"
-hosts = ["wiki.localhost", "127.0.0.1"]
+hosts = ["wiki.localhost"]
 upstream = "{upstream}"
 policy_groups = ["staff", "plain"]
 "#;
@@ -362,12 +362,19 @@ async fn the_command_line_approver_enrolls_lists_and_approves() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("approver.json");
     let cli = |args: &[&str]| {
-        let mut all = vec!["approver", "--key", common::path_str(&key), "--ca", common::path_str(&env.ca)];
+        let mut all = vec![
+            "approver",
+            "--key",
+            common::path_str(&key),
+            "--ca",
+            common::path_str(&env.ca),
+            "--resolve",
+            "wiki.localhost=127.0.0.1",
+        ];
         all.extend_from_slice(args);
         common::portcullis(&all)
     };
-    // The link points at wiki.localhost: resolve it for the CLI through the URL itself.
-    let url = link(env, "carol").replace("wiki.localhost", "127.0.0.1");
+    let url = link(env, "carol");
     let (code, out, err) = cli(&["enroll", &url, "--name", "carol's desktop"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("for user `carol`"), "{out}");

@@ -34,9 +34,19 @@ pub fn default_key_path() -> PathBuf {
     base.join("portcullis").join("approver.json")
 }
 
-fn client(ca: Option<&Path>) -> Result<reqwest::Client, String> {
+/// How to reach the server: an extra CA to trust, a host to resolve by hand.
+pub struct Connect<'a> {
+    pub ca: Option<&'a Path>,
+    pub resolve: Option<(String, std::net::IpAddr)>,
+}
+
+fn client(c: &Connect<'_>, origin: &str) -> Result<reqwest::Client, String> {
     let mut b = reqwest::Client::builder().timeout(std::time::Duration::from_secs(30));
-    if let Some(ca) = ca {
+    if let Some((host, ip)) = &c.resolve {
+        let port = reqwest::Url::parse(origin).ok().and_then(|u| u.port_or_known_default()).unwrap_or(443);
+        b = b.resolve(host, std::net::SocketAddr::new(*ip, port));
+    }
+    if let Some(ca) = c.ca {
         let pem = std::fs::read(ca).map_err(|e| format!("cannot read `{}`: {e}", ca.display()))?;
         let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| format!("`{}`: {e}", ca.display()))?;
         b = b.add_root_certificate(cert);
@@ -78,7 +88,7 @@ async fn answer(r: reqwest::Response) -> Result<Value, String> {
 }
 
 /// `enroll LINK`: registers a new key with the link's single-use code.
-pub fn enroll(link: &str, name: &str, key_path: &Path, ca: Option<&Path>) -> Result<i32, String> {
+pub fn enroll(link: &str, name: &str, key_path: &Path, ca: &Connect<'_>) -> Result<i32, String> {
     let url = reqwest::Url::parse(link).map_err(|e| format!("not a link: {e}"))?;
     if url.scheme() != "https" {
         return Err("the link must be https://".into());
@@ -91,7 +101,7 @@ pub fn enroll(link: &str, name: &str, key_path: &Path, ca: Option<&Path>) -> Res
     let key = p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng);
     let spki = key.verifying_key().to_public_key_der().map_err(|e| e.to_string())?;
     let body = json!({"code": code, "name": name, "public_key": URL_SAFE_NO_PAD.encode(spki.as_bytes())});
-    let http = client(ca)?;
+    let http = client(ca, &origin)?;
     let v = runtime()?.block_on(async {
         answer(
             http.post(format!("{origin}/.portcullis/api/approver/enroll"))
@@ -153,9 +163,9 @@ fn print_request(r: &Value) {
 }
 
 /// `pending`: the requests waiting for this device's user.
-pub fn pending(key_path: &Path, ca: Option<&Path>) -> Result<i32, String> {
+pub fn pending(key_path: &Path, ca: &Connect<'_>) -> Result<i32, String> {
     let (file, key) = load(key_path)?;
-    let http = client(ca)?;
+    let http = client(ca, &file.origin)?;
     let url = format!("{}/.portcullis/api/approver/pending?{}", file.origin, signed_query(&file, &key, "pending"));
     let v = runtime()?.block_on(async { answer(http.get(url).send().await.map_err(|e| e.to_string())?).await })?;
     let list = v["requests"].as_array().cloned().unwrap_or_default();
@@ -169,13 +179,13 @@ pub fn pending(key_path: &Path, ca: Option<&Path>) -> Result<i32, String> {
 /// `decide REQUEST (--number N | --deny | --not-me)`.
 pub fn decide(
     key_path: &Path,
-    ca: Option<&Path>,
+    ca: &Connect<'_>,
     request: &str,
     number: Option<u8>,
     decision: &str,
 ) -> Result<i32, String> {
     let (file, key) = load(key_path)?;
-    let http = client(ca)?;
+    let http = client(ca, &file.origin)?;
     let result = runtime()?.block_on(send_decision(&http, &file, &key, request, number, decision))?;
     println!("{result}");
     Ok(0)
@@ -198,9 +208,9 @@ async fn send_decision(
 }
 
 /// `watch`: follows requests as they come and asks at the terminal.
-pub fn watch(key_path: &Path, ca: Option<&Path>) -> Result<i32, String> {
+pub fn watch(key_path: &Path, ca: &Connect<'_>) -> Result<i32, String> {
     let (file, key) = load(key_path)?;
-    let http = client(ca)?;
+    let http = client(ca, &file.origin)?;
     runtime()?.block_on(async {
         loop {
             let url =
