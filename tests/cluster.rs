@@ -264,3 +264,64 @@ async fn state_moves_from_the_embedded_store_to_redis() {
     let (_, v) = post(&g, &target, "/.portcullis/api/recovery", json!({"code": recovery})).await;
     assert_eq!(v["next"], "done", "{v}");
 }
+
+/// A browser waiting on A's push page is woken by an approval made through B.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_push_approved_through_one_instance_wakes_the_browser_waiting_on_the_other() {
+    let apps = r#"
+[policy_group.staff]
+allow = "always"
+otp_skip = "never"
+second_factors = ["totp", "push"]
+
+[[app]]
+name = "wiki"
+hosts = ["wiki.localhost"]
+upstream = "{upstream}"
+policy_groups = ["staff"]
+"#;
+    let redis = RedisServer::start();
+    let nodes = cluster(&[redis.url(), redis.url()], apps);
+    let (a, b) = (&nodes[0].env, &nodes[1].env);
+    let dir = tempfile::tempdir().unwrap();
+    let key_a = dir.path().join("a.json");
+    let approver = |key: &std::path::Path, args: &[&str]| {
+        let mut all = vec!["approver", "--key", common::path_str(key), "--ca", common::path_str(&a.ca)];
+        all.extend_from_slice(&["--resolve", "wiki.localhost=127.0.0.1"]);
+        all.extend_from_slice(args);
+        portcullis(&all)
+    };
+    let (code_, out, err) =
+        portcullis(&["admin", "--config", common::path_str(&a.config), "approver", "link", "alice"]);
+    assert_eq!(code_, 0, "{out}{err}");
+    let link = serde_json::from_str::<Value>(&out).unwrap()["url"].as_str().unwrap().to_string();
+    let (code_, out, err) = approver(&key_a, &["enroll", &link, "--name", "alice's desktop"]);
+    assert_eq!(code_, 0, "{out}{err}");
+    // The same device, talking to B.
+    let key_b = dir.path().join("b.json");
+    let text = std::fs::read_to_string(&key_a).unwrap();
+    let text = text.replace(&format!(":{}", a.https.port()), &format!(":{}", b.https.port()));
+    std::fs::write(&key_b, text).unwrap();
+
+    let c = browser(a, "127.0.0.3");
+    assert_eq!(login(&c, a).await["next"], "push");
+    let (_, v) = post(&c, a, "/.portcullis/api/push", json!({})).await;
+    let number = v["number"].as_u64().unwrap_or_else(|| panic!("{v}")).to_string();
+    let waiting = {
+        let c = c.clone();
+        let url = a.url("wiki.localhost", "/.portcullis/api/push/wait");
+        tokio::spawn(async move { c.post(url).json(&json!({})).send().await.unwrap().json::<Value>().await.unwrap() })
+    };
+    let (code_, out, err) = approver(&key_b, &["pending"]);
+    assert_eq!(code_, 0, "{out}{err}");
+    let id = out.split("request ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t0 = Instant::now();
+    let (code_, out, err) = approver(&key_b, &["decide", &id, "--number", &number]);
+    assert_eq!(code_, 0, "{out}{err}");
+    let v = waiting.await.unwrap();
+    eprintln!("the approval through B woke A's wait in {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+    assert_eq!(v["next"], "done", "{v}");
+    assert_eq!(whoami(&c, a).await, StatusCode::OK);
+}
