@@ -8,8 +8,11 @@ use clap::{Parser, Subcommand};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
+/// `--version`: the package version and the commit it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PORTCULLIS_COMMIT"), ")");
+
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "Access-control reverse proxy")]
+#[command(name = "portcullis", version = VERSION, about = "Access-control reverse proxy")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,6 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Print shell completions: `portcullis completions bash > /etc/bash_completion.d/portcullis`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// An approver device on the command line: answers push sign-in requests.
     Approver {
         /// Where the device's key lives (mode 0600).
@@ -279,6 +287,14 @@ pub fn main() -> i32 {
         Command::Admin { config, action } => admin(&config, action),
         Command::Certs { action: CertsAction::Dev { dir, hosts } } => certs_dev(&dir, &hosts),
         Command::HashPassword { stdin } => hash_password(stdin),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "portcullis", &mut script);
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+            Ok(0)
+        }
         Command::Approver { key, ca, resolve, action } => approver(key, ca.as_deref(), resolve.as_deref(), action),
     };
     result.unwrap_or_else(|e| {
@@ -586,7 +602,9 @@ fn certs_dev(dir: &std::path::Path, hosts: &[String]) -> Result<i32, String> {
 
 fn hash_password(from_stdin: bool) -> Result<i32, String> {
     use argon2::password_hash::{PasswordHasher, SaltString};
-    let password = if from_stdin {
+    use std::io::IsTerminal;
+    // Piped in (`echo pw | portcullis hash-password`): one line, no prompt.
+    let password = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
         std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
         line.trim_end_matches(['\r', '\n']).to_string()

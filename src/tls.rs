@@ -116,6 +116,10 @@ pub struct DevCerts {
     pub server_key: std::path::PathBuf,
 }
 
+/// How long `certs dev`'s server certificate is valid (the CA/Browser Forum's
+/// 398-day ceiling for publicly trusted ones, which scanners apply to all).
+pub const DEV_LEAF_DAYS: i64 = 397;
+
 /// Makes a development CA (ECDSA P-256) and a server certificate it signs for
 /// `hosts` (DNS names or IP addresses). Keys are written with mode 0600.
 pub fn make_dev_certs(dir: &Path, hosts: &[String]) -> Result<DevCerts, String> {
@@ -127,12 +131,19 @@ pub fn make_dev_certs(dir: &Path, hosts: &[String]) -> Result<DevCerts, String> 
     ca.distinguished_name.push(DnType::CommonName, "portcullis development CA");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let now = time::OffsetDateTime::now_utc();
+    // The CA may outlive its leaves; a leaf is valid at most 398 days, as
+    // browsers and TLS scanners expect of a server certificate.
+    ca.not_before = now - time::Duration::hours(1);
+    ca.not_after = now + time::Duration::days(10 * 365);
     let ca_cert = ca.self_signed(&ca_key).map_err(|e| e.to_string())?;
 
     let key = KeyPair::generate_for(alg).map_err(|e| e.to_string())?;
     let mut params = CertificateParams::new(hosts.to_vec()).map_err(|e| format!("bad host name: {e}"))?;
     params.distinguished_name.push(DnType::CommonName, hosts.first().map_or("localhost", |h| h.as_str()));
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.not_before = now - time::Duration::hours(1);
+    params.not_after = now + time::Duration::days(DEV_LEAF_DAYS);
     let cert = params.signed_by(&key, &ca_cert, &ca_key).map_err(|e| e.to_string())?;
 
     let out = DevCerts {
