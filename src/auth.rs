@@ -28,7 +28,7 @@ pub struct Auth {
     pub clock: Arc<dyn Clock>,
     pub login: LoginService,
     /// Entrance-pass uses not yet written to the store (see `entrance`).
-    pub(crate) pass_uses: std::sync::Mutex<Vec<(String, u64)>>,
+    pub(crate) pass_uses: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Push requests made and answered, on any instance (from the change
     /// feed): approver apps and waiting browsers listen here.
     pub push_events: tokio::sync::broadcast::Sender<Change>,
@@ -117,11 +117,7 @@ impl Auth {
             login,
             pass_uses: std::sync::Mutex::default(),
             push_events: tokio::sync::broadcast::channel(1024).0,
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| format!("HTTP client: {e}"))?,
+            http: crate::push::webpush::client().map_err(|e| format!("HTTP client: {e}"))?,
             vapid: arc_swap::ArcSwapOption::empty(),
             secrets,
             keys_file,
@@ -343,7 +339,9 @@ impl Auth {
                 r = rx.recv() => r,
                 _ = prune.tick() => {
                     self.prune_revocations();
-                    self.flush_pass_uses().await;
+                    // Its own task: a slow store never holds up revocations.
+                    let me = self.clone();
+                    tokio::spawn(async move { me.flush_pass_uses().await });
                     continue;
                 }
             };

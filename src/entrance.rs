@@ -44,17 +44,23 @@ impl Auth {
     /// Verifies a pass cookie's value at `now` (also `portcullis decide --pass`).
     pub fn check_pass(&self, value: &str, now: u64) -> Result<Pass, PassError> {
         let revocations = self.revocations.load();
-        Pass::from_cookie(value, &self.keys.load(), now, |id| revocations.revoked_sessions.contains(id))
+        let pass = Pass::from_cookie(value, &self.keys.load(), now, |id| revocations.revoked_sessions.contains(id))?;
+        // Signed out everywhere since it was issued: void at once, on every
+        // instance, before each pass's own revocation arrives.
+        if revocations.not_before.get(&pass.user).is_some_and(|&nb| pass.issued_at < nb) {
+            return Err(PassError::Revoked);
+        }
+        Ok(pass)
     }
 
     /// The `Set-Cookie` re-issuing a pass on this host now, and the use noted
     /// for the next batch written to the store.
     pub fn refreshed_pass_cookie(&self, cfg: &EntrancePass, pass: &Pass) -> String {
         let now = self.clock.now();
-        let renew = cfg.renew_on_use.then_some(cfg.lifetime.as_secs());
-        let next = pass.refreshed(now, renew);
+        let next = pass.refreshed(now, cfg.renew_on_use);
         if let Ok(mut uses) = self.pass_uses.lock() {
-            uses.push((pass.id.clone(), now));
+            // One entry per pass, however often a client replays an old cookie.
+            uses.insert(pass.id.clone(), now);
         }
         self.pass_cookie(&next)
     }
@@ -97,8 +103,8 @@ impl Auth {
     /// Writes the uses noted since the last time (every minute, from the
     /// change follower): one store call per batch, never one per request.
     pub async fn flush_pass_uses(&self) {
-        let batch = match self.pass_uses.lock() {
-            Ok(mut uses) if !uses.is_empty() => std::mem::take(&mut *uses),
+        let batch: Vec<(String, u64)> = match self.pass_uses.lock() {
+            Ok(mut uses) if !uses.is_empty() => std::mem::take(&mut *uses).into_iter().collect(),
             _ => return,
         };
         if let Err(e) = self.store().touch_passes(&batch).await {
@@ -129,8 +135,11 @@ impl Auth {
     /// Revokes every pass of `user` not revoked yet; returns how many.
     pub async fn revoke_passes_of(&self, user: &str) -> Result<usize, StoreError> {
         let mut n = 0;
+        let now = self.clock.now();
         for p in self.store().passes(Some(user)).await? {
-            if !p.revoked {
+            // One that ended (and could not have been renewed since) needs no revocation.
+            let ended = now >= p.expires_at.max(p.last_seen.saturating_add(p.expires_at.saturating_sub(p.issued_at)));
+            if !p.revoked && !ended {
                 let until = self.revoked_until(&p);
                 self.store().revoke_pass(&p.id, until).await?;
                 self.apply_now(&Change::SessionRevoked { id: p.id.clone(), until });

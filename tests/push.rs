@@ -59,6 +59,8 @@ const USERS: &[(&str, &str)] = &[
     ("erin", "staff"),
     ("frank", "staff"),
     ("gina", "staff"),
+    ("hank", "staff"),
+    ("ivy", "staff"),
 ];
 
 struct Proxy {
@@ -454,4 +456,26 @@ async fn chromium_waits_on_the_push_page_and_chromium_approves_it() {
     }
     let source = a.page_source().await;
     assert!(source.contains("x-portcullis-user"), "{source}");
+}
+
+/// An approval answers one request of one login: a browser that started a
+/// push as hank and then typed ivy's password is not signed in as ivy by
+/// hank approving his own request.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_never_finishes_another_users_login() {
+    let p = proxy();
+    let env = &p.env;
+    let hanks = Device::enroll(env, "hank").await;
+    let _ivys = Device::enroll(env, "ivy").await;
+    let c = browser(env);
+    let number = login_to_push(&c, env, "hank").await;
+    let id = the_request(&hanks, env).await["id"].as_str().unwrap().to_string();
+    let (_, v) = post(&c, env, "/.portcullis/api/login", json!({"username": "ivy", "password": PASSWORD})).await;
+    assert_eq!(v["next"], "push", "{v}");
+    let (s, v) = hanks.decide(env, &id, &number.to_string(), "approve").await;
+    assert_eq!((s, v["result"].as_str()), (StatusCode::OK, Some("approved")), "{v}");
+    let (_, v) = post(&c, env, "/.portcullis/api/push/wait", json!({})).await;
+    assert_ne!(v["next"], "done", "{v}");
+    let r = c.get(env.url(WIKI, "/.portcullis/api/whoami")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "nobody is signed in");
 }

@@ -8,10 +8,10 @@ use crate::config::Config;
 use crate::store::PassRecord;
 use serde_json::{json, Value};
 
-fn row(p: &PassRecord, now: u64) -> Value {
+fn row(p: &PassRecord, now: u64, renew: bool) -> Value {
     let status = if p.revoked {
         "revoked"
-    } else if now >= p.expires_at {
+    } else if now >= p.works_until(renew) {
         "expired"
     } else {
         "active"
@@ -20,7 +20,7 @@ fn row(p: &PassRecord, now: u64) -> Value {
         "id": p.id, "user": p.user, "status": status, "browser": p.browser, "issued_from": p.issued_from,
         "issued_at": p.issued_at, "issued_at_utc": crate::clock::iso8601(p.issued_at),
         "last_seen": p.last_seen, "last_seen_utc": crate::clock::iso8601(p.last_seen),
-        "expires_at": p.expires_at, "expires_at_utc": crate::clock::iso8601(p.expires_at),
+        "expires_at": p.works_until(renew), "expires_at_utc": crate::clock::iso8601(p.works_until(renew)),
     })
 }
 
@@ -51,7 +51,10 @@ pub async fn handle(cfg: &Config, auth: &Auth, method: &str, path: &str, body: &
     let now = auth.clock.now();
     match (method, path) {
         ("POST", "/pass/list") => match auth.store().passes(user).await {
-            Ok(passes) => reply(200, json!({"passes": passes.iter().map(|p| row(p, now)).collect::<Vec<_>>()})),
+            Ok(passes) => {
+                let renew = cfg.entrance_pass.as_ref().is_some_and(|e| e.renew_on_use);
+                reply(200, json!({"passes": passes.iter().map(|p| row(p, now, renew)).collect::<Vec<_>>()}))
+            }
             Err(e) => unavailable(e),
         },
         ("POST", "/pass/revoke") => match (v["id"].as_str(), user) {

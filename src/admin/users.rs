@@ -124,6 +124,10 @@ async fn revoke_totp(auth: &Auth, users: &[String]) -> Result<AdminReply, crate:
     for u in users {
         auth.store().revoke_totp(u, now).await?;
         auth.sign_out_everywhere(u).await?;
+        // A lost phone is often the approver too.
+        for d in crate::push::approver::list(auth.store().as_ref(), u).await? {
+            crate::push::approver::remove(auth.store().as_ref(), u, &d.id).await?;
+        }
         log::info!(target: "audit", "{}", json!({"event": "revoke_totp", "user": u}));
     }
     Ok(reply(200, json!({"revoked": users, "signed_out": true})))

@@ -290,6 +290,7 @@ impl LoginService {
         let (stepping_up, stepping_up_id) = earlier.map_or((None, None), |(c, id)| (Some(c), Some(id)));
         let attempt = Attempt { user: username, app: app_name, stage, rd, stepping_up, stepping_up_id };
         let bytes = serde_json::to_vec(&attempt).unwrap_or_default();
+        self.forget_push(flow).await?;
         self.store.put_challenge(&attempt_key(flow), &bytes, ATTEMPT_TTL).await?;
         Ok(match stage {
             _ if push => Step::NeedPush,

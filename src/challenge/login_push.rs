@@ -36,11 +36,18 @@ impl LoginService {
         }
     }
 
-    /// An approved push finishes the login (both factors).
-    pub async fn push_approved(&self, cfg: &Config, flow: &str) -> Step {
+    /// A push approved for `approved_user` finishes the login (both
+    /// factors) when it is that user's login and the group allows push.
+    pub async fn push_approved(&self, cfg: &Config, flow: &str, approved_user: &str) -> Step {
         let result: StepResult<Step> = async {
             let attempt = self.push_attempt(flow).await?;
+            if attempt.user != approved_user {
+                return Err(Step::NoAttempt);
+            }
             let (user, rec) = self.checked_user(cfg, &attempt).await?;
+            if !cfg.groups[user.policy_group].second_factors.contains(&SecondFactor::Push) {
+                return Err(Step::NoAttempt);
+            }
             self.finish(cfg, user, &attempt, flow, &rec).await
         }
         .await;
@@ -53,6 +60,11 @@ impl LoginService {
         if let Err(e) = self.store.record_failure(user, cfg.lockout.max_failures, lock).await {
             log::warn!("a failed push approval of `{user}` was not counted: {e}");
         }
+    }
+
+    /// A new attempt forgets the flow's push request.
+    pub(super) async fn forget_push(&self, flow: &str) -> StepResult<()> {
+        Ok(self.store.delete_challenge(&crate::push::request::flow_key(flow)).await?)
     }
 
     /// Drops the attempt (the push was denied: the login starts over).

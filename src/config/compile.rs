@@ -339,7 +339,7 @@ impl Compiler<'_> {
         });
         let web_push_hosts = match &p.web_push_hosts {
             Some(list) => list.iter().map(|t| t.get_ref().trim().to_ascii_lowercase()).collect(),
-            None => crate::push::DEFAULT_PUSH_HOSTS.iter().map(|h| h.to_string()).collect(),
+            None => crate::push::webpush::DEFAULT_PUSH_HOSTS.iter().map(|h| h.to_string()).collect(),
         };
         let contact = match &p.contact {
             Some(t) if t.get_ref().starts_with("mailto:") || t.get_ref().starts_with("https://") => t.get_ref().clone(),

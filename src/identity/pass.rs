@@ -45,6 +45,9 @@ pub struct Pass {
     /// The last time this host re-issued the cookie (see [`SEEN_EVERY_SECS`]).
     pub seen_at: u64,
     pub expires_at: u64,
+    /// The lifetime it was issued with: a renewal ends one lifetime after
+    /// the use, never more (a revocation is kept that long).
+    pub lifetime: u64,
 }
 
 /// Why a pass counts as no pass.
@@ -84,13 +87,14 @@ impl Pass {
             issued_at: now,
             seen_at: now,
             expires_at: now.saturating_add(lifetime_secs),
+            lifetime: lifetime_secs,
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + 3 * 8 + 4 + self.id.len() + self.user.len());
         out.push(FORMAT_VERSION);
-        for t in [self.issued_at, self.seen_at, self.expires_at] {
+        for t in [self.issued_at, self.seen_at, self.expires_at, self.lifetime] {
             out.extend_from_slice(&t.to_be_bytes());
         }
         put_str(&mut out, &self.id);
@@ -103,12 +107,12 @@ impl Pass {
         if r.byte()? != FORMAT_VERSION {
             return Err(CookieError::Malformed);
         }
-        let (issued_at, seen_at, expires_at) = (r.u64()?, r.u64()?, r.u64()?);
+        let (issued_at, seen_at, expires_at, lifetime) = (r.u64()?, r.u64()?, r.u64()?, r.u64()?);
         let (id, user) = (r.string()?, r.string()?);
         if !r.0.is_empty() || !id.starts_with(ID_PREFIX) {
             return Err(CookieError::Malformed);
         }
-        Ok(Pass { id, user, issued_at, seen_at, expires_at })
+        Ok(Pass { id, user, issued_at, seen_at, expires_at, lifetime })
     }
 
     pub fn to_cookie(&self, keys: &KeyRing) -> String {
@@ -142,12 +146,12 @@ impl Pass {
         now.saturating_sub(self.seen_at) >= SEEN_EVERY_SECS
     }
 
-    /// The cookie re-issued at `now`; with `renew`, ending `lifetime_secs` from now.
-    pub fn refreshed(&self, now: u64, renew: Option<u64>) -> Pass {
+    /// The cookie re-issued at `now`; with `renew`, ending its lifetime from now.
+    pub fn refreshed(&self, now: u64, renew: bool) -> Pass {
         let mut next = self.clone();
         next.seen_at = now;
-        if let Some(lifetime) = renew {
-            next.expires_at = now.saturating_add(lifetime);
+        if renew {
+            next.expires_at = now.saturating_add(self.lifetime);
         }
         next
     }
@@ -241,9 +245,9 @@ mod tests {
         let p = Pass::new("alice", NOW, 10 * DAY);
         assert!(!p.needs_refresh(NOW + SEEN_EVERY_SECS - 1));
         assert!(p.needs_refresh(NOW + SEEN_EVERY_SECS));
-        let kept = p.refreshed(NOW + DAY, None);
+        let kept = p.refreshed(NOW + DAY, false);
         assert_eq!((kept.seen_at, kept.expires_at), (NOW + DAY, NOW + 10 * DAY));
-        let renewed = p.refreshed(NOW + DAY, Some(10 * DAY));
+        let renewed = p.refreshed(NOW + DAY, true);
         assert_eq!(renewed.expires_at, NOW + 11 * DAY);
         assert_eq!((renewed.id, renewed.issued_at), (p.id, p.issued_at));
     }

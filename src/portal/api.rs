@@ -23,9 +23,6 @@ impl Portal<'_> {
             (_, p) if self.cert_listener.is_some() && p != super::cert_login::API_PATH && !self.peer_cert.counts() => {
                 self.cert_login_api(req).await
             }
-            (_, p) if self.cert_listener.is_some() && p != super::cert_login::API_PATH && !self.peer_cert.counts() => {
-                self.cert_login_api(req).await
-            }
             ("POST", super::cert_login::API_PATH) => self.cert_login_api(req).await,
             ("POST", "/.portcullis/api/login") => self.api_login(req).await,
             ("POST", "/.portcullis/api/push") => self.api_push_start(req).await,

@@ -54,11 +54,6 @@ impl Portal<'_> {
             (_, p) if self.cert_listener.is_some() && p != super::cert_login::PATH && !self.peer_cert.counts() => {
                 self.page(req, Page::Error { message: self.peer_cert.refusal().0 })
             }
-            // Every step there needs the certificate, still counting: one
-            // revoked during the second factor ends the login.
-            (_, p) if self.cert_listener.is_some() && p != super::cert_login::PATH && !self.peer_cert.counts() => {
-                self.page(req, Page::Error { message: self.peer_cert.refusal().0 })
-            }
             ("GET", "/.portcullis/" | "/.portcullis") => self.dashboard(req).await,
             ("GET", super::cert_login::PATH) => self.cert_login_page(req).await,
             ("GET", "/.portcullis/login") => self.login_page(req),

@@ -265,25 +265,26 @@ impl Portal<'_> {
         if !same(&state_of(nonce), &grant.state) {
             return Err(Refused::OtherBrowser);
         }
-        let session = self.session_for(&grant).await?;
         // Checked again: revoked since, or not this user's, it stays behind.
         let now = self.auth.clock.now();
         let pass =
             grant.pass.as_deref().and_then(|v| self.auth.check_pass(v, now).ok()).filter(|p| p.user == grant.user);
+        let pass = pass.filter(|_| self.config.entrance_pass.is_some());
+        let session = self.session_for(&grant, pass.is_some()).await?;
         // The path came from `rd` through `validate_return` into a ticket we signed.
         let reply = Reply::redirect(303, grant.path)
             .with_header("set-cookie", self.session_cookie(&session))
             .with_header("set-cookie", clear_cookie(STATE_COOKIE));
         Ok(match pass {
-            Some(p) if self.config.entrance_pass.is_some() => {
-                reply.with_header("set-cookie", self.auth.pass_cookie(&p))
-            }
-            _ => reply,
+            Some(p) => reply.with_header("set-cookie", self.auth.pass_cookie(&p)),
+            None => reply,
         })
     }
 
     /// The session a grant gives here, if the user may still have it.
-    async fn session_for(&self, g: &Grant) -> Result<UserSession, Refused> {
+    /// `pass`: the grant carries the user's valid entrance pass, which
+    /// counts here as it will on the next request.
+    async fn session_for(&self, g: &Grant, pass: bool) -> Result<UserSession, Refused> {
         let app = self.config.app(self.app);
         if g.app != app.name {
             return Err(Refused::OtherApp);
@@ -299,7 +300,8 @@ impl Portal<'_> {
             return Err(Refused::Locked);
         }
         let group = &self.config.groups[user.policy_group];
-        if !app.admits(user.policy_group) || !group.allow.eval(&self.facts) {
+        let facts = crate::policy::expr::Facts { entrance_pass: pass, ..self.facts };
+        if !app.admits(user.policy_group) || !group.allow.eval(&facts) {
             return Err(Refused::NotAllowed);
         }
         let lifetime = group.session_lifetime.as_secs();

@@ -98,7 +98,7 @@ impl Portal<'_> {
     /// Answers a portal request; nothing under the prefix reaches the upstream.
     pub async fn handle(&self, session: &mut Session) -> pingora::Result<()> {
         let reply = match self.read(session).await {
-            Ok(req) if req.method == "GET" && req.path == push::EVENTS_PATH => {
+            Ok(req) if req.method == "GET" && req.path == push::EVENTS_PATH && self.cert_listener.is_none() => {
                 return self.approver_events(session, &req).await;
             }
             Ok(req) => {
@@ -235,7 +235,9 @@ impl Portal<'_> {
     /// The request's facts for `user`: `entrance_pass` counts only the
     /// browser's pass of that user.
     pub fn facts_for(&self, user: &str) -> Facts {
-        Facts { entrance_pass: self.pass.is_some_and(|p| p.user == user), ..self.facts }
+        // Both name a user: they count for that user only.
+        let device_cert = self.facts.device_cert && self.peer_cert.is_user(user);
+        Facts { entrance_pass: self.pass.is_some_and(|p| p.user == user), device_cert, ..self.facts }
     }
 
     /// The password step, as both the page and the API run it.

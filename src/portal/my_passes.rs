@@ -21,7 +21,14 @@ impl Portal<'_> {
         let (now, offset) = (self.auth.clock.now(), self.config.totp.utc_offset);
         let local = |at: u64| LocalTime(at, offset).to_string();
         let mine = self.pass.map(|p| p.id.as_str());
-        let rows = self.auth.store().passes(Some(user)).await?.into_iter().filter(|p| !p.revoked && p.expires_at > now);
+        let renew = self.config.entrance_pass.as_ref().is_some_and(|e| e.renew_on_use);
+        let rows = self
+            .auth
+            .store()
+            .passes(Some(user))
+            .await?
+            .into_iter()
+            .filter(|p| !p.revoked && p.works_until(renew) > now);
         Ok(Some(
             rows.map(|p| PassRow {
                 this_browser: mine == Some(p.id.as_str()),

@@ -9,7 +9,7 @@ use crate::challenge::login::{Stage, Step};
 use crate::challenge::pages::{Page, Text};
 use crate::proxy::respond::{Reply, APPROVER_CSP, PUSH_PAGE_CSP};
 use crate::push::approver::{self, Approver, ApproverError};
-use crate::push::request::{self, DecideError, Outcome, PushRequest, Refusal};
+use crate::push::request::{self, Answer, DecideError, Outcome, PushRequest, Refusal};
 use crate::store::Change;
 use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
@@ -89,7 +89,8 @@ impl Portal<'_> {
         let has_totp = attempt.stage == Stage::Totp;
         let now = self.auth.clock.now();
         if let Ok(Some(r)) = request::of_flow(self.auth, &req.flow).await {
-            if r.expires_at > now && matches!(request::outcome(self.auth, &r.id).await, Ok(None)) {
+            let for_this_login = r.user == attempt.user;
+            if for_this_login && r.expires_at > now && matches!(request::outcome(self.auth, &r.id).await, Ok(None)) {
                 return Ok((Waiting::Number(r), has_totp));
             }
         }
@@ -140,7 +141,7 @@ impl Portal<'_> {
 
     /// Waits for the answer to this browser's request: the outcome, or
     /// `None` while it is still pending.
-    async fn push_outcome(&self, req: &Request) -> Result<(Option<Outcome>, Option<PushRequest>), Step> {
+    async fn push_outcome(&self, req: &Request) -> Result<(Option<Answer>, Option<PushRequest>), Step> {
         let unavailable = |_| Step::Unavailable;
         let Some(id) = request::id_of_flow(self.auth, &req.flow).await.map_err(unavailable)? else {
             return Ok((None, None));
@@ -155,6 +156,20 @@ impl Portal<'_> {
         Ok((outcome, Some(r)))
     }
 
+    /// Finishes the login with the flow's approved request: taken once, and
+    /// only for the user whose login this is.
+    async fn use_approval(&self, req: &Request) -> Step {
+        let Ok(Some(id)) = request::id_of_flow(self.auth, &req.flow).await else { return Step::NoAttempt };
+        let _ = request::forget_flow(self.auth, &req.flow).await;
+        match request::take_answer(self.auth, &id).await {
+            Ok(Some(a)) if a.outcome == Outcome::Approved => {
+                self.auth.login.push_approved(self.config, &req.flow, &a.user).await
+            }
+            Ok(_) => Step::NoAttempt,
+            Err(_) => Step::Unavailable,
+        }
+    }
+
     /// `POST /.portcullis/push`: waits (up to 25 s) for the answer, then goes on.
     pub(super) async fn push_continue(&self, req: &Request) -> Reply {
         let has_totp = match self.auth.login.push_attempt(&req.flow).await {
@@ -162,12 +177,14 @@ impl Portal<'_> {
             Err(step) => return self.login_step(req, step).await,
         };
         match self.push_outcome(req).await {
-            Ok((Some(Outcome::Approved), _)) => {
-                let _ = request::forget_flow(self.auth, &req.flow).await;
-                let step = self.auth.login.push_approved(self.config, &req.flow).await;
+            Ok((Some(a), _)) if a.outcome == Outcome::Approved => {
+                let step = self.use_approval(req).await;
                 self.login_step(req, step).await
             }
-            Ok((Some(o), _)) => self.push_page(req, Waiting::Notice(outcome_text(o), None), has_totp),
+            Ok((Some(a), _)) => {
+                self.auth.login.drop_attempt(&req.flow).await;
+                self.push_page(req, Waiting::Notice(outcome_text(a.outcome), None), has_totp)
+            }
             Ok((None, Some(r))) if r.expires_at > self.auth.clock.now() => {
                 self.push_page(req, Waiting::Number(r), has_totp)
             }
@@ -207,12 +224,13 @@ impl Portal<'_> {
             return self.api_step(req, step).await;
         }
         match self.push_outcome(req).await {
-            Ok((Some(Outcome::Approved), _)) => {
-                let _ = request::forget_flow(self.auth, &req.flow).await;
-                let step = self.auth.login.push_approved(self.config, &req.flow).await;
+            Ok((Some(a), _)) if a.outcome == Outcome::Approved => {
+                let step = self.use_approval(req).await;
                 self.api_step(req, step).await
             }
-            Ok((Some(o), _)) => {
+            Ok((Some(a), _)) => {
+                self.auth.login.drop_attempt(&req.flow).await;
+                let o = a.outcome;
                 let next = match o {
                     Outcome::Denied | Outcome::NotMe => "denied",
                     _ => "wrong_number",
@@ -233,8 +251,11 @@ impl Portal<'_> {
 
     /// `GET /.portcullis/approvers` (and the two forms on it).
     pub(super) async fn approvers_page(&self, req: &Request, new_link: bool) -> Reply {
-        let Some(s) = self.session else {
-            return Reply::redirect(303, "/.portcullis/login".into());
+        // Adding a second factor needs one: a session whose second factor
+        // was skipped (inside, a pass) may not add or remove devices.
+        let Some(s) = self.session.filter(|s| s.session.level == crate::identity::session::SessionLevel::BothFactors)
+        else {
+            return self.page(req, Page::Error { message: Text::ErrSessionExpired });
         };
         let store = self.auth.store();
         let (mut qr, mut link) = (None, None);
@@ -257,8 +278,11 @@ impl Portal<'_> {
     }
 
     pub(super) async fn approver_remove(&self, req: &Request) -> Reply {
-        let Some(s) = self.session else {
-            return Reply::redirect(303, "/.portcullis/login".into());
+        // Adding a second factor needs one: a session whose second factor
+        // was skipped (inside, a pass) may not add or remove devices.
+        let Some(s) = self.session.filter(|s| s.session.level == crate::identity::session::SessionLevel::BothFactors)
+        else {
+            return self.page(req, Page::Error { message: Text::ErrSessionExpired });
         };
         let id = req.field("device").unwrap_or_default();
         match approver::remove(self.auth.store().as_ref(), &s.session.user, id).await {

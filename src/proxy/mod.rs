@@ -341,7 +341,9 @@ impl ProxyHttp for Portcullis {
         // A pass in use is re-issued on this host at most hourly (renewed
         // when so configured), and the use is recorded in the next batch.
         if let (Some(p), Some(cfg)) = (ctx.pass.as_ref().filter(|p| p.refresh), ctx.config.entrance_pass.as_ref()) {
-            if ctx.outcome == Outcome::Forward {
+            // Only a pass that counted here (the session's user's) is in use.
+            let counted = ctx.session.as_ref().is_some_and(|s| s.session.user == p.pass.user);
+            if ctx.outcome == Outcome::Forward && counted {
                 resp.append_header(http::header::SET_COOKIE, self.auth.refreshed_pass_cookie(cfg, &p.pass))?;
             }
         }

@@ -55,8 +55,3 @@ pub mod cli;
 pub mod notify;
 pub mod request;
 pub mod webpush;
-
-/// Where Web Push subscriptions may point by default: the push services of
-/// Chrome/Edge/Android (FCM), Firefox, Safari/iOS and Windows.
-pub const DEFAULT_PUSH_HOSTS: &[&str] =
-    &["fcm.googleapis.com", "updates.push.services.mozilla.com", "*.push.apple.com", "*.notify.windows.com"];

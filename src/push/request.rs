@@ -48,6 +48,13 @@ pub enum Outcome {
     WrongNumber,
 }
 
+/// An answer as recorded (`push-result:ID`): whose request it answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub user: String,
+}
+
 /// Why no request could be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
@@ -89,7 +96,9 @@ fn result_key(id: &str) -> String {
     format!("push-result:{id}")
 }
 
-fn flow_key(flow: &str) -> String {
+/// The key naming a browser flow's latest request (a new login attempt
+/// drops it, so an answer never finishes another login).
+pub fn flow_key(flow: &str) -> String {
     format!("push-flow:{flow}")
 }
 
@@ -207,8 +216,14 @@ pub async fn get(auth: &Auth, id: &str) -> Result<Option<PushRequest>, StoreErro
 }
 
 /// How a request ended, if it has.
-pub async fn outcome(auth: &Auth, id: &str) -> Result<Option<Outcome>, StoreError> {
+pub async fn outcome(auth: &Auth, id: &str) -> Result<Option<Answer>, StoreError> {
     let bytes = auth.store().get_challenge(&result_key(id)).await?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// Takes an answer to use it (an approval finishes one login, once).
+pub async fn take_answer(auth: &Auth, id: &str) -> Result<Option<Answer>, StoreError> {
+    let bytes = auth.store().take_challenge(&result_key(id)).await?;
     Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
@@ -220,7 +235,7 @@ pub async fn forget_flow(auth: &Auth, flow: &str) -> Result<(), StoreError> {
 /// Waits up to `timeout` for the request's outcome: woken by the change
 /// feed (an answer through any instance), re-reading the store every few
 /// seconds in case a wake-up was missed. `None`: still pending.
-pub async fn wait(auth: &Auth, id: &str, timeout: Duration) -> Result<Option<Outcome>, StoreError> {
+pub async fn wait(auth: &Auth, id: &str, timeout: Duration) -> Result<Option<Answer>, StoreError> {
     let mut events = auth.push_events.subscribe();
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
@@ -289,7 +304,7 @@ pub async fn decide(
 async fn settle(auth: &Auth, cfg: &Config, r: &PushRequest, outcome: Outcome, device: &str) -> Result<(), StoreError> {
     let store = auth.store();
     let p: &PushSettings = &cfg.push;
-    let bytes = serde_json::to_vec(&outcome).unwrap_or_default();
+    let bytes = serde_json::to_vec(&Answer { outcome, user: r.user.clone() }).unwrap_or_default();
     store.put_challenge(&result_key(&r.id), &bytes, Duration::from_secs(300)).await?;
     if matches!(outcome, Outcome::Denied | Outcome::NotMe) && !p.block_after_deny.is_zero() {
         let until = auth.clock.now() + p.block_after_deny.as_secs();

@@ -168,14 +168,10 @@ fn decode_b64(s: &str) -> Option<Vec<u8>> {
         .trim()
         .trim_end_matches('=')
         .chars()
-        .map(|c| {
-            if c == '+' {
-                '-'
-            } else if c == '/' {
-                '_'
-            } else {
-                c
-            }
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
         })
         .collect();
     URL_SAFE_NO_PAD.decode(s).ok()

@@ -319,6 +319,19 @@ pub struct PassRecord {
     pub revoked: bool,
 }
 
+impl PassRecord {
+    /// When it stops working: its end as issued, or, renewed on use, one
+    /// lifetime after its last recorded use.
+    pub fn works_until(&self, renew_on_use: bool) -> u64 {
+        let renewed = self.last_seen.saturating_add(self.expires_at.saturating_sub(self.issued_at));
+        if renew_on_use {
+            self.expires_at.max(renewed)
+        } else {
+            self.expires_at
+        }
+    }
+}
+
 /// The order [`Store::passes`] lists passes in: newest first (`issued_at`
 /// descending), then by id.
 fn sort_passes(passes: &mut [PassRecord]) {
