@@ -4,7 +4,7 @@
 # compares portcullis with nginx, HAProxy and a bare Pingora proxy on loopback
 # and writes benches/results/latest.{md,svg} (quick mode: quick.{md,svg}).
 #
-#   benches/harness/run.sh            full run (about 10 minutes on 2 cores)
+#   benches/harness/run.sh            full run (about 11 minutes on 2 cores)
 #   benches/harness/run.sh --quick    smoke check, about a minute after the build (CI)
 #   benches/harness/run.sh --rounds 1 --tls-seconds 1    a reduced full run (options go to bench.py)
 #
