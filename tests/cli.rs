@@ -132,3 +132,69 @@ fn the_example_configs_parse() {
         assert!(file.is_ok(), "{example}: {:?}", file.err());
     }
 }
+
+/// The mistakes a new user makes first, each answered by one sentence naming
+/// the file, key or address (the real binary, exit code 2).
+#[test]
+fn first_mistakes_get_one_clear_sentence() {
+    let env = Env::new("", APPS);
+    let run = |config: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    // No such config file.
+    let (code, err) = run(std::path::Path::new("/nonexistent/portcullis.toml"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("/nonexistent/portcullis.toml: cannot read the file"), "{err}");
+    // A port already taken: named with its key, at once (no endless retry).
+    let taken = std::net::TcpListener::bind(env.https).unwrap();
+    let t0 = std::time::Instant::now();
+    let (code, err) = run(&env.config);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&format!("server.https = \"{}\" is already in use", env.https)), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    drop(taken);
+    // A key that is not the certificate's.
+    let other = portcullis::tls::make_dev_certs(&env.dir.path().join("other"), &["localhost".into()]).unwrap();
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    let key = env.dir.path().join("certs/server.key");
+    std::fs::write(&env.config, text.replace(common::path_str(&key), common::path_str(&other.server_key))).unwrap();
+    let (code, err) = run(&env.config);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("server.tls_key does not belong to the certificate in server.tls_cert"), "{err}");
+    // A Redis nobody listens on.
+    let port = common::free_port();
+    env.rewrite(&format!("store = \"redis://127.0.0.1:{port}/\""), APPS);
+    let (code, err) = run(&env.config);
+    assert_eq!(code, Some(2));
+    assert!(err.contains(&format!("cannot reach Redis at redis://127.0.0.1:{port}/ (server.store)")), "{err}");
+}
+
+#[test]
+fn version_completions_and_a_piped_password() {
+    let (code, out, _) = portcullis(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.starts_with(&format!("portcullis {} (commit ", env!("CARGO_PKG_VERSION"))), "{out}");
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = portcullis(&["completions", shell]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("hash-password") && out.contains("approver"), "{shell}: {out}");
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"correct horse\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("$argon2id$"));
+}

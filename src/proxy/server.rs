@@ -33,6 +33,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     for w in crate::state_dir::prepare(&config.server.state_dir)? {
         log::warn!("{w}");
     }
+    ports_free(&config)?;
     let token = ensure_token(&config.admin.token_file)?;
     crate::devices::ca::open_at_start(&config)?;
     // Read once: a changed device CA takes a restart (the listener keeps its verifier).
@@ -120,6 +121,35 @@ fn tls_settings(live: &Live, device_ca: Option<&std::path::Path>) -> Result<TlsS
     Ok(tls)
 }
 
+/// Every listening address, tried before Pingora starts: Pingora would wait
+/// for a taken port forever ("will try again"), and a new user should read
+/// which address and which key instead.
+fn ports_free(config: &crate::config::Config) -> Result<(), String> {
+    let mut listen = vec![(config.server.https, "server.https"), (config.admin.listen, "admin.listen")];
+    if let Some(http) = config.server.http {
+        listen.push((http, "server.http"));
+    }
+    if let Some(l) = config.device_certificates.as_ref().and_then(|d| d.login.as_ref()) {
+        listen.push((l.listen, "device_certificates.login_listen"));
+    }
+    for (addr, key) in listen {
+        if let Err(e) = std::net::TcpListener::bind(addr) {
+            let why = match e.kind() {
+                std::io::ErrorKind::AddrInUse => {
+                    "is already in use: stop what listens there, or choose another port".to_string()
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    "may not be opened by this user (ports below 1024 need root or CAP_NET_BIND_SERVICE)".to_string()
+                }
+                std::io::ErrorKind::AddrNotAvailable => "is not an address of this machine".to_string(),
+                _ => format!("cannot be opened: {e}"),
+            };
+            return Err(format!("{key} = \"{addr}\" {why}"));
+        }
+    }
+    Ok(())
+}
+
 /// Opens the configured store and the sign-in keys, and reads the
 /// revocations, before the first request is served.
 fn open_auth(config: &crate::config::Config) -> Result<Arc<Auth>, String> {
@@ -135,8 +165,23 @@ fn open_auth(config: &crate::config::Config) -> Result<Arc<Auth>, String> {
     };
     let auth = Arc::new(Auth::with(secrets, keys_file, store, Arc::new(crate::clock::SystemClock))?);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    rt.block_on(auth.start())?;
+    rt.block_on(auth.start()).map_err(|e| match &config.server.store {
+        StoreConfig::Redis { url, .. } if e.contains("unavailable") => format!(
+            "cannot reach Redis at {} (server.store): {}; start redis-server there, or correct server.store",
+            redacted(url),
+            e.rsplit(": ").next().unwrap_or(&e)
+        ),
+        _ => e,
+    })?;
     Ok(auth)
+}
+
+/// A Redis URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) => format!("{scheme}://…@{}", &url[at + 1..]),
+        _ => url.to_string(),
+    }
 }
 
 struct FollowChanges(Arc<Auth>);
