@@ -245,3 +245,25 @@ async fn sigterm_completes_requests_in_flight() {
     assert!(t0.elapsed() < std::time::Duration::from_secs(5), "drained exit took {:?}", t0.elapsed());
     assert!(std::net::TcpStream::connect(env.https).is_err(), "still accepting after shutdown");
 }
+
+/// `Strict-Transport-Security` on portcullis's own answers always, and on an
+/// app's answers when the app asks for it.
+#[tokio::test(flavor = "multi_thread")]
+async fn hsts_on_portal_answers_and_on_apps_that_ask() {
+    let apps = APPS.replace("bypass = \"always\"", "bypass = \"always\"\nhsts = true");
+    let env = Env::new("", &apps);
+    let _p = env.start();
+    let c = env.client(EXTERNAL);
+    let hsts =
+        |r: &reqwest::Response| r.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_string());
+    let r = c.get(env.url("wiki.localhost", "/.portcullis/login")).send().await.unwrap();
+    assert_eq!(hsts(&r).as_deref(), Some("max-age=31536000"), "the portal");
+    let r = c.get(env.url("wiki.localhost", "/api")).send().await.unwrap();
+    assert_eq!(hsts(&r).as_deref(), Some("max-age=31536000"), "a challenge is portcullis's own answer");
+    let r = c.get(env.url("a.open.localhost", "/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(hsts(&r).as_deref(), Some("max-age=31536000"), "an app with hsts = true");
+    let r = env.client(INTERNAL).get(env.url("wiki.localhost", "/page")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(hsts(&r), None, "an app without it keeps its own headers");
+}

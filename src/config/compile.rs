@@ -609,6 +609,7 @@ impl Compiler<'_> {
                     policy_groups,
                     bypass,
                     device_cert,
+                    hsts: a.hsts,
                 });
             }
         }

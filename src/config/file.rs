@@ -174,6 +174,8 @@ pub struct AppFile {
     pub policy_groups: Vec<Text>,
     pub bypass: Option<Text>,
     pub device_cert: Option<Text>,
+    #[serde(default)]
+    pub hsts: bool,
 }
 
 /// The users file: `[[user]]` tables.

@@ -262,6 +262,8 @@ pub struct App {
     pub policy_groups: Vec<GroupId>,
     pub bypass: Condition,
     pub device_cert: DeviceCertMode,
+    /// Add `Strict-Transport-Security` to the app's own responses (when it set none).
+    pub hsts: bool,
     pub counters: Arc<AppCounters>,
 }
 

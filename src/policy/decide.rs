@@ -142,6 +142,7 @@ mod tests {
             policy_groups: vec![0, 1],
             bypass: Condition::compile(bypass, n).unwrap(),
             device_cert: DeviceCertMode::Off,
+            hsts: false,
             counters: Default::default(),
         }
     }

@@ -338,6 +338,9 @@ impl ProxyHttp for Portcullis {
                 crate::identity::cookie::set_cookie(crate::identity::session::SESSION_COOKIE, &value, Some(max_age));
             resp.append_header(http::header::SET_COOKIE, cookie)?;
         }
+        if ctx.app.is_some_and(|a| ctx.config.app(a).hsts) && !resp.headers.contains_key("strict-transport-security") {
+            resp.insert_header("strict-transport-security", respond::HSTS)?;
+        }
         // A pass in use is re-issued on this host at most hourly (renewed
         // when so configured), and the use is recorded in the next batch.
         if let (Some(p), Some(cfg)) = (ctx.pass.as_ref().filter(|p| p.refresh), ctx.config.entrance_pass.as_ref()) {

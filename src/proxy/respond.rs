@@ -17,6 +17,10 @@ pub struct Reply {
     pub extra: Vec<(&'static str, String)>,
 }
 
+/// `Strict-Transport-Security` on every answer of portcullis's own, and on an
+/// app's with `hsts = true`: one year.
+pub const HSTS: &str = "max-age=31536000";
+
 /// The push-wait page runs its one script, from the portal itself.
 pub const PUSH_PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// The approver web app (its own script, styles, manifest and service worker).
@@ -88,6 +92,8 @@ impl Reply {
         h.insert_header("cache-control", "no-store")?;
         h.insert_header("x-content-type-options", "nosniff")?;
         h.insert_header("referrer-policy", "no-referrer")?;
+        // Only ever served over HTTPS: browsers should never try plain HTTP.
+        h.insert_header("strict-transport-security", HSTS)?;
         if let Some(loc) = self.location {
             h.insert_header("location", loc)?;
         }
