@@ -328,3 +328,30 @@ async fn a_login_returns_to_another_app_through_a_single_use_code() {
     assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("portcullis-session=v1")));
     assert_eq!(whoami_open(&other).await, StatusCode::UNAUTHORIZED);
 }
+
+/// The language picked with the switch survives the redirects of the flow:
+/// the password step sends a Japanese page on to the Japanese second step.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chosen_language_survives_the_redirect_to_the_second_step() {
+    let env = Env::new("", common::LOGIN_APPS);
+    let _p = env.start();
+    // Inside, where alice may enroll: the second step is the enrollment page.
+    let c = common::api::browser(&env, "127.0.0.2");
+    let page =
+        c.get(env.url("wiki.localhost", "/.portcullis/login?lang=ja")).send().await.unwrap().text().await.unwrap();
+    let csrf = page.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let r = c
+        .post(env.url("wiki.localhost", "/.portcullis/login?lang=ja"))
+        .form(&[("username", "alice"), ("password", common::PASSWORD), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let location = r.headers().get("location").map(|l| l.to_str().unwrap().to_string());
+    let body = r.text().await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::SEE_OTHER, "{body}");
+    let next = location.unwrap();
+    assert!(next.ends_with("?lang=ja"), "{next}");
+    let page = c.get(env.url("wiki.localhost", &next)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<html lang=\"ja\""), "{page}");
+}

@@ -30,6 +30,13 @@ fn with_rd(path: &str, rd: &str) -> String {
     }
 }
 
+/// `with_rd` keeping the page's language too.
+fn with_rd_lang(path: &str, rd: &str, lang: crate::challenge::pages::Lang) -> String {
+    let base = with_rd(path, rd);
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}lang={}", lang.code())
+}
+
 impl Portal<'_> {
     pub(super) async fn browser(&self, req: &Request) -> Reply {
         // Static files first: they need neither a form token nor a session.
@@ -137,7 +144,7 @@ impl Portal<'_> {
         }
         // A signed-in browser asked for a second factor it skipped elsewhere: step up.
         let Some(s) = self.session.filter(|_| self.cert_listener.is_none()) else {
-            return see_other(with_rd("/.portcullis/login", &req.rd()));
+            return see_other(with_rd_lang("/.portcullis/login", &req.rd(), req.lang));
         };
         // Nothing to step up: no new session (its lifetime would start again,
         // or it would drop the second factor) and no handoff code (a GET).
@@ -166,7 +173,13 @@ impl Portal<'_> {
     async fn enroll_page(&self, req: &Request) -> Reply {
         match self.auth.login.enroll_start(self.config, &req.flow).await {
             Ok(e) => {
-                self.page(req, Page::EnrollStart { qr_svg: &e.qr_svg, key_string: &e.key_string, period: e.period })
+                let page = Page::EnrollStart {
+                    qr_svg: &e.qr_svg,
+                    otpauth_uri: &e.otpauth_uri,
+                    key_string: &e.key_string,
+                    period: e.period,
+                };
+                self.page(req, page)
             }
             Err(step) => self.step(req, step, Form::EnrollConfirm, "").await,
         }
@@ -269,9 +282,10 @@ impl Portal<'_> {
             Step::Done { session, rd } => {
                 see_other(self.after_login(req, &session, &rd).await).with_cookies(self.signed_in(req, &session).await)
             }
-            Step::NeedTotp => see_other("/.portcullis/otp".into()),
-            Step::NeedPush => see_other("/.portcullis/push".into()),
-            Step::NeedEnroll => see_other("/.portcullis/enroll".into()),
+            // The chosen language goes along on every redirect of the flow.
+            Step::NeedTotp => see_other(format!("/.portcullis/otp?lang={}", req.lang.code())),
+            Step::NeedPush => see_other(format!("/.portcullis/push?lang={}", req.lang.code())),
+            Step::NeedEnroll => see_other(format!("/.portcullis/enroll?lang={}", req.lang.code())),
             Step::Denied => self.page(req, Page::Denied),
             Step::AskAdmin => self.page(req, Page::AskAdmin),
             Step::Locked => self.page(req, Page::Locked),

@@ -30,7 +30,9 @@ pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
         Page::Login { username, error } => b.login(username, error),
         Page::Totp { error, clock_hint } => b.totp(error, clock_hint),
         Page::Recovery { error } => b.recovery(error),
-        Page::EnrollStart { qr_svg, key_string, period } => b.enroll_start(qr_svg, key_string, period),
+        Page::EnrollStart { qr_svg, otpauth_uri, key_string, period } => {
+            b.enroll_start(qr_svg, otpauth_uri, key_string, period)
+        }
         Page::EnrollConfirm { error, clock_hint } => b.enroll_confirm(error, clock_hint),
         Page::RecoveryCodes { codes, continue_href } => b.recovery_codes(codes, continue_href),
         Page::Dashboard { display_name, username, has_totp, recovery_left, session_level, certs, passes } => {
@@ -46,7 +48,11 @@ pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
         }
         Page::PushWait { number, notice, retry_at, has_totp } => b.push_wait(number, notice, retry_at, has_totp),
         Page::Approvers { devices, qr_svg, link } => b.approvers(devices, qr_svg, link),
-        Page::Locked => b.notice(Text::LockedBody, true),
+        Page::Locked => {
+            b.notice(Text::LockedBody, true);
+            // A way back: another user may sign in on this browser.
+            b.link(LOGIN, true, Text::SignInAgainLink);
+        }
         Page::Denied => b.notice(Text::DeniedBody, true),
         Page::AskAdmin => b.notice(Text::AskAdminBody, true),
         Page::Cooldown { until_text } => {
@@ -135,7 +141,7 @@ impl Body<'_> {
         self.link(TOTP, true, Text::UseAuthenticatorLink);
     }
 
-    fn enroll_start(&mut self, qr_svg: &str, key_string: &str, period: u64) {
+    fn enroll_start(&mut self, qr_svg: &str, otpauth_uri: &str, key_string: &str, period: u64) {
         self.step(Text::EnrollStep1);
         self.paragraph(Text::EnrollScanQr);
         // The SVG is the server's own output (the QR encoder), not user data.
@@ -144,6 +150,13 @@ impl Body<'_> {
             "<figure class=\"qr\"><div role=\"img\" aria-labelledby=\"qr-caption\">{qr_svg}</div>\
              <figcaption id=\"qr-caption\" class=\"hint\">{}</figcaption></figure>",
             self.t(Text::QrCaption)
+        );
+        // On the phone itself: the authenticator app opens the otpauth:// link.
+        let _ = writeln!(
+            self.out,
+            "<p><a id=\"otpauth-link\" href=\"{}\">{}</a></p>",
+            escape(otpauth_uri),
+            self.t(Text::OtpauthLink)
         );
         self.paragraph(Text::EnrollKeyIntro);
         let _ = writeln!(

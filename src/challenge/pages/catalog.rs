@@ -139,6 +139,9 @@ texts! {
     ErrUnavailable,
     ErrNotFound,
 
+    /// The enrollment page's `otpauth://` link, for phones.
+    OtpauthLink,
+
     // Push approval.
     PushTitle,
     PushIntro,

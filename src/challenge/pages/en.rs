@@ -125,6 +125,7 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ErrUnavailable => "Sign-in is temporarily unavailable. Please try again in a minute.",
         Text::ErrNotFound => "This page does not exist.",
 
+        Text::OtpauthLink => "On this phone? Open it in your authenticator app",
         Text::PushTitle => "Approve login on your device",
         Text::PushIntro => "We sent a sign-in request to your approval device. Open it, pick the number below, and tap Accept.",
         Text::PushNumberLabel => "Number to pick on your device",

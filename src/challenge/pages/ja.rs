@@ -133,6 +133,7 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ErrUnavailable => "現在、ログインを一時的にご利用いただけません。1分ほどしてから再度お試しください。",
         Text::ErrNotFound => "お探しのページは見つかりません。",
 
+        Text::OtpauthLink => "このスマートフォンで設定する場合は、認証アプリで開く",
         Text::PushTitle => "デバイスでログインを承認",
         Text::PushIntro => "承認デバイスにサインイン要求を送信しました。デバイスを開き、下の数字を選んで［承認］をタップしてください。",
         Text::PushNumberLabel => "デバイスで選ぶ数字",

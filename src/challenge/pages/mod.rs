@@ -95,6 +95,8 @@ pub enum Page<'a> {
     /// Enrollment step 1: QR code (trusted, server-generated SVG) and key string.
     EnrollStart {
         qr_svg: &'a str,
+        /// The same as a link: a phone cannot scan its own screen.
+        otpauth_uri: &'a str,
         key_string: &'a str,
         period: u64,
     },

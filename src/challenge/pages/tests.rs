@@ -78,7 +78,7 @@ fn every_page(codes: &[String]) -> Vec<Page<'_>> {
         Page::Login { username: HOSTILE, error: Some(Text::ErrBadCredentials) },
         Page::Totp { error: Some(Text::ErrWrongCode), clock_hint: true },
         Page::Recovery { error: Some(Text::ErrWrongRecoveryCode) },
-        Page::EnrollStart { qr_svg: QR, key_string: "JBSWY3DPEHPK3PXP", period: 30 },
+        Page::EnrollStart { qr_svg: QR, otpauth_uri: HOSTILE, key_string: "JBSWY3DPEHPK3PXP", period: 30 },
         Page::EnrollConfirm { error: None, clock_hint: false },
         Page::RecoveryCodes { codes, continue_href: "/app?x=<y>" },
         Page::Dashboard {
@@ -272,7 +272,12 @@ fn clock_hint_only_when_asked() {
 
 #[test]
 fn enroll_start_embeds_the_qr_and_groups_the_key() {
-    let page = Page::EnrollStart { qr_svg: QR, key_string: "JBSWY3DPEHPK3PXP", period: 60 };
+    let page = Page::EnrollStart {
+        qr_svg: QR,
+        otpauth_uri: "otpauth://totp/x:alice?secret=JBSWY3DPEHPK3PXP",
+        key_string: "JBSWY3DPEHPK3PXP",
+        period: 60,
+    };
     let html = render(&page, &ctx(Lang::Ja, None));
     assert!(html.contains(QR));
     assert!(html.contains("<code class=\"key\">JBSW Y3DP EHPK 3PXP</code>"));
