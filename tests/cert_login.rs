@@ -11,6 +11,7 @@ mod common;
 #[path = "common/webdriver.rs"]
 mod webdriver;
 
+use common::certs::{cli, issue, Cert};
 use common::{portcullis, Env, HASH};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -98,41 +99,6 @@ impl Proxy {
     fn login_url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.login.port())
     }
-}
-
-/// A certificate's files: the PEM pair and the PKCS#12 bundle.
-struct Cert {
-    serial: String,
-    crt: PathBuf,
-    key: PathBuf,
-    p12: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn cli(env: &Env, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["admin", "--config", common::path_str(&env.config), "cert"];
-    all.extend_from_slice(args);
-    portcullis(&all)
-}
-
-fn issue(env: &Env, user: &str, device: &str) -> Cert {
-    let dir = tempfile::tempdir().unwrap();
-    let p12 = dir.path().join(format!("{device}.p12"));
-    let (code, out, err) = cli(env, &["issue", "--user", user, "--device", device, "--out", common::path_str(&p12)]);
-    assert_eq!(code, 0, "{out}{err}");
-    let serial = out.split("serial ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
-    Cert {
-        serial,
-        crt: dir.path().join(format!("{device}.crt")),
-        key: dir.path().join(format!("{device}.key")),
-        p12,
-        _dir: dir,
-    }
-}
-
-/// The bundle's password, as `cert issue` printed it (it is in the output, once).
-fn bundle_password(out: &str) -> Option<String> {
-    out.lines().find_map(|l| l.strip_prefix("password:")?.split_whitespace().next().map(str::to_string))
 }
 
 /// A client at `from` presenting `cert` (if any), resolving both app hosts to
@@ -382,33 +348,15 @@ fn nss_home(certs: &[(&Cert, &str)]) -> tempfile::TempDir {
     home
 }
 
-/// Issues a certificate and returns it with its bundle's password.
-fn issue_with_password(env: &Env, user: &str, device: &str) -> (Cert, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let p12 = dir.path().join(format!("{device}.p12"));
-    let (code, out, err) = cli(env, &["issue", "--user", user, "--device", device, "--out", common::path_str(&p12)]);
-    assert_eq!(code, 0, "{out}{err}");
-    let serial = out.split("serial ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
-    let password = bundle_password(&out).unwrap_or_else(|| panic!("no password in: {out}"));
-    let cert = Cert {
-        serial,
-        crt: dir.path().join(format!("{device}.crt")),
-        key: dir.path().join(format!("{device}.key")),
-        p12,
-        _dir: dir,
-    };
-    (cert, password)
-}
-
 /// Headless Chromium with both users' bundles imported: the policy picks one
 /// certificate for the app and login hosts, the button is clicked, and the
 /// app's upstream sees the user whose certificate was picked.
 #[tokio::test(flavor = "multi_thread")]
 async fn chromium_logs_in_with_the_certificate_its_policy_picks() {
     let p = proxy();
-    let (alice, alice_pw) = issue_with_password(&p.env, "alice", "alice-chromium");
-    let (bob, bob_pw) = issue_with_password(&p.env, "bob", "bob-chromium");
-    let home = nss_home(&[(&alice, &alice_pw), (&bob, &bob_pw)]);
+    let alice = issue(&p.env, "alice", "alice-chromium");
+    let bob = issue(&p.env, "bob", "bob-chromium");
+    let home = nss_home(&[(&alice, &alice.password), (&bob, &bob.password)]);
     for (user, device) in [("alice", "alice-chromium"), ("bob", "bob-chromium")] {
         // Both listeners ask for a certificate: without a rule for each, the
         // page would wait on a picker nobody sees.

@@ -8,12 +8,12 @@
 
 mod common;
 
+use common::certs::{cli, issue, Cert};
 use common::{portcullis, Env, HASH, PASSWORD};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -76,35 +76,6 @@ fn proxy() -> &'static Env {
         env.start_for_binary();
         env
     })
-}
-
-/// A certificate's PEM files and serial.
-struct Cert {
-    serial: String,
-    crt: PathBuf,
-    key: PathBuf,
-    _dir: Option<tempfile::TempDir>,
-}
-
-fn cli(env: &Env, args: &[&str]) -> (i32, String, String) {
-    let mut all = vec!["admin", "--config", common::path_str(&env.config), "cert"];
-    all.extend_from_slice(args);
-    portcullis(&all)
-}
-
-/// Issues a certificate for `user`'s `device` through the admin CLI.
-fn issue(env: &Env, user: &str, device: &str) -> Cert {
-    let dir = tempfile::tempdir().unwrap();
-    let p12 = dir.path().join(format!("{device}.p12"));
-    let (code, out, err) = cli(env, &["issue", "--user", user, "--device", device, "--out", common::path_str(&p12)]);
-    assert_eq!(code, 0, "{out}{err}");
-    let serial = out.split("serial ").nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
-    Cert {
-        serial,
-        crt: dir.path().join(format!("{device}.crt")),
-        key: dir.path().join(format!("{device}.key")),
-        _dir: Some(dir),
-    }
 }
 
 fn admin_ok(env: &Env, args: &[&str]) {
@@ -206,7 +177,7 @@ fn leaf(dir: &tempfile::TempDir, name: &str, ca: &rcgen::Certificate, ca_key: &r
     let (crt, k) = (dir.path().join(format!("{name}.crt")), dir.path().join(format!("{name}.key")));
     std::fs::write(&crt, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
-    Cert { serial: String::new(), crt, key: k, _dir: None }
+    Cert::pem_only(crt, k)
 }
 
 /// A CA of its own (not the device CA) and a certificate it signs.
@@ -546,7 +517,7 @@ fn outdated_cert(env: &Env, dir: &tempfile::TempDir) -> Cert {
     let (crt, k) = (dir.path().join("old.crt"), dir.path().join("old.key"));
     std::fs::write(&crt, cert.pem()).unwrap();
     std::fs::write(&k, key.serialize_pem()).unwrap();
-    Cert { serial: String::new(), crt, key: k, _dir: None }
+    Cert::pem_only(crt, k)
 }
 
 #[test]

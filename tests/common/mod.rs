@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod api;
+pub mod certs;
 pub mod cut;
 pub mod raw;
 pub mod redis_server;
