@@ -47,7 +47,8 @@ pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
     out
 }
 
-/// Fields of a JSON object body: strings kept, booleans as "true"/"false", everything else refused.
+/// Fields of a JSON object body: strings (up to 4 KiB), booleans as "true"/"false" and numbers
+/// as their decimal text; nested objects and arrays are skipped (see `Request::json`).
 pub fn parse_json(body: &[u8]) -> Result<HashMap<String, String>, BodyError> {
     if body.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok(HashMap::new());
@@ -107,7 +108,13 @@ mod tests {
         assert_eq!(j["code"], "123456");
         assert_eq!(j["everywhere"], "true");
         assert!(parse_json(b"[1]").is_err());
-        assert!(parse_json(br#"{"code":123456}"#).is_err());
+        // Numbers are read as their decimal text (an approver's `ts`); nested
+        // values are left to the endpoints that take them; overlong text is refused.
+        let j = parse_json(br#"{"code":123456,"ts":1700000000,"subscription":{"endpoint":"x"}}"#).unwrap();
+        assert_eq!((j["code"].as_str(), j["ts"].as_str()), ("123456", "1700000000"));
+        assert!(!j.contains_key("subscription"));
+        let long = format!(r#"{{"code":"{}"}}"#, "9".repeat(5000));
+        assert!(parse_json(long.as_bytes()).is_err());
         assert!(parse_json(b"{").is_err());
         assert!(parse_json(b"  ").unwrap().is_empty());
     }
