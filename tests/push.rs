@@ -425,8 +425,16 @@ async fn chromium_waits_on_the_push_page_and_chromium_approves_it() {
     b.goto(&link).await;
     b.find("#device-name").await.send_keys(" (test)").await;
     b.find("#enroll-button").await.click().await;
-    let enrolled = b.find("#enrolled").await.text().await;
-    assert!(enrolled.contains("bob"), "{enrolled}");
+    // The app shows it once the enrollment answered (the element may be there, hidden, before).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let enrolled = b.find("#enrolled").await.text().await;
+        if enrolled.contains("bob") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{enrolled}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A: password, then the push page with its number.
     let a = webdriver::Browser::start_phone("en", &rules).await;
