@@ -246,6 +246,7 @@ impl Auth {
     pub async fn sign_out(&self, s: &Session, everywhere: bool) -> Result<(), crate::store::StoreError> {
         self.store().revoke_session(&s.id, s.expires_at).await?;
         self.apply_now(&Change::SessionRevoked { id: s.id.clone(), until: s.expires_at });
+        crate::audit!("signed_out", user = %s.user, session = %s.id, everywhere);
         if everywhere {
             self.sign_out_everywhere(&s.user).await?;
         }
@@ -321,12 +322,14 @@ impl Auth {
         for attempt in 0..40 {
             let keys_ok = self.keys_file.is_some() || self.load_shared_keys().await.is_ok();
             if keys_ok && self.reload_revocations().await.is_ok() && self.reload_devices().await.is_ok() {
-                log::info!("revocations and device certificates re-read in full after a gap in the change feed");
+                tracing::info!("revocations and device certificates re-read in full after a gap in the change feed");
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(250 + 50 * attempt)).await;
         }
-        log::error!("could not re-read revocations after a gap in the change feed; will retry on the next reconnect");
+        tracing::error!(
+            "could not re-read revocations after a gap in the change feed; will retry on the next reconnect"
+        );
     }
 
     /// Applies the store's change feed to the snapshot, forever (a background task).
@@ -349,7 +352,7 @@ impl Auth {
                 Ok(Change::Resync) => self.resync().await,
                 Ok(Change::SettingChanged { name }) if name == KEYS_SETTING && self.keys_file.is_none() => {
                     if let Err(e) = self.load_shared_keys().await {
-                        log::error!("cannot load rotated cookie keys: {e}");
+                        tracing::error!("cannot load rotated cookie keys: {e}");
                     }
                 }
                 Ok(change @ (Change::PushRequested { .. } | Change::PushSettled { .. })) => {

@@ -259,7 +259,7 @@ enum CertsAction {
 }
 
 pub fn main() -> i32 {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    crate::logging::init(&crate::config::logs::LogSettings::default());
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run { config } => crate::proxy::server::run(&config).map(|_| 0),

@@ -93,10 +93,13 @@ impl Auth {
             revoked: false,
         };
         self.store().put_pass(&record).await?;
-        log::info!(target: "audit", "{}", serde_json::json!({
-            "event": "entrance_pass_issued", "user": user, "pass": pass.id, "from": record.issued_from,
-            "browser": record.browser,
-        }));
+        crate::audit!(
+            "entrance_pass_issued",
+            user = %user,
+            pass = %pass.id,
+            from = %record.issued_from,
+            browser = %record.browser
+        );
         Ok(pass)
     }
 
@@ -108,7 +111,7 @@ impl Auth {
             _ => return,
         };
         if let Err(e) = self.store().touch_passes(&batch).await {
-            log::warn!("entrance-pass uses not recorded ({} dropped): {e}", batch.len());
+            tracing::warn!("entrance-pass uses not recorded ({} dropped): {e}", batch.len());
         }
     }
 
@@ -128,7 +131,7 @@ impl Auth {
         let until = self.revoked_until(&record);
         let before = self.store().revoke_pass(id, until).await?;
         self.apply_now(&Change::SessionRevoked { id: id.to_string(), until });
-        log::info!(target: "audit", "{}", serde_json::json!({"event": "entrance_pass_revoked", "user": record.user, "pass": id}));
+        crate::audit!("entrance_pass_revoked", user = %record.user, pass = %id);
         Ok(before)
     }
 
@@ -147,7 +150,7 @@ impl Auth {
             }
         }
         if n > 0 {
-            log::info!(target: "audit", "{}", serde_json::json!({"event": "entrance_passes_revoked", "user": user, "count": n}));
+            crate::audit!("entrance_passes_revoked", user = %user, count = n);
         }
         Ok(n)
     }

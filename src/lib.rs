@@ -15,6 +15,7 @@ pub mod devices;
 pub mod entrance;
 pub mod identity;
 pub mod live;
+pub mod logging;
 pub mod metrics;
 pub mod policy;
 pub mod portal;

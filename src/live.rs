@@ -62,11 +62,12 @@ impl Live {
                 let warnings = restart_needed(&old, &new);
                 let summary = new.summary();
                 self.cert.set(new.server.tls.clone());
+                crate::logging::apply(&new.log);
                 self.config.store(Arc::new(new));
                 self.generation.fetch_add(1, Ordering::Relaxed);
-                log::info!("config reloaded: {summary}");
+                crate::audit!("config_reloaded", summary = %summary);
                 for w in &warnings {
-                    log::warn!("{w}");
+                    tracing::warn!("{w}");
                 }
                 report(true, summary, Vec::new(), warnings)
             }
@@ -83,7 +84,8 @@ impl Live {
 }
 
 fn failed(errors: &ConfigErrors) -> ReloadReport {
-    log::error!("config reload failed; the previous config keeps serving:\n{errors}");
+    tracing::error!("config reload failed; the previous config keeps serving:\n{errors}");
+    crate::audit!("config_reload_failed", errors = errors.0.len());
     let errors = errors.0.iter().map(|e| e.to_string()).collect();
     report(false, "reload failed; the previous config keeps serving".into(), errors, Vec::new())
 }

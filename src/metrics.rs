@@ -25,6 +25,13 @@ const OUTCOMES: [(&str, Outcome); 4] = [
     ("portal", Outcome::Portal),
 ];
 
+impl Outcome {
+    /// The name metrics and the access log use.
+    pub fn name(self) -> &'static str {
+        OUTCOMES[self as usize].0
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct AppCounters([AtomicU64; 4]);
 

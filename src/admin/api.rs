@@ -153,7 +153,7 @@ pub fn ensure_token(path: &Path) -> Result<String, String> {
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
     crate::tls::write(path, &format!("{token}\n"), 0o600)?;
-    log::info!("created admin token file {}", path.display());
+    tracing::info!("created admin token file {}", path.display());
     Ok(token)
 }
 

@@ -39,7 +39,7 @@ pub async fn handle(cfg: &Config, auth: &Auth, path: &str, body: &[u8]) -> Admin
         "/approver/link" => match approver::make_enroll_code(store.as_ref(), user).await {
             Ok(code) => {
                 let url = super::users::app_url(cfg, user, &format!("/.portcullis/approver/#enroll={code}"));
-                log::info!(target: "audit", "{}", json!({"event": "approver_link", "user": user}));
+                crate::audit!("approver_link", user = %user);
                 reply(200, json!({"user": user, "url": url, "expires_in_secs": approver::ENROLL_TTL.as_secs()}))
             }
             Err(e) => unavailable(e),

@@ -49,7 +49,7 @@ pub async fn handle(cfg: &Config, auth: &Auth, body: &[u8]) -> AdminReply {
         Err(e) => return refused(&e),
     };
     let r = &issued.record;
-    log::info!(target: "audit", "{}", json!({"event": "cert_issue", "user": r.user, "device": r.device, "serial": r.serial, "format": format, "link": b.link}));
+    crate::audit!("cert_issue", user = %r.user, device = %r.device, serial = %r.serial, format = %crate::logging::SerdeName(&format), link = b.link);
     let mut out = json!({
         "serial": r.serial, "fingerprint": r.fingerprint, "user": r.user, "device": r.device,
         "issued_at": r.issued_at, "not_after": r.not_after, "format": format, "password": issued.password,

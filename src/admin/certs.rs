@@ -85,7 +85,7 @@ async fn change(auth: &Auth, serial: &str, update: CertUpdate, contracted: u32) 
                 CertUpdate::Expire => "cert_expire",
                 CertUpdate::Revoke => "cert_revoke",
             };
-            log::info!(target: "audit", "{}", json!({"event": event, "serial": cert.serial, "user": cert.user}));
+            crate::audit!(event, serial = %cert.serial, user = %cert.user);
             reply(200, json!({"certificate": shown(&cert, now)}))
         }
     }

@@ -72,7 +72,7 @@ pub async fn import(auth: &Auth, body: &[u8]) -> AdminReply {
     let count = items.len();
     match auth.store().import(items).await {
         Ok(()) => {
-            log::info!(target: "audit", "{}", json!({"event": "store_import", "records": count}));
+            crate::audit!("store_import", records = count);
             reply(200, json!({"imported": count}))
         }
         Err(e) => unavailable(e),
@@ -114,7 +114,7 @@ async fn unlock(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::stor
         } else {
             not_locked.push(u)
         }
-        log::info!(target: "audit", "{}", json!({"event": "unlock", "user": u}));
+        crate::audit!("unlock", user = %u);
     }
     Ok(reply(200, json!({"unlocked": unlocked, "not_locked": not_locked})))
 }
@@ -128,7 +128,7 @@ async fn revoke_totp(auth: &Auth, users: &[String]) -> Result<AdminReply, crate:
         for d in crate::push::approver::list(auth.store().as_ref(), u).await? {
             crate::push::approver::remove(auth.store().as_ref(), u, &d.id).await?;
         }
-        log::info!(target: "audit", "{}", json!({"event": "revoke_totp", "user": u}));
+        crate::audit!("revoke_totp", user = %u);
     }
     Ok(reply(200, json!({"revoked": users, "signed_out": true})))
 }
@@ -136,7 +136,7 @@ async fn revoke_totp(auth: &Auth, users: &[String]) -> Result<AdminReply, crate:
 async fn sign_out(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::store::StoreError> {
     for u in users {
         auth.sign_out_everywhere(u).await?;
-        log::info!(target: "audit", "{}", json!({"event": "sign_out_everywhere", "user": u}));
+        crate::audit!("sign_out_everywhere", user = %u);
     }
     Ok(reply(200, json!({"signed_out": users})))
 }
@@ -149,7 +149,7 @@ async fn enroll_link(cfg: &Config, auth: &Auth, user: &str) -> AdminReply {
     };
     let path = format!("/.portcullis/login?enroll={code}");
     let url = app_url(cfg, user, &path);
-    log::info!(target: "audit", "{}", json!({"event": "enroll_link", "user": user}));
+    crate::audit!("enroll_link", user = %user);
     reply(200, json!({"user": user, "url": url, "path": path, "expires_in_secs": ENROLL_LINK_TTL.as_secs()}))
 }
 
@@ -173,7 +173,7 @@ pub fn app_url(cfg: &Config, user: &str, path: &str) -> Option<String> {
 async fn rotate_keys(auth: &Auth) -> AdminReply {
     match auth.rotate_keys().await {
         Ok(id) => {
-            log::info!(target: "audit", "{}", json!({"event": "rotate_cookie_keys", "current_key": id}));
+            crate::audit!("rotate_cookie_keys", current_key = %id);
             reply(200, json!({"current_key": id}))
         }
         Err(e) => reply(503, json!({"error": "cannot_rotate", "message": e})),

@@ -137,7 +137,7 @@ type Earlier = (Carried, String);
 
 impl From<StoreError> for Step {
     fn from(e: StoreError) -> Step {
-        log::warn!("login step refused: {e}");
+        tracing::warn!("login step refused: {e}");
         Step::Unavailable
     }
 }
@@ -205,7 +205,9 @@ impl LoginService {
             self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd, None).await
         }
         .await;
-        result.unwrap_or_else(|s| s)
+        let step = result.unwrap_or_else(|s| s);
+        step_event("password", cfg.users.get(username.trim()).map(|u| u.username.as_str()), ip, &step);
+        step
     }
 
     /// Step 1 with a device certificate instead of a password: the caller has
@@ -363,12 +365,16 @@ impl LoginService {
 
     /// Step 2: a TOTP code.
     pub async fn totp(&self, cfg: &Config, ip: IpAddr, flow: &str, code: &str) -> Step {
-        self.second_factor(cfg, ip, flow, code, false).await.unwrap_or_else(|s| s)
+        let step = self.second_factor(cfg, ip, flow, code, false).await.unwrap_or_else(|s| s);
+        step_event("totp", step.user(), ip, &step);
+        step
     }
 
     /// Step 2, instead: a one-time recovery code.
     pub async fn recovery(&self, cfg: &Config, ip: IpAddr, flow: &str, code: &str) -> Step {
-        self.second_factor(cfg, ip, flow, code, true).await.unwrap_or_else(|s| s)
+        let step = self.second_factor(cfg, ip, flow, code, true).await.unwrap_or_else(|s| s);
+        step_event("recovery code", step.user(), ip, &step);
+        step
     }
 
     async fn second_factor(
@@ -444,7 +450,7 @@ impl LoginService {
 
     fn open_secret(&self, user: &str, t: &TotpRecord) -> StepResult<TotpSecret> {
         let plain = self.secrets.open(&t.secret_sealed, user.as_bytes()).map_err(|e| {
-            log::error!("the TOTP secret of `{user}` cannot be decrypted ({e:?}): was the secrets key replaced?");
+            tracing::error!("the TOTP secret of `{user}` cannot be decrypted ({e:?}): was the secrets key replaced?");
             Step::Unavailable
         })?;
         Ok(TotpSecret::from_bytes(plain))
@@ -511,7 +517,7 @@ impl LoginService {
         if !self.store.confirm_totp(&user.username, step, hashes).await? {
             return Err(Step::NoAttempt);
         }
-        log::info!(target: "audit", "{}", serde_json::json!({"event": "totp_enrolled", "user": user.username}));
+        crate::audit!("totp_enrolled", user = %user.username);
         Ok((self.finish(cfg, user, &attempt, flow, &rec).await?, codes))
     }
 
@@ -570,8 +576,55 @@ impl LoginService {
         let r = self.store.settle_failure(user, cfg.lockout.max_failures, self.lock(cfg, what)).await?;
         let unknown = user.starts_with(UNKNOWN_NAME_PREFIX);
         let shown = (!unknown).then_some(user);
-        log::info!(target: "audit", "{}", serde_json::json!({"event": "factor_failed", "user": shown, "unknown_user": unknown, "factor": what, "client_ip": ip.to_string(), "failures": r.failures, "locked": r.locked_now}));
+        crate::audit!(
+            "factor_failed",
+            user = shown,
+            unknown_user = unknown,
+            factor = %what,
+            client_ip = %ip,
+            failures = r.failures,
+            locked = r.locked_now
+        );
+        if r.locked_now {
+            crate::audit!("locked_out", user = shown, unknown_user = unknown, factor = %what, client_ip = %ip);
+        }
         Ok(if r.locked_now { Step::Locked } else { outcome })
+    }
+}
+
+/// The audit event of a finished login step: which factor, whose (when known), what came of it.
+fn step_event(factor: &str, user: Option<&str>, ip: IpAddr, step: &Step) {
+    crate::audit!("login_step", factor, user, client_ip = %ip, outcome = step.name());
+}
+
+impl Step {
+    /// The step's name in the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::Done { .. } => "signed_in",
+            Step::NeedTotp => "need_totp",
+            Step::NeedEnroll => "need_enroll",
+            Step::NeedPush => "need_push",
+            Step::Denied => "denied",
+            Step::AskAdmin => "ask_admin",
+            Step::Locked => "locked",
+            Step::Cooldown { .. } => "cooldown",
+            Step::WrongCredentials => "wrong_credentials",
+            Step::WrongCode => "wrong_code",
+            Step::Replayed => "replayed",
+            Step::NoAttempt => "no_attempt",
+            Step::Unavailable => "unavailable",
+            Step::TooMany => "too_many",
+            Step::Busy => "busy",
+        }
+    }
+
+    /// The user a finished login signed in.
+    fn user(&self) -> Option<&str> {
+        match self {
+            Step::Done { session, .. } => Some(session.user.as_str()),
+            _ => None,
+        }
     }
 }
 

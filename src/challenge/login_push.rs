@@ -58,7 +58,7 @@ impl LoginService {
     pub async fn count_push_failure(&self, cfg: &Config, user: &str) {
         let lock = self.lock(cfg, "push approval");
         if let Err(e) = self.store.record_failure(user, cfg.lockout.max_failures, lock).await {
-            log::warn!("a failed push approval of `{user}` was not counted: {e}");
+            tracing::warn!("a failed push approval of `{user}` was not counted: {e}");
         }
     }
 

@@ -54,6 +54,10 @@ impl Compiler<'_> {
         let push = self.push(&file.push);
         let https = server.as_ref().map(|s| s.https);
         let device_certificates = file.device_certificates.as_ref().map(|d| self.device_certificates(d, https));
+        let log = logs::compile(&file.log).unwrap_or_else(|(at, message)| {
+            self.err(at, message);
+            logs::LogSettings::default()
+        });
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -70,6 +74,7 @@ impl Compiler<'_> {
             device_certificates,
             entrance_pass,
             push,
+            log,
             warnings: std::mem::take(&mut self.warnings),
         })
     }

@@ -37,6 +37,17 @@ pub struct ConfigFile {
     pub entrance_pass: Option<EntrancePassFile>,
     #[serde(default)]
     pub push: PushFile,
+    #[serde(default)]
+    pub log: LogFile,
+}
+
+/// `[log]`: how portcullis writes its log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFile {
+    pub format: Option<Text>,
+    pub level: Option<Text>,
+    pub access: Option<bool>,
 }
 
 /// `[push]`: push approval of logins.

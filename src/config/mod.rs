@@ -8,6 +8,7 @@ pub mod compile;
 pub mod duration;
 pub mod file;
 pub mod hosts;
+pub mod logs;
 pub mod source;
 pub mod users;
 
@@ -45,6 +46,8 @@ pub struct Config {
     pub push: PushSettings,
     /// `[entrance_pass]`; `None` when absent: passes are neither issued nor counted.
     pub entrance_pass: Option<EntrancePass>,
+    /// `[log]`: format, level and the access log.
+    pub log: logs::LogSettings,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
 }

@@ -115,9 +115,9 @@ pub fn open_at_start(config: &crate::config::Config) -> Result<(), String> {
     let (ca, made) = DeviceCa::open(cfg, &config.server.state_dir)?;
     let (cert, _) = paths(cfg, &config.server.state_dir);
     if made {
-        log::info!("made a device CA in {} (copy it and its key to every other instance)", cert.display());
+        tracing::info!("made a device CA in {} (copy it and its key to every other instance)", cert.display());
     } else {
-        log::info!("device CA {} (valid until {})", cert.display(), crate::clock::iso8601(ca.not_after));
+        tracing::info!("device CA {} (valid until {})", cert.display(), crate::clock::iso8601(ca.not_after));
     }
     Ok(())
 }

@@ -208,7 +208,7 @@ impl Portal<'_> {
 
     fn refused_handoff(&self, req: &Request, result: Result<Reply, super::handoff::Refused>) -> Reply {
         result.unwrap_or_else(|why| {
-            log::info!(target: "audit", "{}", serde_json::json!({"event": "handoff_refused", "host": req.host, "why": format!("{why:?}")}));
+            crate::audit!("handoff_refused", host = %req.host, why = ?why);
             self.page(req, Page::Error { message: Text::ErrSessionExpired })
         })
     }
@@ -257,7 +257,7 @@ impl Portal<'_> {
         let everywhere = req.field("everywhere") == Some("1");
         if let Some(s) = self.session {
             if let Err(e) = self.auth.sign_out(&s.session, everywhere).await {
-                log::warn!("sign-out could not be recorded: {e}");
+                tracing::warn!("sign-out could not be recorded: {e}");
                 return self.page(req, Page::Unavailable);
             }
         }

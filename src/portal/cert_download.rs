@@ -62,7 +62,7 @@ impl Portal<'_> {
         match link::take(store, token).await {
             Ok(Some(payload)) => match payload.bundle() {
                 Some(p12) => {
-                    log::info!(target: "audit", "{}", serde_json::json!({"event": "cert_download", "user": payload.user, "serial": payload.serial, "client_ip": self.client_ip.to_string()}));
+                    crate::audit!("cert_download", user = %payload.user, serial = %payload.serial, client_ip = %self.client_ip);
                     Reply {
                         status: 200,
                         content_type: "application/x-pkcs12",

@@ -164,10 +164,13 @@ impl Portal<'_> {
         };
         let step = self.auth.login.certificate(self.config, app, &facts, &req.flow, user, &rd).await;
         let signed_in = matches!(step, crate::challenge::login::Step::Done { .. });
-        log::info!(target: "audit", "{}", json!({
-            "event": "certificate_login", "user": user, "host": req.host,
-            "app": self.config.app(app).name, "signed_in": signed_in,
-        }));
+        crate::audit!(
+            "certificate_login",
+            user = %user,
+            host = %req.host,
+            app = %self.config.app(app).name,
+            signed_in
+        );
         step
     }
 

@@ -226,7 +226,7 @@ impl Portal<'_> {
         match self.auth.issue_pass(cfg, user, self.client_ip, &req.user_agent).await {
             Ok(pass) => Some(self.auth.pass_cookie(&pass)),
             Err(e) => {
-                log::warn!("no entrance pass for `{user}`: {e}");
+                tracing::warn!("no entrance pass for `{user}`: {e}");
                 None
             }
         }

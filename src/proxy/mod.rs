@@ -57,6 +57,8 @@ pub struct Ctx {
     session: Option<ValidSession>,
     /// The entrance pass the request carries, whoever's it is.
     pass: Option<crate::entrance::ValidPass>,
+    /// The policy's decision, when the request got that far.
+    decision: Option<Decision>,
     started: Instant,
 }
 
@@ -200,6 +202,7 @@ impl ProxyHttp for Portcullis {
             auth: "",
             session: None,
             pass: None,
+            decision: None,
             started: Instant::now(),
         }
     }
@@ -234,12 +237,15 @@ impl ProxyHttp for Portcullis {
             && self.device_cert_counts(session, ctx.session.as_ref().map(|s| s.session.user.as_str()));
         if app.device_cert == DeviceCertMode::Require && !device_cert {
             ctx.outcome = Outcome::Deny;
-            log::info!(target: "audit", "{}", serde_json::json!({
-                "app": app.name, "client_ip": ctx.client_ip.to_string(),
-                "path": session.req_header().uri.path(), "decision": "Deny",
-                "user": ctx.session.as_ref().map(|s| s.session.user.as_str()),
-                "rule": format!("app.{}.device_cert (require)", app.name),
-            }));
+            crate::audit!(
+                "request_refused",
+                app = %app.name,
+                client_ip = %ctx.client_ip,
+                path = session.req_header().uri.path(),
+                decision = "Deny",
+                user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
+                rule = %format_args!("app.{}.device_cert (require)", app.name),
+            );
             let contact = config.portal.contact.as_deref();
             Reply::html(403, "Device certificate needed", DEVICE_CERT_NEEDED, contact).send(session).await?;
             return Ok(true);
@@ -272,15 +278,19 @@ impl ProxyHttp for Portcullis {
             return Ok(true);
         }
         let decision = decide(app, &config.groups, &facts, ctx.session.as_ref().map(|s| &s.facts));
+        ctx.decision = Some(decision);
         match self.challenge_or_deny(session, ctx, decision) {
             None => Ok(false),
             Some(reply) => {
-                log::info!(target: "audit", "{}", serde_json::json!({
-                    "app": app.name, "client_ip": ctx.client_ip.to_string(),
-                    "path": session.req_header().uri.path(), "decision": format!("{:?}", decision.action),
-                    "user": ctx.session.as_ref().map(|s| s.session.user.as_str()),
-                    "rule": decision.rule_name(app, ctx.session.as_ref().map(|s| &config.groups[s.facts.group])),
-                }));
+                crate::audit!(
+                    "request_refused",
+                    app = %app.name,
+                    client_ip = %ctx.client_ip,
+                    path = session.req_header().uri.path(),
+                    decision = ?decision.action,
+                    user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
+                    rule = %decision.rule_name(app, ctx.session.as_ref().map(|s| &config.groups[s.facts.group])),
+                );
                 reply.send(session).await?;
                 Ok(true)
             }
@@ -353,10 +363,46 @@ impl ProxyHttp for Portcullis {
         Ok(())
     }
 
-    async fn logging(&self, _session: &mut Session, _e: Option<&pingora::Error>, ctx: &mut Ctx) {
+    async fn logging(&self, session: &mut Session, e: Option<&pingora::Error>, ctx: &mut Ctx) {
         if let Some(app) = ctx.app {
             ctx.config.app(app).counters.count(ctx.outcome);
         }
-        metrics::observe_latency(ctx.started.elapsed());
+        let took = ctx.started.elapsed();
+        metrics::observe_latency(took);
+        if ctx.config.log.access {
+            access_log(session, e, ctx, took);
+        }
     }
+}
+
+/// One `access` event (`[log] access = true`): app, decision, deciding rule,
+/// status and duration.
+fn access_log(session: &Session, e: Option<&pingora::Error>, ctx: &Ctx, took: std::time::Duration) {
+    let config = &ctx.config;
+    let app = ctx.app.map(|id| config.app(id));
+    let rule = match (app, ctx.decision, ctx.outcome) {
+        (Some(app), Some(d), _) => {
+            let group = ctx.session.as_ref().and_then(|s| config.groups.get(s.facts.group));
+            d.rule_name(app, group)
+        }
+        (Some(app), None, Outcome::Deny) => format!("app.{}.device_cert (require)", app.name),
+        (Some(_), None, Outcome::Portal) => "portal".to_string(),
+        _ => "-".to_string(),
+    };
+    let req = session.req_header();
+    let status = session.response_written().map_or(0, |r| r.status.as_u16());
+    tracing::info!(
+        target: "access",
+        app = app.map_or("-", |a| a.name.as_str()),
+        host = request_host(req).unwrap_or("-"),
+        method = req.method.as_str(),
+        path = req.uri.path(),
+        client_ip = %ctx.client_ip,
+        user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
+        decision = ctx.outcome.name(),
+        rule = %rule,
+        status,
+        duration_us = took.as_micros() as u64,
+        error = e.map(|e| e.etype().as_str()),
+    );
 }

@@ -26,12 +26,13 @@ use std::time::Duration;
 pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     crate::tls::install_crypto_provider();
     let config = crate::config::load(config_path).map_err(|e| e.to_string())?;
+    crate::logging::apply(&config.log);
     for w in &config.warnings {
-        log::warn!("{w}");
+        tracing::warn!("{w}");
     }
     // Before anything is written into it: the token file lives there by default.
     for w in crate::state_dir::prepare(&config.server.state_dir)? {
-        log::warn!("{w}");
+        tracing::warn!("{w}");
     }
     ports_free(&config)?;
     let token = ensure_token(&config.admin.token_file)?;
@@ -41,7 +42,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
         config.device_certificates.as_ref().map(|d| crate::devices::ca::paths(d, &config.server.state_dir).0);
     let cert_login = config.device_certificates.as_ref().and_then(|d| d.login.as_ref()).map(|l| l.listen);
     let auth = open_auth(&config)?;
-    log::info!("{}", config.summary());
+    tracing::info!("{}", config.summary());
     let (https, http, admin, grace, threads) = (
         config.server.https,
         config.server.http,
@@ -76,7 +77,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
         );
         login.add_tls_with_settings(&listen.to_string(), None, tls_settings(&live, Some(ca_cert))?);
         server.add_service(login);
-        log::info!("certificate login listening on https://{listen}");
+        tracing::info!("certificate login listening on https://{listen}");
     }
 
     if let Some(http) = http {
@@ -94,7 +95,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     server.add_service(background_service("sighup reload", ReloadOnHup(live.clone())));
     server.add_service(background_service("revocation feed", FollowChanges(auth)));
 
-    log::info!("portcullis listening on https://{https} (admin http://{admin})");
+    tracing::info!("portcullis listening on https://{https} (admin http://{admin})");
     server.run(RunArgs { shutdown_signal: Box::new(DrainOnSignal { live, grace }) });
     Ok(())
 }
@@ -210,8 +211,8 @@ impl ShutdownSignalWatch for DrainOnSignal {
         let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
         let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
         tokio::select! {
-            _ = term.recv() => log::info!("SIGTERM: draining requests in flight (at most {:?})", self.grace),
-            _ = int.recv() => log::info!("SIGINT: draining requests in flight (at most {:?})", self.grace),
+            _ = term.recv() => tracing::info!("SIGTERM: draining requests in flight (at most {:?})", self.grace),
+            _ = int.recv() => tracing::info!("SIGINT: draining requests in flight (at most {:?})", self.grace),
         }
         let live = self.live.clone();
         std::thread::spawn(move || {
@@ -220,7 +221,7 @@ impl ShutdownSignalWatch for DrainOnSignal {
             while live.inflight.load(Ordering::Acquire) > 0 {
                 std::thread::sleep(Duration::from_millis(20));
             }
-            log::info!("drained: exiting");
+            tracing::info!("drained: exiting");
             std::process::exit(0);
         });
         ShutdownSignal::GracefulTerminate
@@ -234,13 +235,13 @@ impl BackgroundService for ReloadOnHup {
     async fn start(&self, mut shutdown: ShutdownWatch) {
         use tokio::signal::unix::{signal, SignalKind};
         let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            log::error!("cannot listen for SIGHUP: reload through the admin API instead");
+            tracing::error!("cannot listen for SIGHUP: reload through the admin API instead");
             return;
         };
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    log::info!("SIGHUP: reloading the config");
+                    tracing::info!("SIGHUP: reloading the config");
                     let live = self.0.clone();
                     let _ = tokio::task::spawn_blocking(move || live.reload()).await;
                 }
@@ -292,6 +293,11 @@ impl ServeHttp for AdminService {
         };
         let request = AdminRequest { method: &method, path: &path, authorization: auth.as_deref(), body: &body };
         let r = self.api.handle(&self.live, &self.auth, request).await;
+        // Polling (health checks, Prometheus) is not an administrator's act.
+        if !(matches!(path.as_str(), "/healthz" | "/metrics") && r.status < 400) {
+            let from = session.client_addr().map(|a| a.to_string());
+            crate::audit!("admin_call", method = %method, path = %path, status = r.status, from);
+        }
         response(r.status, r.content_type, r.body, None)
     }
 }

@@ -156,7 +156,7 @@ pub async fn enroll(
     store.put_setting(&index_key(&device.id), user.as_bytes(), false).await?;
     devices.push(device.clone());
     save(store, &user, &devices).await?;
-    log::info!(target: "audit", "{}", serde_json::json!({"event": "approver_enrolled", "user": user, "device": device.id, "name": device.name}));
+    crate::audit!("approver_enrolled", user = %user, device = %device.id, name = %device.name);
     Ok(device)
 }
 
@@ -170,7 +170,7 @@ pub async fn remove(store: &dyn Store, user: &str, id: &str) -> Result<bool, Sto
     }
     save(store, user, &devices).await?;
     store.put_setting(&index_key(id), b"", false).await?;
-    log::info!(target: "audit", "{}", serde_json::json!({"event": "approver_removed", "user": user, "device": id}));
+    crate::audit!("approver_removed", user = %user, device = %id);
     Ok(true)
 }
 

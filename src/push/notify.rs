@@ -25,8 +25,8 @@ pub fn devices(auth: &Auth, p: &PushSettings, request: &PushRequest, devices: &[
         tokio::spawn(async move {
             match client.post(&url).json(&hook).send().await {
                 Ok(r) if r.status().is_success() => {}
-                Ok(r) => log::warn!("push webhook answered {}", r.status()),
-                Err(e) => log::warn!("push webhook failed: {e}"),
+                Ok(r) => tracing::warn!("push webhook answered {}", r.status()),
+                Err(e) => tracing::warn!("push webhook failed: {e}"),
             }
         });
     }
@@ -50,10 +50,10 @@ fn web_push(auth: &Auth, p: &PushSettings, body: &serde_json::Value, devices: &[
             match super::webpush::send(&client, &sub, payload.as_bytes(), &vapid, &contact, ttl).await {
                 Ok(()) => {}
                 Err(super::webpush::SendError::Gone) => {
-                    log::info!("web push subscription of approver {} is gone: dropped", device.id);
+                    tracing::info!("web push subscription of approver {} is gone: dropped", device.id);
                     let _ = super::approver::update(store.as_ref(), &device, |d| d.subscription = None).await;
                 }
-                Err(e) => log::warn!("web push to approver {} failed: {e}", device.id),
+                Err(e) => tracing::warn!("web push to approver {} failed: {e}", device.id),
             }
         });
     }

@@ -188,9 +188,13 @@ pub async fn start(auth: &Auth, cfg: &Config, c: Context<'_>) -> Result<PushRequ
         .publish(Change::PushRequested { user: request.user.clone(), id: request.id.clone() })
         .await
         .map_err(unavailable)?;
-    log::info!(target: "audit", "{}", serde_json::json!({
-        "event": "push_requested", "user": request.user, "request": request.id, "app": request.app, "from": request.from,
-    }));
+    crate::audit!(
+        "push_requested",
+        user = %request.user,
+        request = %request.id,
+        app = %request.app,
+        from = %request.from
+    );
     super::notify::devices(auth, p, &request, &devices);
     Ok(request)
 }
@@ -314,9 +318,7 @@ async fn settle(auth: &Auth, cfg: &Config, r: &PushRequest, outcome: Outcome, de
         auth.login.count_push_failure(cfg, &r.user).await;
     }
     store.publish(Change::PushSettled { id: r.id.clone() }).await?;
-    log::info!(target: "audit", "{}", serde_json::json!({
-        "event": "push_answered", "user": r.user, "request": r.id, "device": device, "outcome": outcome,
-    }));
+    crate::audit!("push_answered", user = %r.user, request = %r.id, device = %device, outcome = %crate::logging::SerdeName(&outcome));
     Ok(())
 }
 

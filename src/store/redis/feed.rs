@@ -32,16 +32,16 @@ impl Feed {
                         let _ = self.changes.send(Change::Resync);
                     }
                     if lost {
-                        log::info!("redis change feed: subscribed again");
+                        tracing::info!("redis change feed: subscribed again");
                     }
                     first_try.take().map(|t| t.send(()));
                     self.listen(conn, pushes).await;
-                    log::warn!("redis change feed: connection lost, reconnecting");
+                    tracing::warn!("redis change feed: connection lost, reconnecting");
                 }
                 Err(e) => {
                     first_try.take().map(|t| t.send(()));
                     if !lost {
-                        log::warn!("redis change feed: {e}; retrying");
+                        tracing::warn!("redis change feed: {e}; retrying");
                     }
                 }
             }
@@ -96,7 +96,7 @@ impl Feed {
                 // An error only means nobody is subscribed right now.
                 let _ = self.changes.send(change);
             }
-            _ => log::warn!("redis change feed: ignored an unreadable message on {}", self.channel),
+            _ => tracing::warn!("redis change feed: ignored an unreadable message on {}", self.channel),
         }
     }
 }
