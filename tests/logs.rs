@@ -3,7 +3,7 @@
 //! carry `event` and their fields; the access log (`[log] access = true`)
 //! has one event per request with app, decision, rule, status and duration.
 //! With `format = "text"` the lines are for people, and the access log is
-//! off unless asked for.
+//! off unless asked for; a reload changes both.
 
 mod common;
 
@@ -146,4 +146,23 @@ async fn text_lines_are_for_people_and_the_access_log_is_off_by_default() {
     assert!(line.contains("INFO") && line.contains("audit") && line.contains("user=\"alice\""), "{line}");
     assert!(!line.contains('\u{1b}'), "no colour codes when the log is not a terminal: {line:?}");
     assert!(!log.lines().any(|l| l.contains(" access:")), "no access log unless `[log] access = true`:\n{log}");
+
+    // A reload switches the format and turns the access log on.
+    env.rewrite("", &format!("{LOGIN_APPS}\n[log]\nformat = \"json\"\naccess = true\n"));
+    let (s, body) = env.admin(reqwest::Method::POST, "/reload", Some(&env.token())).await;
+    assert_eq!(s, 200, "{body}");
+    let r = c.get(env.url("wiki.localhost", "/after-reload")).send().await.unwrap();
+    assert!(r.status() == 302 || r.status() == 401, "{}", r.status());
+    for _ in 0..50 {
+        let log = env.log();
+        let json_access = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["target"] == "access" && l["path"] == "/after-reload");
+        if json_access.is_some() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no JSON access line after the reload:\n{}", env.log());
 }
