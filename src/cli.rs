@@ -53,10 +53,15 @@ enum Command {
     Decide {
         #[arg(long, short)]
         config: PathBuf,
-        #[arg(long)]
-        host: String,
-        #[arg(long)]
-        ip: IpAddr,
+        #[arg(long, required_unless_present = "replay")]
+        host: Option<String>,
+        #[arg(long, required_unless_present = "replay")]
+        ip: Option<IpAddr>,
+        /// Re-decide the requests a log recorded (JSON lines: audit
+        /// `request_refused` and `access` events) under this config, and list
+        /// those whose outcome would change.
+        #[arg(long, value_name = "LOG.jsonl", conflicts_with_all = ["host", "ip", "user", "pass", "cert", "entrance_pass", "device_cert"])]
+        replay: Option<PathBuf>,
         /// Simulate a signed-in session of this user (first factor done).
         #[arg(long)]
         user: Option<String>,
@@ -264,7 +269,20 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run { config } => crate::proxy::server::run(&config).map(|_| 0),
         Command::Check { config } => Ok(check(&config)),
-        Command::Decide { config, host, ip, user, second_factor, entrance_pass, pass, device_cert, cert } => {
+        Command::Decide { config, replay: Some(log), .. } => load(&config).and_then(|c| replay(&c, &log)),
+        Command::Decide {
+            config,
+            host,
+            ip,
+            user,
+            second_factor,
+            entrance_pass,
+            pass,
+            device_cert,
+            cert,
+            replay: None,
+        } => {
+            let (Some(host), Some(ip)) = (host, ip) else { return 2 };
             load(&config).and_then(|c| {
                 let verdict = cert.map(|p| cert_verdict(&c, &p, &host, user.as_deref())).transpose()?;
                 let device_cert = verdict.as_ref().map_or(device_cert, |v| v.counts);
@@ -330,6 +348,28 @@ fn check(path: &std::path::Path) -> i32 {
 }
 
 /// The `decide` simulator: the same pure decision the proxy makes.
+/// `decide --replay`: the changed requests as JSON lines on stdout, a summary on stderr.
+fn replay(c: &Config, log: &std::path::Path) -> Result<i32, String> {
+    let file = std::fs::File::open(log).map_err(|e| format!("cannot read the log `{}`: {e}", log.display()))?;
+    let r = crate::replay::replay(c, std::io::BufReader::new(file))
+        .map_err(|e| format!("cannot read the log `{}`: {e}", log.display()))?;
+    for v in &r.changed {
+        println!("{v}");
+    }
+    eprintln!(
+        "{} of {} recorded requests would change under {}{}{}",
+        r.changed.len(),
+        r.decided,
+        c.path.display(),
+        if r.undecidable.is_empty() { String::new() } else { format!("; {} cannot be decided", r.undecidable.len()) },
+        if r.unreadable == 0 { String::new() } else { format!("; {} lines are not JSON", r.unreadable) },
+    );
+    for u in r.undecidable.iter().take(10) {
+        eprintln!("  cannot decide: {u}");
+    }
+    Ok(0)
+}
+
 pub fn simulate(
     c: &Config,
     host: &str,

@@ -21,6 +21,7 @@ pub mod policy;
 pub mod portal;
 pub mod proxy;
 pub mod push;
+pub mod replay;
 pub mod state_dir;
 pub mod store;
 pub mod tls;

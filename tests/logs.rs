@@ -67,7 +67,11 @@ async fn json_lines_carry_the_documented_fields() {
     let (s, body) = env.admin(reqwest::Method::POST, "/reload", Some(&env.token())).await;
     assert_eq!(s, 200, "{body}");
 
-    let lines = wait_for(&env, "config_reloaded event", |l| !audit(l, "config_reloaded").is_empty()).await;
+    // Access events are written after their response is sent: wait for them too.
+    let lines = wait_for(&env, "config_reloaded event and three access events", |l| {
+        !audit(l, "config_reloaded").is_empty() && events(l, "access").len() >= 3
+    })
+    .await;
     for l in &lines {
         let ts = l["timestamp"].as_str().unwrap_or_else(|| panic!("no timestamp: {l}"));
         assert!(ts.len() >= 20 && ts.as_bytes()[4] == b'-' && ts.contains('T') && ts.ends_with('Z'), "RFC 3339: {l}");
@@ -165,4 +169,85 @@ async fn text_lines_are_for_people_and_the_access_log_is_off_by_default() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("no JSON access line after the reload:\n{}", env.log());
+}
+
+/// `decide --replay` on `log` under the config now at `env.config`: the
+/// changed requests (path, old, new) and the summary line.
+fn replay(env: &Env, log: &std::path::Path) -> (Vec<(String, String, String)>, String) {
+    let (code, out, err) =
+        common::portcullis(&["decide", "--replay", common::path_str(log), "--config", common::path_str(&env.config)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let changed = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"));
+            let s = |k: &str| v[k].as_str().unwrap_or_else(|| panic!("no {k} in {v}")).to_string();
+            assert!(v["rule"].is_string() && v["user"].is_string() == (s("path") != "/anon"), "{v}");
+            (s("path"), s("old"), s("new"))
+        })
+        .collect();
+    (changed, err)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_lists_exactly_the_requests_a_new_otp_skip_changes() {
+    let apps = LOGIN_APPS.replace("otp_skip = \"never\"", "otp_skip = \"internal_ip\"");
+    let env = Env::new("", &format!("{apps}\n[log]\nformat = \"json\"\naccess = true\n"));
+    let _p = env.start();
+    // One browser, at an internal and an external address.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let inside = common::api::client_with_jar(&env, "127.0.0.2", jar.clone());
+    let outside = common::api::client_with_jar(&env, "127.0.0.3", jar);
+    let get = |c: &reqwest::Client, path: &str| c.get(env.url("wiki.localhost", path)).send();
+
+    assert_eq!(get(&outside, "/anon").await.unwrap().status(), 401, "no session: log in");
+    let (s, v) =
+        post(&inside, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!((s.as_u16(), v["next"].as_str()), (200, Some("done")), "{v}");
+    for path in ["/in-1", "/in-2"] {
+        assert_eq!(get(&inside, path).await.unwrap().status(), 200, "inside: the second factor is skipped");
+    }
+    assert_eq!(get(&outside, "/out-1").await.unwrap().status(), 401, "outside: the second factor is needed");
+    // Each event is written after its response is sent: wait for all of them.
+    let lines = wait_for(&env, "the access events of all four requests and the audit events of two", |l| {
+        let access = events(l, "access");
+        let refused = audit(l, "request_refused");
+        ["/anon", "/in-1", "/in-2", "/out-1"].iter().all(|p| access.iter().any(|a| a["path"] == *p))
+            && ["/anon", "/out-1"].iter().all(|p| refused.iter().any(|a| a["path"] == *p))
+    })
+    .await;
+    let forwarded = events(&lines, "access").into_iter().find(|a| a["path"] == "/in-1").unwrap().clone();
+    assert_eq!((forwarded["action"].as_str(), forwarded["level"].as_str()), (Some("forward"), Some("first_factor")));
+    let log = env.dir.path().join("recorded.jsonl");
+    std::fs::write(&log, env.log()).unwrap();
+
+    // The same config: nothing changes.
+    let (changed, summary) = replay(&env, &log);
+    assert!(changed.is_empty(), "{changed:?}");
+    assert!(summary.starts_with("0 of 4 recorded requests would change"), "{summary}");
+
+    // `otp_skip = "never"`: the two requests from inside now need the second factor.
+    let never = LOGIN_APPS.to_string();
+    env.rewrite("", &never);
+    let (changed, summary) = replay(&env, &log);
+    let f = |p: &str, o: &str, n: &str| (p.to_string(), o.to_string(), n.to_string());
+    assert_eq!(
+        changed,
+        [f("/in-1", "forward", "challenge_second_factor"), f("/in-2", "forward", "challenge_second_factor")],
+        "{summary}"
+    );
+    assert!(summary.starts_with("2 of 4 recorded requests would change"), "{summary}");
+
+    // `otp_skip = "always"`: the request from outside no longer needs it.
+    env.rewrite("", &LOGIN_APPS.replace("otp_skip = \"never\"", "otp_skip = \"always\""));
+    let (changed, _) = replay(&env, &log);
+    assert_eq!(changed, [f("/out-1", "challenge_second_factor", "forward")]);
+
+    // The audit events alone (no access log) carry the refused requests.
+    let audit_only: String =
+        env.log().lines().filter(|l| !l.contains("\"target\":\"access\"")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, audit_only).unwrap();
+    let (changed, summary) = replay(&env, &log);
+    assert_eq!(changed, [f("/out-1", "challenge_second_factor", "forward")]);
+    assert!(summary.starts_with("1 of 2 recorded requests would change"), "{summary}");
 }

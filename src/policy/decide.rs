@@ -33,6 +33,28 @@ pub enum Action {
     Deny,
 }
 
+impl Action {
+    /// The action's name in `portcullis decide`, the audit log and the access log.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Forward => "forward",
+            Action::Deny => "deny",
+            Action::Challenge(Challenge::Login) => "challenge_login",
+            Action::Challenge(Challenge::SecondFactor) => "challenge_second_factor",
+        }
+    }
+}
+
+impl Level {
+    /// The session's level as the logs name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::FirstFactor => "first_factor",
+            Level::BothFactors => "both_factors",
+        }
+    }
+}
+
 /// The rule that decided, named in the audit log and in `portcullis decide`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {

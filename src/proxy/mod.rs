@@ -59,6 +59,8 @@ pub struct Ctx {
     pass: Option<crate::entrance::ValidPass>,
     /// The policy's decision, when the request got that far.
     decision: Option<Decision>,
+    /// The facts the decision saw (logged with it, for `decide --replay`).
+    facts: Facts,
     started: Instant,
 }
 
@@ -203,6 +205,7 @@ impl ProxyHttp for Portcullis {
             session: None,
             pass: None,
             decision: None,
+            facts: Facts::default(),
             started: Instant::now(),
         }
     }
@@ -240,10 +243,15 @@ impl ProxyHttp for Portcullis {
             crate::audit!(
                 "request_refused",
                 app = %app.name,
+                host = request_host(session.req_header()).unwrap_or("-"),
                 client_ip = %ctx.client_ip,
                 path = session.req_header().uri.path(),
                 decision = "Deny",
+                action = "deny",
                 user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
+                level = ctx.session.as_ref().map(|s| s.facts.level.name()),
+                entrance_pass = false,
+                device_cert = false,
                 rule = %format_args!("app.{}.device_cert (require)", app.name),
             );
             let contact = config.portal.contact.as_deref();
@@ -256,6 +264,7 @@ impl ProxyHttp for Portcullis {
         let entrance_pass =
             ctx.pass.as_ref().is_some_and(|p| ctx.session.as_ref().is_some_and(|s| s.session.user == p.pass.user));
         let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass, device_cert };
+        ctx.facts = facts;
         if path::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
             // An app with `device_cert = "off"` does not use the certificate, for a login either.
@@ -285,10 +294,15 @@ impl ProxyHttp for Portcullis {
                 crate::audit!(
                     "request_refused",
                     app = %app.name,
+                    host = request_host(session.req_header()).unwrap_or("-"),
                     client_ip = %ctx.client_ip,
                     path = session.req_header().uri.path(),
                     decision = ?decision.action,
+                    action = decision.action.name(),
                     user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
+                    level = ctx.session.as_ref().map(|s| s.facts.level.name()),
+                    entrance_pass = facts.entrance_pass,
+                    device_cert = facts.device_cert,
                     rule = %decision.rule_name(app, ctx.session.as_ref().map(|s| &config.groups[s.facts.group])),
                 );
                 reply.send(session).await?;
@@ -400,6 +414,10 @@ fn access_log(session: &Session, e: Option<&pingora::Error>, ctx: &Ctx, took: st
         client_ip = %ctx.client_ip,
         user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
         decision = ctx.outcome.name(),
+        action = ctx.decision.map(|d| d.action.name()),
+        level = ctx.session.as_ref().map(|s| s.facts.level.name()),
+        entrance_pass = ctx.facts.entrance_pass,
+        device_cert = ctx.facts.device_cert,
         rule = %rule,
         status,
         duration_us = took.as_micros() as u64,
