@@ -11,6 +11,8 @@
 //! Pingora and rustls log through the `log` crate; those records are bridged in.
 //! The filter and the format are swapped on a config reload.
 
+pub mod audit_file;
+
 use crate::config::logs::{LogFormat, LogSettings};
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};
@@ -44,7 +46,10 @@ pub fn init(settings: &LogSettings) {
     let (filter, filter_handle) = reload::Layer::new(filter(settings));
     let (writer, writer_handle) = reload::Layer::new(writer(settings.format));
     // `try_init` also routes `log` records (Pingora's, rustls's) here.
-    if tracing_subscriber::registry().with(filter).with(writer).try_init().is_ok() {
+    // The filter always lets audit events through, so the audit file sees them all.
+    let installed =
+        tracing_subscriber::registry().with(filter).with(writer).with(audit_file::AuditFileLayer).try_init();
+    if installed.is_ok() {
         let handles =
             Handles { filter: filter_handle, writer: writer_handle, applied: Mutex::new(Some(settings.clone())) };
         let _ = HANDLES.set(handles);
@@ -55,6 +60,9 @@ pub fn init(settings: &LogSettings) {
 /// Switches to `settings` (at start with the config's `[log]`, and at each
 /// reload). Does nothing when they are the ones in use.
 pub fn apply(settings: &LogSettings) {
+    if let Err(e) = audit_file::set(settings.audit_file.as_ref()) {
+        tracing::error!("{e}; the audit file stays as it was");
+    }
     let Some(h) = HANDLES.get() else { return init(settings) };
     let mut applied = h.applied.lock().unwrap_or_else(|e| e.into_inner());
     if applied.as_ref() == Some(settings) {

@@ -251,3 +251,38 @@ async fn replay_lists_exactly_the_requests_a_new_otp_skip_changes() {
     assert_eq!(changed, [f("/out-1", "challenge_second_factor", "forward")]);
     assert!(summary.starts_with("1 of 2 recorded requests would change"), "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_audit_file_holds_audit_events_alone_and_rotates_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("audit/audit.jsonl");
+    let section = format!(
+        "\n[log]\nformat = \"text\"\naudit_file = \"{}\"\naudit_max_size = \"2KiB\"\naudit_keep = 2\n",
+        file.display()
+    );
+    let env = Env::new("", &format!("{LOGIN_APPS}{section}"));
+    let _p = env.start();
+    let c = browser(&env, "127.0.0.3");
+    for n in 0..30 {
+        let r = c.get(env.url("wiki.localhost", &format!("/audit-{n}"))).send().await.unwrap();
+        assert!(r.status() == 302 || r.status() == 401);
+    }
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let rotated = |n: u32| std::path::PathBuf::from(format!("{}.{n}", file.display()));
+    let mut lines: Vec<Value> = Vec::new();
+    for _ in 0..50 {
+        lines = [rotated(2), rotated(1), file.clone()]
+            .iter()
+            .flat_map(|p| read(p).lines().map(|l| serde_json::from_str::<Value>(l).expect(l)).collect::<Vec<_>>())
+            .collect();
+        if lines.iter().any(|l| l["path"] == "/audit-29") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(lines.iter().all(|l| l["target"] == "audit" && l["event"].is_string() && l["timestamp"].is_string()));
+    assert!(lines.iter().any(|l| l["path"] == "/audit-29"), "the newest event is in the files");
+    assert!(!lines.iter().any(|l| l["path"] == "/audit-0"), "the oldest fell off after two rotations");
+    assert!(read(&file).len() <= 2048 && read(&rotated(1)).len() <= 2048, "each file stays under audit_max_size");
+    assert!(!rotated(3).exists(), "audit_keep = 2");
+}

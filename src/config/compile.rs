@@ -55,7 +55,7 @@ impl Compiler<'_> {
         let https = server.as_ref().map(|s| s.https);
         let device_certificates = file.device_certificates.as_ref().map(|d| self.device_certificates(d, https));
         let log = logs::compile(&file.log).unwrap_or_else(|(at, message)| {
-            self.err(at, message);
+            self.err_at(at, message);
             logs::LogSettings::default()
         });
         Some(Config {

@@ -48,6 +48,9 @@ pub struct LogFile {
     pub format: Option<Text>,
     pub level: Option<Text>,
     pub access: Option<bool>,
+    pub audit_file: Option<Text>,
+    pub audit_max_size: Option<Text>,
+    pub audit_keep: Option<Spanned<i64>>,
 }
 
 /// `[push]`: push approval of logins.

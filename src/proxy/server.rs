@@ -26,6 +26,7 @@ use std::time::Duration;
 pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     crate::tls::install_crypto_provider();
     let config = crate::config::load(config_path).map_err(|e| e.to_string())?;
+    crate::logging::audit_file::set(config.log.audit_file.as_ref())?;
     crate::logging::apply(&config.log);
     for w in &config.warnings {
         tracing::warn!("{w}");
