@@ -218,8 +218,11 @@ async fn a_cross_site_request_never_mints_a_code() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    assert!(r.headers().get("location").is_none());
+    // Back to a fresh sign-in form (post/redirect/get), with no ticket or code.
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap();
+    assert!(location.starts_with("/.portcullis/login?") && !location.contains("ticket="), "{location}");
+    assert!(r.headers().get("set-cookie").is_none_or(|c| !c.to_str().unwrap().contains("portcullis-session")));
 }
 
 #[tokio::test(flavor = "multi_thread")]
