@@ -202,7 +202,9 @@ impl Portal<'_> {
         }
         let step = self.auth.login.step_up(self.config, self.app, &self.facts, &req.flow, &s.session, &req.rd()).await;
         match step {
-            Step::NeedTotp => self.page_for(req, Page::Totp { error: None, clock_hint: false }, Who::SigningIn(&s.session.user)),
+            Step::NeedTotp => {
+                self.page_for(req, Page::Totp { error: None, clock_hint: false }, Who::SigningIn(&s.session.user))
+            }
             other => self.step(req, other, Form::Totp, "").await,
         }
     }

@@ -256,7 +256,10 @@ impl Portal<'_> {
         let bytes = serde_json::to_vec(&grant).map_err(|_| Refused::Unavailable)?;
         let key = format!("handoff:{code}");
         self.auth.store().put_challenge(&key, &bytes, CODE_TTL).await.map_err(|_| Refused::Unavailable)?;
-        Ok(Reply::redirect(303, format!("https://{}/.portcullis/session?code={code}&lang={}", t.target, req.lang.code())))
+        Ok(Reply::redirect(
+            303,
+            format!("https://{}/.portcullis/session?code={code}&lang={}", t.target, req.lang.code()),
+        ))
     }
 
     /// Step 4, on the app host: `GET /.portcullis/session?code=…` trades the

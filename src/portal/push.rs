@@ -296,7 +296,8 @@ impl Portal<'_> {
         }
         let (mut qr, mut link) = (None, None);
         if let Ok(Some(code)) = store.get_challenge(&shown_key).await {
-            let url = format!("https://{}/.portcullis/approver/#enroll={}", req.authority(), String::from_utf8_lossy(&code));
+            let url =
+                format!("https://{}/.portcullis/approver/#enroll={}", req.authority(), String::from_utf8_lossy(&code));
             qr = Some(crate::challenge::totp::qr_svg(&url));
             link = Some(url);
         }

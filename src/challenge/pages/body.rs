@@ -381,7 +381,8 @@ impl Body<'_> {
             escape(self.ctx.csrf)
         );
         let described = hint.map(|(id, _)| format!(" aria-describedby=\"{id}\"")).unwrap_or_default();
-        let _ = writeln!(self.out, "<button type=\"submit\" class=\"secondary\"{described}>{}</button>", self.t(button));
+        let _ =
+            writeln!(self.out, "<button type=\"submit\" class=\"secondary\"{described}>{}</button>", self.t(button));
         if let Some((id, t)) = hint {
             let _ = writeln!(self.out, "<p class=\"hint\" id=\"{id}\">{}</p>", self.t(t));
         }

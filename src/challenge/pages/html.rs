@@ -34,7 +34,8 @@ button.secondary,.button.secondary{background:#e4e7eb;color:#1c1e21}
 .code-actions .button,.code-actions button{margin-right:.5rem}
 form.action{margin-top:1rem}form.action button{margin-top:0}form.action .hint{margin:.3rem 0 0;font-size:.9rem}
 :lang(ja){word-break:auto-phrase;line-break:strict}
-@media (max-width:30rem){body{padding:.5rem}main{padding:1rem}.codes{columns:1}.qr{margin:.5rem 0}.qr svg{max-width:9rem}}
+@media (max-width:30rem){body{padding:.5rem}main{padding:1rem}h1{font-size:1.25rem}.codes{columns:1}
+.qr{margin:.5rem 0}.qr svg{max-width:8rem}.qr figcaption{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}}
 @media print{nav,form,.button,.code-actions{display:none}main{border:0}}
 ";
 
@@ -188,7 +189,8 @@ mod tests {
 
     #[test]
     fn document_has_lang_title_viewport_and_no_external_resources() {
-        let page = document(Lang::Ja, Text::LoginTitle, [(Lang::En, "?lang=en"), (Lang::Ja, "?lang=ja")], "", "<p>x</p>\n");
+        let page =
+            document(Lang::Ja, Text::LoginTitle, [(Lang::En, "?lang=en"), (Lang::Ja, "?lang=ja")], "", "<p>x</p>\n");
         assert!(page.starts_with("<!DOCTYPE html>\n<html lang=\"ja\">"));
         assert!(page.contains("<title>ログイン</title>"));
         assert!(page.contains("name=\"viewport\""));
