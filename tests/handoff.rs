@@ -145,7 +145,7 @@ async fn a_code_goes_only_to_the_listeners_own_scheme_and_port() {
         assert_eq!(login(&c, &env, "alice", &rd).await, "/.portcullis/", "rd = {rd}");
         // Nor, once signed in, as a plain return target.
         let r = c.get(env.url("wiki.localhost", &format!("/.portcullis/login?rd={rd}"))).send().await.unwrap();
-        assert_eq!(r.headers()["location"], "/.portcullis/", "rd = {rd}");
+        assert_eq!(r.headers()["location"], "/.portcullis/?lang=en", "rd = {rd}");
     }
     // The listener's own port is the one way there.
     let c = browser(&env);
