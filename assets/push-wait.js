@@ -27,8 +27,16 @@
         return;
       }
       if (answer.next !== "push_wait") {
-        // Denied, wrong number, expired: the page says which.
-        if (csrf) form.submit();
+        // Denied, wrong number, expired: the page says which (its GET,
+        // the answer is taken already); anything else, the form's POST.
+        const outcome = { denied: "denied", wrong_number: "wrong-number", expired: "expired" }[answer.next];
+        if (outcome) {
+          const next = new URL(form.action, window.location.href);
+          next.searchParams.set("outcome", outcome);
+          window.location.assign(next.toString());
+        } else if (csrf) {
+          form.submit();
+        }
         return;
       }
     }

@@ -204,6 +204,18 @@ impl Auth {
         &self.login.store
     }
 
+    /// Seals short-lived state that must not sit in the store readable (the
+    /// recovery codes between the form that made them and the page showing
+    /// them), bound to `context`.
+    pub fn seal(&self, plain: &[u8], context: &[u8]) -> Vec<u8> {
+        self.secrets.sealer.seal(plain, context)
+    }
+
+    /// Opens what [`Auth::seal`] sealed under the same `context`.
+    pub fn unseal(&self, sealed: &[u8], context: &[u8]) -> Option<Vec<u8>> {
+        self.secrets.sealer.open(sealed, context).ok()
+    }
+
     /// The session a request carries for `app`, if it is valid now.
     pub fn session<'a>(
         &self,

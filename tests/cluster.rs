@@ -183,9 +183,17 @@ async fn a_redis_outage_keeps_sessions_and_heals_by_itself() {
     let (s, v) = post(&fresh, a, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!((s, v["error"].as_str()), (StatusCode::SERVICE_UNAVAILABLE, Some("temporarily_unavailable")), "{v}");
     assert!(t0.elapsed() < Duration::from_secs(5), "answered in {:?}", t0.elapsed());
-    let page =
-        fresh.post(a.url("wiki.localhost", "/.portcullis/login")).form(&[("username", "alice")]).send().await.unwrap();
-    assert!(page.status().is_client_error() || page.status().is_server_error());
+    // The sign-in form (which needs no store) posts, and lands on the
+    // "temporarily unavailable" page (post/redirect/get).
+    let form = fresh.get(a.url("wiki.localhost", "/.portcullis/login")).send().await.unwrap().text().await.unwrap();
+    let csrf = form.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap().to_string();
+    let fields = [("username", "alice"), ("password", PASSWORD), ("csrf", &csrf)];
+    let r = fresh.post(a.url("wiki.localhost", "/.portcullis/login")).form(&fields).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with("/.portcullis/notice?") && location.contains("is=unavailable"), "{location}");
+    let page = fresh.get(a.url("wiki.localhost", &location)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     // Redis comes back: a full login succeeds within 5 s, no restart.
     redis.restart();

@@ -155,7 +155,12 @@ async fn a_download_link_works_once() {
     let (ok, info) = openssl_info(&p12, &password);
     assert!(ok && info.contains("CN = alice-phone"), "{info}");
 
+    // Used: the POST goes back to the link's page (post/redirect/get), which says so.
     let second = download().await.unwrap();
+    assert_eq!(second.status(), 303);
+    let again = second.headers()["location"].to_str().unwrap().to_string();
+    assert!(again.starts_with("/.portcullis/cert/download?") && again.contains(&token), "{again}");
+    let second = c.get(env.url("wiki.localhost", &again)).send().await.unwrap();
     assert_eq!(second.status(), 410);
     assert!(second.text().await.unwrap().contains("no longer works"));
     assert_eq!(c.get(url).send().await.unwrap().status(), 410, "the page says so too");
@@ -291,7 +296,10 @@ async fn instances_on_one_redis_share_the_ca_the_license_and_the_links() {
     let p12 = dir.path().join("phone.p12");
     std::fs::write(&p12, r.bytes().await.unwrap()).unwrap();
     assert!(openssl_info(&p12, &password).0);
-    assert_eq!(download(&c, &a, &token, &csrf_a).await.status(), 410, "used on B, so gone on A");
+    let r = download(&c, &a, &token, &csrf_a).await;
+    assert_eq!(r.status(), 303, "used on B, so gone on A");
+    let page = c.get(a.url("wiki.localhost", r.headers()["location"].to_str().unwrap())).send().await.unwrap();
+    assert_eq!(page.status(), 410, "used on B, so gone on A");
 
     // The license counts the certificates of both instances: 2 contracted.
     let out_b = dir.path().join("b.p12");

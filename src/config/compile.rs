@@ -606,8 +606,10 @@ impl Compiler<'_> {
                 }
             }
             if let Some(upstream) = self.upstream(a, &name) {
+                let display_name = a.display_name.as_deref().map(str::trim).filter(|d| !d.is_empty());
                 apps.push(App {
                     counters: metrics::app_counters(&name),
+                    display_name: display_name.unwrap_or(&name).to_string(),
                     name,
                     hosts: a.hosts.iter().map(|h| h.get_ref().to_ascii_lowercase()).collect(),
                     upstream,

@@ -179,6 +179,8 @@ pub struct PolicyGroupFile {
 #[serde(deny_unknown_fields)]
 pub struct AppFile {
     pub name: Text,
+    /// What the sign-in pages call the app ("Team wiki"); `name` when absent.
+    pub display_name: Option<String>,
     pub hosts: Vec<Text>,
     pub upstream: Text,
     #[serde(default)]

@@ -260,6 +260,8 @@ pub enum DeviceCertMode {
 #[derive(Debug)]
 pub struct App {
     pub name: String,
+    /// What the sign-in pages call the app: `display_name`, else `name`.
+    pub display_name: String,
     pub hosts: Vec<String>,
     pub upstream: Upstream,
     pub policy_groups: Vec<GroupId>,

@@ -154,6 +154,7 @@ mod tests {
     fn app(bypass: &str, n: &NetworkTable) -> App {
         App {
             name: "wiki".into(),
+            display_name: "wiki".into(),
             hosts: vec!["wiki.localhost".into()],
             upstream: Upstream {
                 addr: "127.0.0.1:1".parse().unwrap(),

@@ -1,10 +1,11 @@
 //! The portal's pages: each handler reads like the exchange it implements,
 //! calls the login service, and maps the [`Step`] to a page or a redirect.
 
-use super::{form, Portal, Request};
+use super::prg::{self, Notice};
+use super::{form, shown_codes, Portal, Request};
 use crate::challenge::cooldown::LocalTime;
 use crate::challenge::login::{Stage, Step};
-use crate::challenge::pages::{self, Lang, Page, PageCtx, Text};
+use crate::challenge::pages::{self, Lang, Page, PageCtx, Text, Who};
 use crate::identity::cookie::clear_cookie;
 use crate::identity::session::{SessionLevel, SESSION_COOKIE};
 use crate::proxy::respond::Reply;
@@ -22,21 +23,6 @@ fn see_other(location: String) -> Reply {
     Reply::redirect(303, location)
 }
 
-fn with_rd(path: &str, rd: &str) -> String {
-    if rd.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?rd={}", super::redirect::encode_raw(rd))
-    }
-}
-
-/// `with_rd` keeping the page's language too.
-fn with_rd_lang(path: &str, rd: &str, lang: crate::challenge::pages::Lang) -> String {
-    let base = with_rd(path, rd);
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}lang={}", lang.code())
-}
-
 impl Portal<'_> {
     pub(super) async fn browser(&self, req: &Request) -> Reply {
         // Static files first: they need neither a form token nor a session.
@@ -47,10 +33,18 @@ impl Portal<'_> {
             if req.path == "/.portcullis/static/push-wait.js" {
                 return super::push::wait_script();
             }
+            if req.path == shown_codes::SCRIPT {
+                return shown_codes::script();
+            }
         }
         let post = req.method == "POST";
         if post && !form::csrf_ok(&self.auth.keys.load(), &req.flow, req.fields.get("csrf")) {
-            return self.page(req, Page::Error { message: Text::ErrBadForm });
+            // Back to a fresh copy of the form, which says why.
+            if req.path == crate::devices::link::DOWNLOAD_PATH {
+                let token = req.field("token").unwrap_or_default();
+                return see_other(prg::here(req, &req.path, &[("token", token)]));
+            }
+            return see_other(prg::here(req, prg::form_page(&req.path), &[("error", "form")]));
         }
         match (req.method.as_str(), req.path.as_str()) {
             (_, p) if self.cert_listener.is_some() && !super::cert_login::served_on_listener(p) => {
@@ -67,11 +61,16 @@ impl Portal<'_> {
             ("POST", "/.portcullis/login") => self.login_post(req).await,
             ("GET", "/.portcullis/otp") => self.otp_page(req).await,
             ("POST", "/.portcullis/otp") => self.code_post(req, Form::Totp).await,
-            ("GET", "/.portcullis/recovery") => self.page(req, Page::Recovery { error: None }),
+            ("GET", "/.portcullis/recovery") => {
+                let who = self.flow_user(req, Stage::Totp).await;
+                self.page_for(req, Page::Recovery { error: prg::error_flag(req) }, signing_in(&who))
+            }
             ("POST", "/.portcullis/recovery") => self.code_post(req, Form::Recovery).await,
             ("GET", "/.portcullis/enroll") => self.enroll_page(req).await,
             ("GET", "/.portcullis/enroll/confirm") => {
-                self.page(req, Page::EnrollConfirm { error: None, clock_hint: false })
+                let who = self.flow_user(req, Stage::Enroll).await;
+                let (error, clock_hint) = code_error(req);
+                self.page_for(req, Page::EnrollConfirm { error, clock_hint }, signing_in(&who))
             }
             ("POST", "/.portcullis/enroll/confirm") => self.enroll_confirm(req).await,
             ("POST", "/.portcullis/recovery/regenerate") => self.regenerate(req).await,
@@ -84,6 +83,9 @@ impl Portal<'_> {
             ("POST", "/.portcullis/approvers/link") => self.approvers_page(req, true).await,
             ("POST", "/.portcullis/approvers/remove") => self.approver_remove(req).await,
             ("GET", "/.portcullis/approver") => see_other("/.portcullis/approver/".into()),
+            ("GET", prg::NOTICE) => self.notice_page(req),
+            ("GET", shown_codes::PAGE) => self.codes_page(req).await,
+            ("GET", shown_codes::FILE) => self.codes_file(req).await,
             ("GET", "/.portcullis/session") => self.handoff_page(req).await,
             ("GET", "/.portcullis/handoff") => self.refused_handoff(req, self.handoff_mint(req).await),
             ("GET" | "POST", crate::devices::link::DOWNLOAD_PATH) => self.cert_download(req).await,
@@ -91,8 +93,15 @@ impl Portal<'_> {
         }
     }
 
-    /// Renders a page with the common context (CSRF token, language switch, contact, rd).
+    /// Renders a page with the common context (CSRF token, language switch,
+    /// contact, rd, the app's name), for the signed-in user if there is one.
     pub(super) fn page(&self, req: &Request, page: Page<'_>) -> Reply {
+        let user = self.session.map(|s| s.session.user.as_str());
+        self.page_for(req, page, user.map_or(Who::Nobody, Who::SignedIn))
+    }
+
+    /// [`Portal::page`] naming `who` above the title.
+    pub(super) fn page_for(&self, req: &Request, page: Page<'_>, who: Who<'_>) -> Reply {
         let csrf = form::csrf_token(&self.auth.keys.load(), &req.flow);
         let rd = req.rd();
         let switch = |lang: &str| {
@@ -108,8 +117,18 @@ impl Portal<'_> {
             href
         };
         let (en, ja) = (switch("en"), switch("ja"));
+        let app_href = self.return_location(req, &rd);
+        let app_href = if app_href.starts_with("/.portcullis/") { "/".to_string() } else { app_href };
+        let notice = match page {
+            Page::Dashboard { .. } | Page::Approvers { .. } | Page::PushWait { .. } => prg::error_flag(req),
+            _ => None,
+        };
         let ctx = PageCtx {
             lang: req.lang,
+            app: self.app_title(req),
+            app_href: &app_href,
+            who,
+            notice,
             csrf: &csrf,
             contact: self.contact(),
             switch_en_href: &en,
@@ -120,41 +139,72 @@ impl Portal<'_> {
         Reply::page(pages::status(&page), pages::render(&page, &ctx))
     }
 
+    /// What the user is signing in to: the app a return target on another
+    /// app's host names (a login on a portal host for that app), else this one.
+    fn app_title(&self, req: &Request) -> &str {
+        let target = match self.valid_return(req, &req.rd()) {
+            Some(super::redirect::ReturnTo::Url { host, .. }) => {
+                let bare = crate::config::hosts::strip_port(&host).unwrap_or(&host).to_string();
+                self.config.hosts.lookup(&bare)
+            }
+            _ => None,
+        };
+        &self.config.app(target.unwrap_or(self.app)).display_name
+    }
+
+    /// The user whose login this browser has at `stage`.
+    pub(super) async fn flow_user(&self, req: &Request, stage: Stage) -> Option<String> {
+        self.auth.login.attempt(&req.flow, stage).await.ok().map(|a| a.user)
+    }
+
+    /// `GET /.portcullis/notice?is=…`: a stop page a POST redirected to.
+    fn notice_page(&self, req: &Request) -> Reply {
+        let Some(notice) = Notice::of(req) else {
+            return self.page(req, Page::Error { message: Text::ErrNotFound });
+        };
+        let until = match notice {
+            Notice::Cooldown(t) => LocalTime(t, self.config.totp.utc_offset).to_string(),
+            _ => String::new(),
+        };
+        self.page(req, notice.page(&until))
+    }
+
     fn login_page(&self, req: &Request) -> Reply {
         if self.session.is_some() {
-            return see_other(self.return_location(req, &req.rd()));
+            return see_other(prg::with_lang(self.return_location(req, &req.rd()), req));
         }
-        self.page(req, Page::Login { username: "", error: None })
+        self.page(req, Page::Login { username: "", error: prg::error_flag(req) })
     }
 
     async fn login_post(&self, req: &Request) -> Reply {
-        let (Some(user), Some(password)) = (req.field("username"), req.field("password")) else {
-            return self.page(req, Page::Login { username: "", error: Some(Text::ErrMissingCredentials) });
-        };
+        let (user, password) = (req.field("username").unwrap_or(""), req.field("password").unwrap_or(""));
         if user.trim().is_empty() || password.is_empty() {
-            return self.page(req, Page::Login { username: user, error: Some(Text::ErrMissingCredentials) });
+            return see_other(prg::here(req, "/.portcullis/login", &[("error", "missing")]));
         }
         let step = self.password_step(req, user, password).await;
         self.step(req, step, Form::Login, user).await
     }
 
     async fn otp_page(&self, req: &Request) -> Reply {
-        if self.auth.login.attempt(&req.flow, Stage::Totp).await.is_ok() {
-            return self.page(req, Page::Totp { error: None, clock_hint: false });
+        if let Some(user) = self.flow_user(req, Stage::Totp).await {
+            let (error, clock_hint) = code_error(req);
+            return self.page_for(req, Page::Totp { error, clock_hint }, Who::SigningIn(&user));
         }
         // A signed-in browser asked for a second factor it skipped elsewhere: step up.
         let Some(s) = self.session.filter(|_| self.cert_listener.is_none()) else {
-            return see_other(with_rd_lang("/.portcullis/login", &req.rd(), req.lang));
+            return see_other(prg::here(req, "/.portcullis/login", &[]));
         };
         // Nothing to step up: no new session (its lifetime would start again,
         // or it would drop the second factor) and no handoff code (a GET).
         let skip = self.config.groups[s.facts.group].otp_skip.eval(&self.facts);
         if s.session.level == SessionLevel::BothFactors || skip {
-            return see_other(self.return_location(req, &req.rd()));
+            return see_other(prg::with_lang(self.return_location(req, &req.rd()), req));
         }
         let step = self.auth.login.step_up(self.config, self.app, &self.facts, &req.flow, &s.session, &req.rd()).await;
         match step {
-            Step::NeedTotp => self.page(req, Page::Totp { error: None, clock_hint: false }),
+            Step::NeedTotp => {
+                self.page_for(req, Page::Totp { error: None, clock_hint: false }, Who::SigningIn(&s.session.user))
+            }
             other => self.step(req, other, Form::Totp, "").await,
         }
     }
@@ -179,7 +229,8 @@ impl Portal<'_> {
                     key_string: &e.key_string,
                     period: e.period,
                 };
-                self.page(req, page)
+                let who = self.flow_user(req, Stage::Enroll).await;
+                self.page_for(req, page, signing_in(&who))
             }
             Err(step) => self.step(req, step, Form::EnrollConfirm, "").await,
         }
@@ -189,9 +240,9 @@ impl Portal<'_> {
         let code = req.field("code").unwrap_or("");
         match self.auth.login.enroll_confirm(self.config, self.client_ip, &req.flow, code).await {
             Ok((Step::Done { session, rd }, codes)) => {
-                let next = self.after_login(req, &session, &rd).await;
-                self.page(req, Page::RecoveryCodes { codes: &codes, continue_href: &next })
-                    .with_cookies(self.signed_in(req, &session).await)
+                let next = prg::with_lang(self.after_login(req, &session, &rd).await, req);
+                let cookies = self.signed_in(req, &session).await;
+                self.show_codes(req, &session.user, codes, next).await.with_cookies(cookies)
             }
             Ok((other, _)) | Err(other) => self.step(req, other, Form::EnrollConfirm, "").await,
         }
@@ -215,10 +266,10 @@ impl Portal<'_> {
 
     async fn dashboard(&self, req: &Request) -> Reply {
         let Some(s) = self.session else {
-            return see_other("/.portcullis/login".into());
+            return see_other(prg::here(req, "/.portcullis/login", &[]));
         };
         let Some(user) = self.config.users.get(&s.session.user) else {
-            return see_other("/.portcullis/login".into());
+            return see_other(prg::here(req, "/.portcullis/login", &[]));
         };
         let rec = match self.auth.store().user(&user.username).await {
             Ok(r) => r,
@@ -245,10 +296,13 @@ impl Portal<'_> {
 
     async fn regenerate(&self, req: &Request) -> Reply {
         let Some(s) = self.session.filter(|s| s.session.level == SessionLevel::BothFactors) else {
-            return self.page(req, Page::Error { message: Text::ErrSessionExpired });
+            return see_other(prg::notice_url(req, Notice::Expired));
         };
         match self.auth.login.regenerate_recovery(&s.session.user).await {
-            Ok(codes) => self.page(req, Page::RecoveryCodes { codes: &codes, continue_href: "/.portcullis/" }),
+            Ok(codes) => {
+                let next = prg::here(req, "/.portcullis/", &[]);
+                self.show_codes(req, &s.session.user, codes, next).await
+            }
             Err(step) => self.step(req, step, Form::Login, "").await,
         }
     }
@@ -258,10 +312,10 @@ impl Portal<'_> {
         if let Some(s) = self.session {
             if let Err(e) = self.auth.sign_out(&s.session, everywhere).await {
                 tracing::warn!("sign-out could not be recorded: {e}");
-                return self.page(req, Page::Unavailable);
+                return see_other(prg::notice_url(req, Notice::Unavailable));
             }
         }
-        self.page(req, Page::SignedOut).with_header("set-cookie", clear_cookie(SESSION_COOKIE))
+        see_other(prg::notice_url(req, Notice::SignedOut)).with_header("set-cookie", clear_cookie(SESSION_COOKIE))
     }
 
     /// A first-factor step as the sign-in form would show it.
@@ -269,41 +323,71 @@ impl Portal<'_> {
         self.step(req, step, Form::Login, "").await
     }
 
-    /// Maps a login step to what the browser sees.
+    /// Maps a login step to what the browser sees: after a POST always a
+    /// redirect (errors to the form's own page, stops to a notice page), after
+    /// a GET the page itself.
     async fn step(&self, req: &Request, step: Step, form: Form, username: &str) -> Reply {
-        let error = |t: Text, hint: bool| match form {
-            Form::Login => Page::Login { username, error: Some(t) },
-            Form::Totp => Page::Totp { error: Some(t), clock_hint: hint },
-            Form::Recovery => Page::Recovery { error: Some(t) },
-            Form::EnrollConfirm => Page::EnrollConfirm { error: Some(t), clock_hint: hint },
+        let (path, wrong) = match form {
+            Form::Login => ("/.portcullis/login", Text::ErrBadCredentials),
+            Form::Totp => ("/.portcullis/otp", Text::ErrWrongCode),
+            Form::Recovery => ("/.portcullis/recovery", Text::ErrWrongRecoveryCode),
+            Form::EnrollConfirm => ("/.portcullis/enroll/confirm", Text::ErrWrongCode),
         };
-        let wrong = if form == Form::Recovery { Text::ErrWrongRecoveryCode } else { Text::ErrWrongCode };
-        match step {
+        let stop = match step {
             Step::Done { session, rd } => {
-                see_other(self.after_login(req, &session, &rd).await).with_cookies(self.signed_in(req, &session).await)
+                let location = prg::with_lang(self.after_login(req, &session, &rd).await, req);
+                return see_other(location).with_cookies(self.signed_in(req, &session).await);
             }
             // The chosen language goes along on every redirect of the flow.
-            Step::NeedTotp => see_other(format!("/.portcullis/otp?lang={}", req.lang.code())),
-            Step::NeedPush => see_other(format!("/.portcullis/push?lang={}", req.lang.code())),
-            Step::NeedEnroll => see_other(format!("/.portcullis/enroll?lang={}", req.lang.code())),
-            Step::Denied => self.page(req, Page::Denied),
-            Step::AskAdmin => self.page(req, Page::AskAdmin),
-            Step::Locked => self.page(req, Page::Locked),
-            Step::Cooldown { until } => {
-                let t = LocalTime(until, self.config.totp.utc_offset).to_string();
-                self.page(req, Page::Cooldown { until_text: &t })
+            Step::NeedTotp => return see_other(prg::here(req, "/.portcullis/otp", &[])),
+            Step::NeedPush => return see_other(prg::here(req, "/.portcullis/push", &[])),
+            Step::NeedEnroll => return see_other(prg::here(req, "/.portcullis/enroll", &[])),
+            Step::WrongCredentials | Step::WrongCode | Step::Replayed if req.method == "POST" => {
+                let error = if step == Step::Replayed { Text::ErrCodeUsed } else { wrong };
+                return see_other(prg::here(req, path, &[("error", prg::error_word(error))]));
             }
-            Step::WrongCredentials => self.page(req, error(Text::ErrBadCredentials, false)),
-            Step::WrongCode => self.page(req, error(wrong, true)),
-            Step::Replayed => self.page(req, error(Text::ErrCodeUsed, false)),
-            Step::NoAttempt => self.page(req, Page::Error { message: Text::ErrSessionExpired }),
-            Step::Unavailable => self.page(req, Page::Unavailable),
-            Step::TooMany => self.page(req, Page::TooMany),
-            Step::Busy => self
-                .page(req, Page::Unavailable)
-                .with_header("retry-after", crate::challenge::login::BUSY_RETRY_AFTER.to_string()),
+            Step::WrongCredentials => return self.page(req, Page::Login { username, error: Some(wrong) }),
+            Step::WrongCode | Step::Replayed => {
+                let error = if step == Step::Replayed { Text::ErrCodeUsed } else { wrong };
+                let page = match form {
+                    Form::Recovery => Page::Recovery { error: Some(error) },
+                    Form::EnrollConfirm => Page::EnrollConfirm { error: Some(error), clock_hint: error == wrong },
+                    _ => Page::Totp { error: Some(error), clock_hint: error == wrong },
+                };
+                return self.page(req, page);
+            }
+            Step::Denied => Notice::Denied,
+            Step::AskAdmin => Notice::AskAdmin,
+            Step::Locked => Notice::Locked,
+            Step::Cooldown { until } => Notice::Cooldown(until),
+            Step::NoAttempt => Notice::Expired,
+            Step::Unavailable | Step::Busy => Notice::Unavailable,
+            Step::TooMany => Notice::TooMany,
+        };
+        let reply = if req.method == "POST" {
+            see_other(prg::notice_url(req, stop))
+        } else {
+            let until = match stop {
+                Notice::Cooldown(t) => LocalTime(t, self.config.totp.utc_offset).to_string(),
+                _ => String::new(),
+            };
+            self.page(req, stop.page(&until))
+        };
+        if step == Step::Busy {
+            return reply.with_header("retry-after", crate::challenge::login::BUSY_RETRY_AFTER.to_string());
         }
+        reply
     }
+}
+
+/// The error a code form was sent back with, and whether to suggest checking the clock.
+fn code_error(req: &Request) -> (Option<Text>, bool) {
+    let error = prg::error_flag(req);
+    (error, error == Some(Text::ErrWrongCode))
+}
+
+fn signing_in(user: &Option<String>) -> Who<'_> {
+    user.as_deref().map_or(Who::Nobody, Who::SigningIn)
 }
 
 fn level_text(lang: Lang, level: SessionLevel) -> &'static str {

@@ -53,9 +53,14 @@ impl Portal<'_> {
     pub(super) async fn cert_download(&self, req: &Request) -> Reply {
         let token = req.field("token").unwrap_or_default();
         let store = self.auth.store().as_ref();
+        // A POST answers with the file or, failing that, a redirect to the
+        // GET, which says why (post/redirect/get: a refresh sends nothing).
+        let post = req.method == "POST";
+        let again = || Reply::redirect(303, super::prg::here(req, link::DOWNLOAD_PATH, &[("token", token)]));
         match link::usable(store, token, self.auth.clock.now()).await {
-            Ok(Some(_)) if req.method != "POST" => return self.download_page(req, token),
+            Ok(Some(_)) if !post => return self.download_page(req, token),
             Ok(Some(_)) => {}
+            _ if post => return again(),
             Ok(None) => return self.message(req, 410, |t| (t.gone_title, t.gone)),
             Err(_) => return self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
         }
@@ -74,10 +79,9 @@ impl Portal<'_> {
                         ],
                     }
                 }
-                None => self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
+                None => again(),
             },
-            Ok(None) => self.message(req, 410, |t| (t.gone_title, t.gone)),
-            Err(_) => self.message(req, 503, |t| (t.unavailable_title, t.unavailable)),
+            Ok(None) | Err(_) => again(),
         }
     }
 

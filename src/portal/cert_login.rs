@@ -39,6 +39,10 @@ pub fn served_on_listener(path: &str) -> bool {
             | "/.portcullis/push"
             | "/.portcullis/push/again"
             | "/.portcullis/static/push-wait.js"
+            | super::prg::NOTICE
+            | super::shown_codes::PAGE
+            | super::shown_codes::FILE
+            | super::shown_codes::SCRIPT
             | "/.portcullis/api/push"
             | "/.portcullis/api/push/wait"
             | "/.portcullis/api/totp"

@@ -170,7 +170,8 @@ impl Portal<'_> {
                 let ticket = Ticket { flow: req.flow.clone(), portal: req.authority(), target, path, expires_at };
                 let signed =
                     self.auth.keys.load().sign(TICKET_PURPOSE, &serde_json::to_vec(&ticket).unwrap_or_default());
-                format!("https://{}/.portcullis/session?ticket={signed}", ticket.target)
+                // The page's language goes along the whole chain.
+                format!("https://{}/.portcullis/session?ticket={signed}&lang={}", ticket.target, req.lang.code())
             }
             None => dashboard(),
         }
@@ -200,7 +201,12 @@ impl Portal<'_> {
         }
         let nonce = hex::encode(rand::random::<[u8; 32]>());
         let ticket = super::redirect::encode_raw(req.field("ticket").unwrap_or_default());
-        let location = format!("https://{}/.portcullis/handoff?ticket={ticket}&state={}", t.portal, state_of(&nonce));
+        let location = format!(
+            "https://{}/.portcullis/handoff?ticket={ticket}&state={}&lang={}",
+            t.portal,
+            state_of(&nonce),
+            req.lang.code()
+        );
         let cookie = set_cookie(STATE_COOKIE, &nonce, Some(STATE_COOKIE_SECS));
         Ok(Reply::redirect(303, location).with_header("set-cookie", cookie))
     }
@@ -250,7 +256,10 @@ impl Portal<'_> {
         let bytes = serde_json::to_vec(&grant).map_err(|_| Refused::Unavailable)?;
         let key = format!("handoff:{code}");
         self.auth.store().put_challenge(&key, &bytes, CODE_TTL).await.map_err(|_| Refused::Unavailable)?;
-        Ok(Reply::redirect(303, format!("https://{}/.portcullis/session?code={code}", t.target)))
+        Ok(Reply::redirect(
+            303,
+            format!("https://{}/.portcullis/session?code={code}&lang={}", t.target, req.lang.code()),
+        ))
     }
 
     /// Step 4, on the app host: `GET /.portcullis/session?code=…` trades the

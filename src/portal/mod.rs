@@ -12,8 +12,10 @@ pub mod form;
 pub mod handoff;
 mod my_certs;
 mod my_passes;
+pub mod prg;
 pub mod push;
 pub mod redirect;
+mod shown_codes;
 
 use crate::auth::{Auth, ValidSession};
 use crate::challenge::pages::Lang;

@@ -3,9 +3,10 @@
 //! token). The list is read from the store when the page is shown; the
 //! revocation reaches every instance through the change feed.
 
+use super::prg::{self, Notice};
 use super::{Portal, Request};
 use crate::challenge::cooldown::LocalTime;
-use crate::challenge::pages::{Page, PassRow, Text};
+use crate::challenge::pages::PassRow;
 use crate::identity::cookie::clear_cookie;
 use crate::identity::pass::PASS_COOKIE;
 use crate::proxy::respond::Reply;
@@ -45,21 +46,20 @@ impl Portal<'_> {
     /// Revokes one of the signed-in user's passes (never another user's).
     pub(super) async fn revoke_own_pass(&self, req: &Request) -> Reply {
         let Some(s) = self.session else {
-            return Reply::redirect(303, "/.portcullis/login".into());
+            return Reply::redirect(303, prg::here(req, "/.portcullis/login", &[]));
         };
+        let unavailable = || Reply::redirect(303, prg::notice_url(req, Notice::Unavailable));
         let id = req.field("id").unwrap_or_default();
         let own = match self.auth.store().passes(Some(&s.session.user)).await {
             Ok(passes) => passes.iter().any(|p| p.id == id),
-            Err(_) => return self.page(req, Page::Unavailable),
+            Err(_) => return unavailable(),
         };
-        if !own {
-            return self.page(req, Page::Error { message: Text::ErrNotFound });
+        // Not one of the user's (or gone already): nothing to do but show the list.
+        if own && self.auth.revoke_pass(id).await.is_err() {
+            return unavailable();
         }
-        if self.auth.revoke_pass(id).await.is_err() {
-            return self.page(req, Page::Unavailable);
-        }
-        let reply = Reply::redirect(303, format!("/.portcullis/?lang={}", req.lang.code()));
-        if self.pass.is_some_and(|p| p.id == id) {
+        let reply = Reply::redirect(303, prg::here(req, "/.portcullis/", &[]));
+        if own && self.pass.is_some_and(|p| p.id == id) {
             reply.with_header("set-cookie", clear_cookie(PASS_COOKIE))
         } else {
             reply

@@ -3,10 +3,11 @@
 //! approver web app's files, and the approver API the devices call (signed
 //! with their keys), including its server-sent event stream.
 
+use super::prg::{self, Notice};
 use super::{Portal, Request};
 use crate::challenge::cooldown::LocalTime;
 use crate::challenge::login::{Stage, Step};
-use crate::challenge::pages::{Page, Text};
+use crate::challenge::pages::{Page, Text, Who};
 use crate::proxy::respond::{Reply, APPROVER_CSP, PUSH_PAGE_CSP};
 use crate::push::approver::{self, Approver, ApproverError};
 use crate::push::request::{self, Answer, DecideError, Outcome, PushRequest, Refusal};
@@ -116,19 +117,34 @@ impl Portal<'_> {
         })
     }
 
-    fn push_page(&self, req: &Request, waiting: Waiting, has_totp: bool) -> Reply {
+    async fn push_page(&self, req: &Request, waiting: Waiting, has_totp: bool) -> Reply {
         let (number, notice, at) = match waiting {
             Waiting::Number(r) => (Some(r.number), None, None),
             Waiting::Notice(t, at) => (None, Some(t), at),
         };
         let retry_at = at.map(|t| self.local(t)).unwrap_or_default();
-        self.page(req, Page::PushWait { number, notice, retry_at: &retry_at, has_totp }).with_csp(PUSH_PAGE_CSP)
+        let user = self.auth.login.push_attempt(&req.flow).await.ok().map(|a| a.user);
+        let who = user.as_deref().map_or(Who::Nobody, Who::SigningIn);
+        let page = Page::PushWait { number, notice, retry_at: &retry_at, has_totp };
+        self.page_for(req, page, who).with_csp(PUSH_PAGE_CSP)
     }
 
-    /// `GET /.portcullis/push`: the number, or why no push went out.
+    /// `GET /.portcullis/push`: the number, or why no push went out; with
+    /// `outcome=` how the last request ended (the POST, or the page's script,
+    /// sends the browser there), without starting another.
     pub(super) async fn push_wait_page(&self, req: &Request) -> Reply {
+        let ended = match req.field("outcome") {
+            Some("denied") => Some(Text::PushDenied),
+            Some("wrong-number") => Some(Text::PushWrongNumber),
+            Some("expired") => Some(Text::PushExpired),
+            _ => None,
+        };
+        if let Some(t) = ended {
+            let has_totp = self.auth.login.push_attempt(&req.flow).await.is_ok_and(|a| a.stage == Stage::Totp);
+            return self.push_page(req, Waiting::Notice(t, None), has_totp).await;
+        }
         match self.waiting(req, true).await {
-            Ok((w, has_totp)) => self.push_page(req, w, has_totp),
+            Ok((w, has_totp)) => self.push_page(req, w, has_totp).await,
             Err(step) => self.login_step(req, step).await,
         }
     }
@@ -136,7 +152,7 @@ impl Portal<'_> {
     /// `POST /.portcullis/push/again`: a new request (the old one is dropped).
     pub(super) async fn push_again(&self, req: &Request) -> Reply {
         let _ = request::forget_flow(self.auth, &req.flow).await;
-        Reply::redirect(303, format!("/.portcullis/push?lang={}", req.lang.code()))
+        Reply::redirect(303, prg::here(req, "/.portcullis/push", &[]))
     }
 
     /// Waits for the answer to this browser's request: the outcome, or
@@ -170,11 +186,15 @@ impl Portal<'_> {
         }
     }
 
-    /// `POST /.portcullis/push`: waits (up to 25 s) for the answer, then goes on.
+    /// `POST /.portcullis/push`: waits (up to 25 s) for the answer, then goes
+    /// on: signed in, or back to the push page (still waiting, or how it ended).
     pub(super) async fn push_continue(&self, req: &Request) -> Reply {
-        let has_totp = match self.auth.login.push_attempt(&req.flow).await {
-            Ok(a) => a.stage == Stage::Totp,
-            Err(step) => return self.login_step(req, step).await,
+        if let Err(step) = self.auth.login.push_attempt(&req.flow).await {
+            return self.login_step(req, step).await;
+        }
+        let back = |outcome: &str| {
+            let extra: &[(&str, &str)] = if outcome.is_empty() { &[] } else { &[("outcome", outcome)] };
+            Reply::redirect(303, prg::here(req, "/.portcullis/push", extra))
         };
         match self.push_outcome(req).await {
             Ok((Some(a), _)) if a.outcome == Outcome::Approved => {
@@ -183,12 +203,10 @@ impl Portal<'_> {
             }
             Ok((Some(a), _)) => {
                 self.auth.login.drop_attempt(&req.flow).await;
-                self.push_page(req, Waiting::Notice(outcome_text(a.outcome), None), has_totp)
+                back(if outcome_text(a.outcome) == Text::PushDenied { "denied" } else { "wrong-number" })
             }
-            Ok((None, Some(r))) if r.expires_at > self.auth.clock.now() => {
-                self.push_page(req, Waiting::Number(r), has_totp)
-            }
-            Ok((None, _)) => self.push_page(req, Waiting::Notice(Text::PushExpired, None), has_totp),
+            Ok((None, Some(r))) if r.expires_at > self.auth.clock.now() => back(""),
+            Ok((None, _)) => back("expired"),
             Err(step) => self.login_step(req, step).await,
         }
     }
@@ -249,25 +267,39 @@ impl Portal<'_> {
         }
     }
 
-    /// `GET /.portcullis/approvers` (and the two forms on it).
+    /// `GET /.portcullis/approvers`, and `POST /.portcullis/approvers/link`
+    /// (`new_link`), which makes an enrollment code, keeps it for this
+    /// browser's page for as long as it works, and redirects there.
     pub(super) async fn approvers_page(&self, req: &Request, new_link: bool) -> Reply {
         // Adding a second factor needs one: a session whose second factor
         // was skipped (inside, a pass) may not add or remove devices.
         let Some(s) = self.session.filter(|s| s.session.level == crate::identity::session::SessionLevel::BothFactors)
         else {
+            if new_link {
+                return Reply::redirect(303, prg::notice_url(req, Notice::Expired));
+            }
             return self.page(req, Page::Error { message: Text::ErrSessionExpired });
         };
         let store = self.auth.store();
-        let (mut qr, mut link) = (None, None);
+        let shown_key = format!("approver-link:{}", req.flow);
         if new_link {
-            match approver::make_enroll_code(store.as_ref(), &s.session.user).await {
-                Ok(code) => {
-                    let url = format!("https://{}/.portcullis/approver/#enroll={code}", req.authority());
-                    qr = Some(crate::challenge::totp::qr_svg(&url));
-                    link = Some(url);
-                }
-                Err(_) => return self.page(req, Page::Unavailable),
-            }
+            let made = approver::make_enroll_code(store.as_ref(), &s.session.user).await;
+            let kept = match made {
+                Ok(code) => store.put_challenge(&shown_key, code.as_bytes(), approver::ENROLL_TTL).await,
+                Err(e) => Err(e),
+            };
+            let to = match kept {
+                Ok(()) => prg::here(req, "/.portcullis/approvers", &[]),
+                Err(_) => prg::notice_url(req, Notice::Unavailable),
+            };
+            return Reply::redirect(303, to);
+        }
+        let (mut qr, mut link) = (None, None);
+        if let Ok(Some(code)) = store.get_challenge(&shown_key).await {
+            let url =
+                format!("https://{}/.portcullis/approver/#enroll={}", req.authority(), String::from_utf8_lossy(&code));
+            qr = Some(crate::challenge::totp::qr_svg(&url));
+            link = Some(url);
         }
         let Ok(devices) = approver::list(store.as_ref(), &s.session.user).await else {
             return self.page(req, Page::Unavailable);
@@ -282,12 +314,12 @@ impl Portal<'_> {
         // was skipped (inside, a pass) may not add or remove devices.
         let Some(s) = self.session.filter(|s| s.session.level == crate::identity::session::SessionLevel::BothFactors)
         else {
-            return self.page(req, Page::Error { message: Text::ErrSessionExpired });
+            return Reply::redirect(303, prg::notice_url(req, Notice::Expired));
         };
         let id = req.field("device").unwrap_or_default();
         match approver::remove(self.auth.store().as_ref(), &s.session.user, id).await {
-            Ok(_) => Reply::redirect(303, format!("/.portcullis/approvers?lang={}", req.lang.code())),
-            Err(_) => self.page(req, Page::Unavailable),
+            Ok(_) => Reply::redirect(303, prg::here(req, "/.portcullis/approvers", &[])),
+            Err(_) => Reply::redirect(303, prg::notice_url(req, Notice::Unavailable)),
         }
     }
 

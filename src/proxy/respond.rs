@@ -23,6 +23,8 @@ pub const HSTS: &str = "max-age=31536000";
 
 /// The push-wait page runs its one script, from the portal itself.
 pub const PUSH_PAGE_CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// The recovery codes page runs its one script (the Copy button), from the portal itself.
+pub const CODES_PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 /// The approver web app (its own script, styles, manifest and service worker).
 pub const APPROVER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; manifest-src 'self'; worker-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 

@@ -152,6 +152,48 @@ impl Browser {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page
+    /// and returns what it returns.
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": args })).await
+    }
+
+    /// Resizes the window (the viewport follows, less any browser chrome).
+    pub async fn set_window(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({ "width": width, "height": height })).await;
+    }
+
+    /// A Chrome DevTools Protocol command, through chromedriver.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.post("/goog/cdp/execute", json!({ "cmd": cmd, "params": params })).await
+    }
+
+    /// Reloads the page and waits until the new document is there.
+    pub async fn reload(&self) {
+        self.mark_page().await;
+        self.execute("location.reload();", json!([])).await;
+        self.wait_for_new_page().await;
+    }
+
+    /// Marks the current document, for [`Browser::wait_for_new_page`].
+    pub async fn mark_page(&self) {
+        self.execute("window.__oldPage = true;", json!([])).await;
+    }
+
+    /// Waits until the document marked by [`Browser::mark_page`] is replaced
+    /// by one that has loaded (after a click that navigates, a redirect).
+    pub async fn wait_for_new_page(&self) {
+        let deadline = Instant::now() + FIND_TIMEOUT;
+        loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let v = self.execute("return !window.__oldPage && document.readyState === 'complete';", json!([])).await;
+            if v == Value::Bool(true) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "no new page after {FIND_TIMEOUT:?}");
+        }
+    }
+
     pub async fn page_source(&self) -> String {
         string(self.get("/source").await)
     }

@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 const LOGIN: &str = "/.portcullis/login";
 const TOTP: &str = "/.portcullis/otp";
 const RECOVERY: &str = "/.portcullis/recovery";
+const ENROLL: &str = "/.portcullis/enroll";
 const ENROLL_CONFIRM: &str = "/.portcullis/enroll/confirm";
+const CODES_FILE: &str = "/.portcullis/recovery-codes.txt";
 const REGENERATE: &str = "/.portcullis/recovery/regenerate";
 const LOGOUT: &str = "/.portcullis/logout";
 const DASHBOARD: &str = "/.portcullis/";
@@ -176,17 +178,34 @@ impl Body<'_> {
         self.step(Text::EnrollStep2);
         self.paragraph(Text::EnrollConfirmIntro);
         self.code_form(ENROLL_CONFIRM, error, clock_hint);
+        // The same key again (a pending one is kept for ten minutes).
+        let href = escape(&self.href(ENROLL, true));
+        let _ = writeln!(self.out, "<p><a id=\"back-to-qr\" href=\"{href}\">{}</a></p>", self.t(Text::EnrollBackLink));
     }
 
     fn recovery_codes(&mut self, codes: &[String], continue_href: &str) {
         self.paragraph(Text::RecoveryCodesIntro);
         let _ = writeln!(self.out, "<p><strong>{}</strong></p>", self.t(Text::RecoveryCodesOnce));
-        self.out.push_str("<ol class=\"codes\">\n");
+        self.out.push_str("<ol class=\"codes\" id=\"recovery-codes\">\n");
         for code in codes {
             let _ = writeln!(self.out, "<li><code>{}</code></li>", escape(code));
         }
         self.out.push_str("</ol>\n");
+        // Copy needs the script (it unhides the button); the download works without.
+        let _ = writeln!(
+            self.out,
+            "<p class=\"code-actions\"><button type=\"button\" id=\"copy-codes\" class=\"secondary\" hidden \
+             data-copied=\"{}\" data-selected=\"{}\">{}</button>\
+             <a id=\"download-codes\" class=\"button secondary\" href=\"{}\" download>{}</a></p>\n\
+             <p id=\"copy-status\" class=\"hint\" role=\"status\"></p>",
+            self.t(Text::CodesCopied),
+            self.t(Text::CodesSelected),
+            self.t(Text::CopyCodesButton),
+            escape(&self.href(CODES_FILE, false)),
+            self.t(Text::DownloadCodesLink),
+        );
         self.link_as_button(safe_href(continue_href, DASHBOARD), Text::ContinueLink);
+        let _ = writeln!(self.out, "<script src=\"/.portcullis/static/recovery-codes.js\" defer></script>");
     }
 
     fn dashboard(
@@ -201,15 +220,16 @@ impl Body<'_> {
         let level = [("level", session_level)];
         let lines = [fill(self.text(Text::SignedInAs), &who), fill(self.text(Text::SessionLevel), &level)];
         lines.iter().for_each(|line| self.raw_paragraph(line));
+        let back = fill(self.text(Text::BackToApp), &[("app", self.ctx.app)]);
+        let href = escape(safe_href(self.ctx.app_href, "/"));
+        let _ = writeln!(self.out, "<p><a id=\"back-to-app\" class=\"button\" href=\"{href}\">{back}</a></p>");
 
         self.heading(Text::SecondFactorsHeading);
         if has_totp {
             let left = recovery_left.to_string();
             let left = fill(self.text(Text::RecoveryCodesLeft), &[("count", &left)]);
             let _ = writeln!(self.out, "<ul><li>{}</li><li>{left}</li></ul>", self.t(Text::TotpEnrolled));
-            self.form_open(Some(REGENERATE), false);
-            self.hint(Text::RegenerateNote);
-            self.form_close_secondary(Text::RegenerateButton);
+            self.action(REGENERATE, "", Text::RegenerateButton, Some(("regenerate-note", Text::RegenerateNote)));
         } else {
             self.paragraph(Text::TotpNotEnrolled);
         }
@@ -346,10 +366,27 @@ impl Body<'_> {
         self.heading(Text::SignOutHeading);
         self.form_open(Some(LOGOUT), false);
         self.form_close(Text::SignOutButton);
-        self.form_open(Some(LOGOUT), false);
-        self.out.push_str("<input type=\"hidden\" name=\"everywhere\" value=\"1\">\n");
-        self.hint(Text::SignOutEverywhereNote);
-        self.form_close_secondary(Text::SignOutEverywhereButton);
+        let everywhere = "<input type=\"hidden\" name=\"everywhere\" value=\"1\">\n";
+        let note = Some(("everywhere-note", Text::SignOutEverywhereNote));
+        self.action(LOGOUT, everywhere, Text::SignOutEverywhereButton, note);
+    }
+
+    /// A form of one secondary button with its hint right under it, tied to it
+    /// with `aria-describedby`; `hidden` is markup of hidden inputs.
+    fn action(&mut self, path: &str, hidden: &str, button: Text, hint: Option<(&str, Text)>) {
+        let _ = write!(
+            self.out,
+            "<form method=\"post\" action=\"{}\" class=\"action\">\n<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n{hidden}",
+            escape(&self.href(path, false)),
+            escape(self.ctx.csrf)
+        );
+        let described = hint.map(|(id, _)| format!(" aria-describedby=\"{id}\"")).unwrap_or_default();
+        let _ =
+            writeln!(self.out, "<button type=\"submit\" class=\"secondary\"{described}>{}</button>", self.t(button));
+        if let Some((id, t)) = hint {
+            let _ = writeln!(self.out, "<p class=\"hint\" id=\"{id}\">{}</p>", self.t(t));
+        }
+        self.out.push_str("</form>\n");
     }
 
     /// A stop page: one paragraph, and the contact line where asked.

@@ -29,6 +29,12 @@ texts! {
     LanguageSwitchLabel,
     /// Precedes the organization's contact line.
     ContactPrefix,
+    /// The line above every title, naming the app (`{app}`) ...
+    SigningInTo,
+    /// ... and, once the password is through, the user (`{user}`) ...
+    SigningInAs,
+    /// ... or the signed-in user.
+    SignedInTo,
 
     // Sign-in.
     LoginTitle,
@@ -66,6 +72,16 @@ texts! {
     RecoveryCodesIntro,
     RecoveryCodesOnce,
     ContinueLink,
+    /// The confirm step's way back to the QR code.
+    EnrollBackLink,
+    /// Shown once JavaScript can copy; `CodesCopied` when it did, `CodesSelected`
+    /// when it could only select the codes.
+    CopyCodesButton,
+    CodesCopied,
+    CodesSelected,
+    DownloadCodesLink,
+    /// The dashboard's link to the app; placeholder `{app}`.
+    BackToApp,
 
     // Dashboard.
     DashboardTitle,

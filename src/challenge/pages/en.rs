@@ -7,6 +7,9 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::LanguageName => "English",
         Text::LanguageSwitchLabel => "Language",
         Text::ContactPrefix => "Need help? Contact:",
+        Text::SigningInTo => "Signing in to {app}",
+        Text::SigningInAs => "Signing in to {app} as {user}",
+        Text::SignedInTo => "Signed in to {app} as {user}",
 
         Text::LoginTitle => "Sign in",
         Text::LoginIntro => "Sign in with your username and password to continue.",
@@ -48,8 +51,14 @@ pub(super) fn text(t: Text) -> &'static str {
             "If you lose access to your authenticator app, each of these codes signs you in once. \
              Write them down or print them, and keep them somewhere safe."
         }
-        Text::RecoveryCodesOnce => "These codes are shown only this once.",
+        Text::RecoveryCodesOnce => "Once you leave this page, these codes are not shown again.",
         Text::ContinueLink => "Continue",
+        Text::EnrollBackLink => "Back to the QR code",
+        Text::CopyCodesButton => "Copy codes",
+        Text::CodesCopied => "Copied. Paste them somewhere safe.",
+        Text::CodesSelected => "The codes are selected: copy them with Ctrl+C (⌘C on a Mac).",
+        Text::DownloadCodesLink => "Download as a text file",
+        Text::BackToApp => "Back to {app}",
 
         Text::DashboardTitle => "Your account",
         Text::SignedInAs => "Signed in as {name} ({username}).",
@@ -119,7 +128,7 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ErrCodeUsed => "That code has already been used. Wait for the next code, then enter it.",
         Text::ErrWrongRecoveryCode => "That recovery code is not valid or has already been used.",
         Text::ErrSessionExpired => "Your session has expired. Please start again.",
-        Text::ErrBadForm => "This form is no longer valid. Reload the page and try again.",
+        Text::ErrBadForm => "This form had expired. Please try again.",
         Text::ErrLocked => "Your account is locked. Contact your administrator.",
         Text::ErrTooMany => "Too many attempts. Please wait a few minutes, then try again.",
         Text::ErrUnavailable => "Sign-in is temporarily unavailable. Please try again in a minute.",

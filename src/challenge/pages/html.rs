@@ -28,8 +28,15 @@ button.secondary,.button.secondary{background:#e4e7eb;color:#1c1e21}
 .hint,.contact{color:#4a5058}
 .qr{margin:1rem 0}.qr svg{display:block;width:100%;max-width:14rem;height:auto}
 .key{font-size:1.2rem;word-spacing:.4em;overflow-wrap:anywhere}
-.codes{columns:2;font-size:1.1rem}
-@media print{nav,form,.button{display:none}main{border:0}}
+.context{margin:0 0 .5rem;color:#4a5058;font-size:.95rem}.context strong{color:#1c1e21}
+.codes{columns:2;column-gap:2.5rem;font-size:1.1rem;padding-left:2.2rem;font-variant-numeric:tabular-nums}
+.codes code{white-space:nowrap}
+.code-actions .button,.code-actions button{margin-right:.5rem}
+form.action{margin-top:1rem}form.action button{margin-top:0}form.action .hint{margin:.3rem 0 0;font-size:.9rem}
+:lang(ja){word-break:auto-phrase;line-break:strict}
+@media (max-width:30rem){body{padding:.5rem}main{padding:1rem}h1{font-size:1.25rem}.codes{columns:1}
+.qr{margin:.5rem 0}.qr svg{max-width:8rem}.qr figcaption{position:absolute;width:1px;height:1px;overflow:hidden;clip-path:inset(50%);white-space:nowrap}}
+@media print{nav,form,.button,.code-actions{display:none}main{border:0}}
 ";
 
 /// HTML-escapes `s` for text content and double- or single-quoted attribute values.
@@ -80,6 +87,13 @@ pub fn safe_href<'a>(href: &'a str, fallback: &'a str) -> &'a str {
 
 /// A catalog text with its `{name}` placeholders replaced; text and values are escaped.
 pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let escaped: Vec<(&str, String)> = values.iter().map(|(n, v)| (*n, escape(v))).collect();
+    let refs: Vec<(&str, &str)> = escaped.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    fill_html(template, &refs)
+}
+
+/// [`fill`] with values that are already HTML (escaped, with markup of our own).
+pub fn fill_html(template: &str, values: &[(&str, &str)]) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(open) = rest.find('{') {
@@ -89,7 +103,7 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
         escape_into(&mut out, &rest[..open]);
         let name = &rest[open + 1..close];
         match values.iter().find(|(n, _)| *n == name) {
-            Some((_, value)) => escape_into(&mut out, value),
+            Some((_, value)) => out.push_str(value),
             None => escape_into(&mut out, &rest[open..=close]),
         }
         rest = &rest[close + 1..];
@@ -115,8 +129,9 @@ fn language_switch(out: &mut String, lang: Lang, hrefs: [(Lang, &str); 2]) {
     out.push_str("</ul></nav>\n");
 }
 
-/// A complete document around `body`, which is already-escaped HTML.
-pub fn document(lang: Lang, title: Text, switch: [(Lang, &str); 2], body: &str) -> String {
+/// A complete document around `body`; `context` (the line above the title)
+/// and `body` are already-escaped HTML.
+pub fn document(lang: Lang, title: Text, switch: [(Lang, &str); 2], context: &str, body: &str) -> String {
     let title = escape(text(lang, title));
     let mut out = String::with_capacity(STYLE.len() + body.len() + 1024);
     let _ = write!(
@@ -128,7 +143,7 @@ pub fn document(lang: Lang, title: Text, switch: [(Lang, &str); 2], body: &str) 
         lang.code()
     );
     language_switch(&mut out, lang, switch);
-    let _ = write!(out, "<main>\n<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n");
+    let _ = write!(out, "<main>\n{context}<h1>{title}</h1>\n{body}</main>\n</body>\n</html>\n");
     out
 }
 
@@ -174,7 +189,8 @@ mod tests {
 
     #[test]
     fn document_has_lang_title_viewport_and_no_external_resources() {
-        let page = document(Lang::Ja, Text::LoginTitle, [(Lang::En, "?lang=en"), (Lang::Ja, "?lang=ja")], "<p>x</p>\n");
+        let page =
+            document(Lang::Ja, Text::LoginTitle, [(Lang::En, "?lang=en"), (Lang::Ja, "?lang=ja")], "", "<p>x</p>\n");
         assert!(page.starts_with("<!DOCTYPE html>\n<html lang=\"ja\">"));
         assert!(page.contains("<title>ログイン</title>"));
         assert!(page.contains("name=\"viewport\""));

@@ -7,6 +7,9 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::LanguageName => "日本語",
         Text::LanguageSwitchLabel => "言語",
         Text::ContactPrefix => "お問い合わせ先:",
+        Text::SigningInTo => "{app} へのログイン",
+        Text::SigningInAs => "{app} に {user} としてログイン中",
+        Text::SignedInTo => "{app} に {user} としてログイン済み",
 
         Text::LoginTitle => "ログイン",
         Text::LoginIntro => "続行するには、ユーザー名とパスワードを入力してログインしてください。",
@@ -52,8 +55,14 @@ pub(super) fn text(t: Text) -> &'static str {
             "認証アプリを使用できなくなった場合、以下の各コードで1回ずつログインできます。\
              書き留めるか印刷して、安全な場所に保管してください。"
         }
-        Text::RecoveryCodesOnce => "これらのコードが表示されるのは今回限りです。",
+        Text::RecoveryCodesOnce => "このページを離れると、これらのコードは二度と表示されません。",
         Text::ContinueLink => "続行",
+        Text::EnrollBackLink => "QRコードに戻る",
+        Text::CopyCodesButton => "コードをコピー",
+        Text::CodesCopied => "コピーしました。安全な場所に貼り付けて保管してください。",
+        Text::CodesSelected => "コードを選択しました。Ctrl+C（Macでは⌘C）でコピーしてください。",
+        Text::DownloadCodesLink => "テキストファイルでダウンロード",
+        Text::BackToApp => "{app} に戻る",
 
         Text::DashboardTitle => "アカウント",
         Text::SignedInAs => "{name}（{username}）としてログインしています。",
@@ -127,7 +136,7 @@ pub(super) fn text(t: Text) -> &'static str {
         }
         Text::ErrWrongRecoveryCode => "リカバリーコードが正しくないか、すでに使用されています。",
         Text::ErrSessionExpired => "セッションの有効期限が切れました。最初からやり直してください。",
-        Text::ErrBadForm => "このフォームは無効になりました。ページを再読み込みして、もう一度お試しください。",
+        Text::ErrBadForm => "フォームの有効期限が切れていました。もう一度お試しください。",
         Text::ErrLocked => "アカウントがロックされています。管理者にお問い合わせください。",
         Text::ErrTooMany => "試行回数が多すぎます。数分待ってから、再度お試しください。",
         Text::ErrUnavailable => "現在、ログインを一時的にご利用いただけません。1分ほどしてから再度お試しください。",

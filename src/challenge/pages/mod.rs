@@ -4,6 +4,10 @@
 //! Pages are plain server-rendered HTML that work without JavaScript and load nothing
 //! from elsewhere, so they fit the portal's CSP (`default-src 'none'; style-src
 //! 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'`).
+//! Two pages add a script of the portal's own (`script-src 'self'`): the push wait
+//! (it waits for the answer) and the recovery codes (their Copy button).
+//! Above every title a line names the app being signed in to and, once the
+//! password is through, the user.
 //! Every text comes from the catalog of the page's language; everything interpolated
 //! is escaped. Forms post to these paths, with these field names (besides `csrf`, and
 //! `rd` when a return target is given):
@@ -16,6 +20,9 @@
 //! | confirm enrollment    | `/.portcullis/enroll/confirm`     | `code`                |
 //! | new recovery codes    | `/.portcullis/recovery/regenerate`| —                     |
 //! | sign out (everywhere) | `/.portcullis/logout`             | (`everywhere=1`)      |
+//!
+//! Every POST is answered with a redirect to a GET page (post/redirect/get), so
+//! a refresh never sends a form again; see `crate::portal::prg`.
 //!
 //! The sign-in form has no `action`, so it posts back to `/.portcullis/login` with the
 //! query it was served with (an enrollment link's `enroll=` survives). Other
@@ -34,9 +41,27 @@ pub use catalog::{text, Text};
 pub use html::escape;
 pub use lang::Lang;
 
+/// Whom a page is for, as the line above its title says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who<'a> {
+    /// Before the password: the app only.
+    Nobody,
+    /// Between the password and the second factor.
+    SigningIn(&'a str),
+    SignedIn(&'a str),
+}
+
 /// Data every page needs.
 pub struct PageCtx<'a> {
     pub lang: Lang,
+    /// What the user is signing in to: the app's display name.
+    pub app: &'a str,
+    /// Where the dashboard's "Back to {app}" goes (a path here or an app's `https:` URL).
+    pub app_href: &'a str,
+    pub who: Who<'a>,
+    /// A message for a page whose form lives elsewhere (an expired form on the
+    /// dashboard, say), shown above everything else.
+    pub notice: Option<Text>,
     /// The CSRF token every form carries in a hidden `csrf` input.
     pub csrf: &'a str,
     /// The organization's contact line, shown on the locked, denied and similar pages.
@@ -160,7 +185,24 @@ pub enum Page<'a> {
 /// Renders a complete HTML document.
 pub fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
     let switch = [(Lang::En, ctx.switch_en_href), (Lang::Ja, ctx.switch_ja_href)];
-    html::document(ctx.lang, title(page), switch, &body::render(page, ctx))
+    let mut body = String::new();
+    if let Some(t) = ctx.notice {
+        body = format!("<p id=\"notice\" class=\"error\" role=\"alert\">{}</p>\n", escape(text(ctx.lang, t)));
+    }
+    body.push_str(&body::render(page, ctx));
+    html::document(ctx.lang, title(page), switch, &context_line(ctx), &body)
+}
+
+/// "Signing in to Wiki as alice": the app (`#app-name`) and the user (`#user-name`).
+fn context_line(ctx: &PageCtx<'_>) -> String {
+    let app = format!("<strong id=\"app-name\">{}</strong>", escape(ctx.app));
+    let (template, user) = match ctx.who {
+        Who::Nobody => (Text::SigningInTo, String::new()),
+        Who::SigningIn(u) => (Text::SigningInAs, format!("<strong id=\"user-name\">{}</strong>", escape(u))),
+        Who::SignedIn(u) => (Text::SignedInTo, format!("<strong id=\"user-name\">{}</strong>", escape(u))),
+    };
+    let line = html::fill_html(text(ctx.lang, template), &[("app", &app), ("user", &user)]);
+    format!("<p class=\"context\">{line}</p>\n")
 }
 
 /// The HTTP status a page is usually served with.
