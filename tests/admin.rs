@@ -222,3 +222,26 @@ fn state_dir_and_every_file_in_it_are_private() {
     }
     assert!(env.log().contains("readable beyond its owner"), "a warning says what was tightened:\n{}", env.log());
 }
+
+/// `role = "admin"` (or `"master"`) in the users file: the second factor is
+/// asked whatever `otp_skip` says; a user of the same group skips it.
+#[tokio::test(flavor = "multi_thread")]
+async fn administrators_always_sign_in_with_a_second_factor() {
+    let env = Env::new("", &APPS.replace("otp_skip = \"never\"", "otp_skip = \"always\""));
+    let users: String = [("alice", "user"), ("ada", "admin"), ("max", "master")]
+        .iter()
+        .map(|(name, role)| {
+            format!(
+                "[[user]]\nusername = \"{name}\"\npassword = \"{}\"\npolicy_group = \"staff\"\nrole = \"{role}\"\n",
+                common::HASH
+            )
+        })
+        .collect();
+    std::fs::write(env.dir.path().join("users.toml"), users).unwrap();
+    let _p = env.start();
+    for (name, next) in [("alice", "done"), ("ada", "enroll_totp"), ("max", "enroll_totp")] {
+        let c = browser(&env, "127.0.0.2");
+        let (s, v) = post(&c, &env, "/.portcullis/api/login", json!({"username": name, "password": PASSWORD})).await;
+        assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some(next)), "{name}: {v}");
+    }
+}

@@ -273,7 +273,8 @@ impl LoginService {
             return Ok(Step::Denied);
         }
         let now = self.now();
-        if group.otp_skip.eval(facts) {
+        // Administrators always sign in with a second factor, whatever `otp_skip` says.
+        if group.otp_skip.eval(facts) && !user.role.administers() {
             self.store.reset_failures(&user.username).await?;
             return Ok(self.done(cfg, user, &app.name, SessionLevel::FirstFactor, rec, rd, earlier));
         }

@@ -212,4 +212,6 @@ pub struct UserFile {
     pub policy_group: Text,
     #[serde(default)]
     pub groups: Vec<String>,
+    /// `master`, `admin` or `user` (the default).
+    pub role: Option<Text>,
 }

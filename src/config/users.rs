@@ -16,6 +16,35 @@ pub struct User {
     pub password_hash: String,
     pub policy_group: GroupId,
     pub groups: Vec<String>,
+    pub role: Role,
+}
+
+/// What a user may do besides signing in (`role` in the users file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Signs in to apps; administers nothing (the default).
+    #[default]
+    User,
+    /// Unlocks and revokes for other users.
+    Admin,
+    /// An administrator who is the organization's last resort (one or more).
+    Master,
+}
+
+impl Role {
+    /// Master and admin users administer; they always sign in with a second factor.
+    pub fn administers(self) -> bool {
+        self != Role::User
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Admin => "admin",
+            Role::Master => "master",
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -77,7 +106,22 @@ pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<
                 format!("user `{name}`: email `{}` is not an address like `name@example.com`", email.escape_default()),
             ));
         }
+        let role = match u.role.as_ref().map(|r| r.get_ref().as_str()) {
+            None | Some("user") => Role::User,
+            Some("admin") => Role::Admin,
+            Some("master") => Role::Master,
+            Some(other) => {
+                let at = u.role.as_ref().map_or(entry.span().start, |r| r.span().start);
+                let message = format!(
+                    "user `{name}`: role `{}` is not one of \"master\", \"admin\" or \"user\"",
+                    other.escape_default()
+                );
+                errors.push(src.error_at(at, message));
+                Role::User
+            }
+        };
         let user = User {
+            role,
             username: name.to_string(),
             display_name: u.display_name.clone().unwrap_or_else(|| name.to_string()),
             email: u.email.clone(),
@@ -162,6 +206,22 @@ mod tests {
         assert_eq!(errs.len(), 2, "{errs:?}");
         assert!(errs[0].message.contains("group"), "{errs:?}");
         assert!(errs[1].message.contains("email"), "{errs:?}");
+    }
+
+    #[test]
+    fn roles_default_to_user_and_are_checked() {
+        let user = |name: &str, role: &str| {
+            format!("[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\n{role}\n")
+        };
+        let text = [user("u", ""), user("a", "role = \"admin\""), user("m", "role = \"master\"")].concat();
+        let users = load(&src(&text), &group).unwrap();
+        let role = |n: &str| users.get(n).unwrap().role;
+        assert_eq!((role("u"), role("a"), role("m")), (Role::User, Role::Admin, Role::Master));
+        assert!(!Role::User.administers() && Role::Admin.administers() && Role::Master.administers());
+        let e = load(&src(&user("x", "role = \"root\"")), &group).unwrap_err();
+        assert_eq!(e.0.len(), 1);
+        assert!(e.0[0].message.contains("role `root` is not one of"), "{e}");
+        assert_eq!(e.0[0].line, 5, "the error points at the role line");
     }
 
     #[test]
