@@ -483,7 +483,10 @@ mod tests {
              ?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example%20Co"
         );
         let minute = Totp::new(60).otpauth_uri(&rfc_secret(), "portcullis", "bob").unwrap();
-        assert_eq!(minute, "otpauth://totp/portcullis:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=portcullis&period=60");
+        assert_eq!(
+            minute,
+            "otpauth://totp/portcullis:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=portcullis&period=60"
+        );
         let bare = Totp::new(30).otpauth_uri(&rfc_secret(), "", "bob").unwrap();
         assert_eq!(bare, "otpauth://totp/bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
     }
@@ -517,7 +520,9 @@ mod tests {
     #[test]
     fn secrets_sealed_by_the_previous_code_still_verify() {
         let sb = SecretBox::new([7u8; 32]);
-        let cases: [(&str, &str, &str, [(u64, &str, &str); 4]); 2] = [
+        /// (time, 30 s code, 60 s code)
+        type Codes = [(u64, &'static str, &'static str); 4];
+        let cases: [(&str, &str, &str, Codes); 2] = [
             (
                 "alice",
                 "80fc41fe32699bf50e5c0e7624989076a9c650992a3d5e68999d02cfd3bb1294d8ec60aadcec3dcc49be219f6ef40d19",
