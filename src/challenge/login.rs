@@ -489,7 +489,11 @@ impl LoginService {
             }
         };
         let totp = Totp::new(period);
-        let uri = totp.otpauth_uri(&secret, &cfg.totp.issuer, &user.username);
+        let uri = totp.otpauth_uri(&secret, &cfg.totp.issuer, &user.username).map_err(|e| {
+            // The config refuses such an issuer and usernames hold no ':', so this is a bug if it shows.
+            log::error!("enrollment of `{}`: {e}", user.username);
+            Step::Unavailable
+        })?;
         Ok(Enrollment { key_string: secret.to_base32(), qr_svg: qr_svg(&uri), otpauth_uri: uri, period })
     }
 

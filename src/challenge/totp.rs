@@ -6,10 +6,15 @@
 //! string for desktop apps, `otpauth://` URI and QR code for phone apps),
 //! checking submitted codes, and sealing the secret for storage.
 //!
-//! Why the pieces look as they do:
+//! The codes themselves (HMAC-SHA1, dynamic truncation) and the `otpauth://`
+//! URI come from the `totp-rs` crate; what stays here is portcullis's own:
 //! - `verify` returns the matching *step*, not a bool, because "each code is
 //!   accepted once" needs the caller to remember the last accepted step per
 //!   user (atomically, in the store) and refuse any step at or below it.
+//! - Keys of 80 bits are still accepted (what older apps issue, and what may
+//!   have been imported), although totp-rs's checked constructor wants 128:
+//!   the generator is built with `build_noncompliant`, and the length rules
+//!   are this module's ([`MIN_SECRET_LEN`], digits 6 to 8, period ≥ 1 s).
 //! - Secrets are encrypted at rest with the user name as associated data, so a
 //!   sealed secret copied to another user's record fails to open.
 //! - Neither `TotpSecret` nor `SecretBox` prints its bytes in `Debug`, and no
@@ -22,10 +27,7 @@ use std::path::Path;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use data_encoding::BASE32_NOPAD;
-use hmac::{Hmac, Mac};
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use rand::RngCore;
-use subtle::ConstantTimeEq;
 
 /// Length of a freshly generated secret: 160 bits, as RFC 4226 recommends.
 const SECRET_LEN: usize = 20;
@@ -36,12 +38,8 @@ const NONCE_LEN: usize = 12;
 /// Longest code input looked at; anything longer is refused before copying.
 const MAX_CODE_INPUT: usize = 64;
 
-/// Everything but RFC 3986 unreserved characters is escaped in the URI, so a
-/// `:` in an issuer or account cannot be mistaken for the label separator.
-const URI_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
-
-/// What went wrong with a key string or a sealed secret. Never carries the
-/// secret itself.
+/// What went wrong with a key string, a sealed secret or an otpauth label.
+/// Never carries the secret itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TotpError {
     /// The key string is not base32 (the text says why, without echoing it).
@@ -50,6 +48,10 @@ pub enum TotpError {
     TooShort,
     /// A sealed secret could not be opened.
     Sealed(String),
+    /// The issuer or account name cannot be written into an `otpauth://`
+    /// label (the Key URI format forbids ':' in either; an account name is
+    /// needed). Names which field.
+    Label(&'static str),
 }
 
 impl fmt::Display for TotpError {
@@ -58,6 +60,9 @@ impl fmt::Display for TotpError {
             TotpError::BadKeyString(why) => write!(f, "invalid TOTP key string: {why}"),
             TotpError::TooShort => write!(f, "TOTP key is too short (at least {MIN_SECRET_LEN} bytes needed)"),
             TotpError::Sealed(why) => write!(f, "cannot open sealed TOTP secret: {why}"),
+            TotpError::Label(field) => {
+                write!(f, "the TOTP {field} cannot go into an otpauth URI (empty, or it contains ':')")
+            }
         }
     }
 }
@@ -67,7 +72,7 @@ impl std::error::Error for TotpError {}
 /// A TOTP shared secret (20 random bytes by default). Debug prints
 /// `TotpSecret(..)` only.
 #[derive(Clone)]
-pub struct TotpSecret(Vec<u8>);
+pub struct TotpSecret(totp_rs::Secret);
 
 impl fmt::Debug for TotpSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,28 +83,30 @@ impl fmt::Debug for TotpSecret {
 impl TotpSecret {
     /// A fresh 160-bit secret from the operating system's RNG.
     pub fn generate() -> Self {
-        let mut bytes = vec![0u8; SECRET_LEN];
+        let mut bytes = [0u8; SECRET_LEN];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
-        TotpSecret(bytes)
+        TotpSecret(totp_rs::Secret::new_stack(bytes))
     }
 
+    /// The secret as stored (opened from its sealed form); any length is
+    /// taken, since what was enrolled must keep working.
     pub fn from_bytes(b: Vec<u8>) -> Self {
-        TotpSecret(b)
+        TotpSecret(b.into())
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+        self.0.as_bytes()
     }
 
     /// The key string users type into desktop apps (WinAuth, OTP Manager):
     /// RFC 4648 base32, no padding, uppercase.
     pub fn to_base32(&self) -> String {
-        BASE32_NOPAD.encode(&self.0)
+        self.0.to_base32()
     }
 
     /// Parses a key string leniently: case-insensitive, whitespace and '-'
-    /// ignored, optional trailing '=' padding. Errors on other characters or
-    /// on fewer than 10 bytes.
+    /// ignored, optional trailing '=' padding. Errors on other characters, on
+    /// a length base32 cannot have, or on fewer than 10 bytes.
     pub fn from_base32(s: &str) -> Result<Self, TotpError> {
         let mut cleaned = String::with_capacity(s.len());
         for (pos, c) in s.chars().enumerate() {
@@ -114,61 +121,26 @@ impl TotpSecret {
         if body.contains('=') {
             return Err(TotpError::BadKeyString("'=' inside the key".into()));
         }
+        // data-encoding, not totp-rs, decodes: it refuses lengths and
+        // trailing bits that no encoder writes instead of dropping them.
         let bytes = BASE32_NOPAD
             .decode(body.as_bytes())
             .map_err(|_| TotpError::BadKeyString("wrong length for base32".into()))?;
         if bytes.len() < MIN_SECRET_LEN {
             return Err(TotpError::TooShort);
         }
-        Ok(TotpSecret(bytes))
+        Ok(TotpSecret::from_bytes(bytes))
     }
 }
 
-/// The HMAC behind HOTP. Enrolment only ever uses SHA-1 (what every
-/// authenticator app supports); SHA-256/512 exist for the RFC 6238 vectors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Algorithm {
-    Sha1,
-    #[cfg_attr(not(test), allow(dead_code))]
-    Sha256,
-    #[cfg_attr(not(test), allow(dead_code))]
-    Sha512,
-}
-
-/// HMAC(key, msg) for the chosen hash. HMAC takes keys of any length, so the
-/// `new_from_slice` error cannot occur.
-fn hmac_digest(algorithm: Algorithm, key: &[u8], msg: &[u8]) -> Vec<u8> {
-    fn run<M: Mac + KeyInit>(key: &[u8], msg: &[u8]) -> Vec<u8> {
-        let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC accepts any key length");
-        mac.update(msg);
-        mac.finalize().into_bytes().to_vec()
-    }
-    match algorithm {
-        Algorithm::Sha1 => run::<Hmac<sha1::Sha1>>(key, msg),
-        Algorithm::Sha256 => run::<Hmac<sha2::Sha256>>(key, msg),
-        Algorithm::Sha512 => run::<Hmac<sha2::Sha512>>(key, msg),
-    }
-}
-
-/// RFC 4226 section 5.3: HMAC of the big-endian counter, dynamic truncation
-/// to 31 bits, then the low `digits` decimal digits, zero-padded.
-fn hotp(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> String {
-    let mac = hmac_digest(algorithm, key, &counter.to_be_bytes());
-    let offset = usize::from(mac[mac.len() - 1] & 0x0f);
-    let word = [mac[offset], mac[offset + 1], mac[offset + 2], mac[offset + 3]];
-    let value = u64::from(u32::from_be_bytes(word) & 0x7fff_ffff);
-    let modulus = 10u64.pow(digits);
-    format!("{:0width$}", value % modulus, width = digits as usize)
-}
-
-/// TOTP parameters. `digits` is used within 6..=10 (RFC 4226 asks for at
-/// least 6; the truncated value has only 31 bits, so more than 10 adds
-/// nothing), `period` is at least one second.
+/// TOTP parameters: HMAC-SHA1 (what every authenticator app supports).
+/// `digits` is used within 6..=8 (RFC 4226), `period` is at least one
+/// second, `skew` is the number of steps accepted either side of now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totp {
-    pub digits: u32,
+    pub digits: u8,
     pub period: u64,
-    pub skew: u64,
+    pub skew: u16,
 }
 
 impl Totp {
@@ -177,8 +149,8 @@ impl Totp {
         Totp { digits: 6, period, skew: 1 }
     }
 
-    fn digits(&self) -> u32 {
-        self.digits.clamp(6, 10)
+    fn digits(&self) -> u8 {
+        self.digits.clamp(6, 8)
     }
 
     fn period(&self) -> u64 {
@@ -190,9 +162,23 @@ impl Totp {
         unix_time / self.period()
     }
 
-    /// RFC 4226 HOTP with HMAC-SHA1 at counter `step`, zero-padded.
+    /// totp-rs's generator for `secret` with these parameters. Unchecked on
+    /// purpose: its checked `build` refuses keys under 128 bits, and enrolled
+    /// (or imported) 80-bit keys must keep working; the parameters are
+    /// already kept within their ranges above.
+    fn generator(&self, secret: &TotpSecret) -> totp_rs::Totp {
+        totp_rs::Builder::new()
+            .with_algorithm(totp_rs::Algorithm::SHA1)
+            .with_digits(self.digits())
+            .with_skew(self.skew)
+            .with_step_duration(self.period())
+            .with_secret(secret.0.clone())
+            .build_noncompliant()
+    }
+
+    /// The code of time step `step`, zero-padded (HOTP at counter `step`).
     pub fn code_at_step(&self, secret: &TotpSecret, step: u64) -> String {
-        hotp(Algorithm::Sha1, secret.as_bytes(), step, self.digits())
+        self.generator(secret).generate(step.saturating_mul(self.period())).to_string()
     }
 
     pub fn code(&self, secret: &TotpSecret, unix_time: u64) -> String {
@@ -203,47 +189,37 @@ impl Totp {
     /// the matching step. The caller must store it atomically and refuse any
     /// step at or below the last accepted one, so each code works once.
     /// Input is trimmed and inner whitespace removed; anything that is not
-    /// then exactly `digits` ASCII digits is refused. Every step in the window
-    /// is compared in constant time, without stopping at a match.
+    /// then exactly `digits` ASCII digits is refused. totp-rs compares each
+    /// step's code in constant time; it stops at the first match, which tells
+    /// a caller timing it only what the answer tells anyway.
     pub fn verify(&self, secret: &TotpSecret, code: &str, unix_time: u64) -> Option<u64> {
-        let submitted = self.normalise_code(code)?;
-        let now = self.step(unix_time);
-        let mut found = None;
-        for step in now.saturating_sub(self.skew)..=now.saturating_add(self.skew) {
-            let expected = self.code_at_step(secret, step);
-            if bool::from(expected.as_bytes().ct_eq(submitted.as_bytes())) && found.is_none() {
-                found = Some(step);
-            }
-        }
-        found
-    }
-
-    fn normalise_code(&self, code: &str) -> Option<String> {
         if code.len() > MAX_CODE_INPUT {
             return None;
         }
         let cleaned: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-        let well_formed = cleaned.len() == self.digits() as usize && cleaned.bytes().all(|b| b.is_ascii_digit());
-        well_formed.then_some(cleaned)
+        self.generator(secret).check(&cleaned, unix_time)
     }
 
-    /// `otpauth://totp/ISSUER:ACCOUNT?secret=..&issuer=ISSUER&algorithm=SHA1&digits=6&period=30`,
-    /// the Key Uri Format read by Google Authenticator and its peers. Issuer
-    /// and account are percent-encoded; an empty issuer is left out.
-    pub fn otpauth_uri(&self, secret: &TotpSecret, issuer: &str, account: &str) -> String {
-        let account = utf8_percent_encode(account, URI_COMPONENT).to_string();
-        let issuer = utf8_percent_encode(issuer, URI_COMPONENT).to_string();
-        let (label, issuer_param) = if issuer.is_empty() {
-            (account, String::new())
-        } else {
-            (format!("{issuer}:{account}"), format!("&issuer={issuer}"))
-        };
-        format!(
-            "otpauth://totp/{label}?secret={}{issuer_param}&algorithm=SHA1&digits={}&period={}",
-            secret.to_base32(),
-            self.digits(),
-            self.period()
-        )
+    /// `otpauth://totp/ISSUER:ACCOUNT?secret=..&issuer=ISSUER`, the Key Uri
+    /// Format read by Google Authenticator and its peers, as totp-rs writes
+    /// it: issuer and account percent-encoded (all but RFC 3986 unreserved
+    /// characters), `digits` and `period` written when not 6 and 30, SHA1
+    /// implied. An empty issuer is left out. The format has no way to carry a
+    /// ':' in either name (readers split the label at the first ':' or
+    /// `%3A`), so such names are refused rather than misread.
+    pub fn otpauth_uri(&self, secret: &TotpSecret, issuer: &str, account: &str) -> Result<String, TotpError> {
+        if issuer.contains(':') {
+            return Err(TotpError::Label("issuer"));
+        }
+        let issuer = Some(issuer).filter(|i| !i.is_empty());
+        let totp = totp_rs::Builder::new()
+            .with_digits(self.digits())
+            .with_step_duration(self.period())
+            .with_secret(secret.0.clone())
+            .with_issuer(issuer)
+            .with_account_name(account)
+            .build_noncompliant();
+        totp.to_url().map_err(|_| TotpError::Label("account name"))
     }
 }
 
@@ -354,31 +330,26 @@ mod tests {
     use super::*;
 
     const SEED20: &[u8] = b"12345678901234567890";
-    const SEED32: &[u8] = b"12345678901234567890123456789012";
-    const SEED64: &[u8] = b"1234567890123456789012345678901234567890123456789012345678901234";
 
     fn rfc_secret() -> TotpSecret {
         TotpSecret::from_bytes(SEED20.to_vec())
     }
 
     #[test]
-    fn rfc6238_appendix_b_vectors() {
-        // (time, SHA1, SHA256, SHA512), 8 digits, 30 s steps.
-        let vectors: [(u64, &str, &str, &str); 6] = [
-            (59, "94287082", "46119246", "90693936"),
-            (1111111109, "07081804", "68084774", "25091201"),
-            (1111111111, "14050471", "67062674", "99943326"),
-            (1234567890, "89005924", "91819424", "93441116"),
-            (2000000000, "69279037", "90698825", "38618901"),
-            (20000000000, "65353130", "77737706", "47863826"),
+    fn rfc6238_appendix_b_sha1_vectors() {
+        // (time, SHA1 code), 8 digits, 30 s steps.
+        let vectors: [(u64, &str); 6] = [
+            (59, "94287082"),
+            (1_111_111_109, "07081804"),
+            (1_111_111_111, "14050471"),
+            (1_234_567_890, "89005924"),
+            (2_000_000_000, "69279037"),
+            (20_000_000_000, "65353130"),
         ];
         let totp = Totp { digits: 8, ..Totp::new(30) };
-        for (time, sha1, sha256, sha512) in vectors {
-            let step = totp.step(time);
-            assert_eq!(hotp(Algorithm::Sha1, SEED20, step, 8), sha1, "SHA1 @{time}");
-            assert_eq!(hotp(Algorithm::Sha256, SEED32, step, 8), sha256, "SHA256 @{time}");
-            assert_eq!(hotp(Algorithm::Sha512, SEED64, step, 8), sha512, "SHA512 @{time}");
-            assert_eq!(totp.code(&rfc_secret(), time), sha1);
+        for (time, sha1) in vectors {
+            assert_eq!(totp.code(&rfc_secret(), time), sha1, "@{time}");
+            assert_eq!(totp.verify(&rfc_secret(), sha1, time), Some(totp.step(time)), "@{time}");
         }
     }
 
@@ -443,8 +414,12 @@ mod tests {
         let totp = Totp { digits: 0, period: 0, skew: 1 };
         assert_eq!(totp.code(&rfc_secret(), 59).len(), 6);
         assert_eq!(totp.verify(&rfc_secret(), "", 59), None);
+        // totp-rs would panic at 10 digits; the range 6..=8 keeps it away.
         let wide = Totp { digits: 50, ..Totp::new(30) };
-        assert_eq!(wide.code(&rfc_secret(), 59).len(), 10);
+        assert_eq!(wide.code(&rfc_secret(), 59), "94287082");
+        assert_eq!(wide.verify(&rfc_secret(), "94287082", 59), Some(1));
+        let far = Totp { skew: u16::MAX, ..Totp::new(30) };
+        assert_eq!(far.verify(&rfc_secret(), &far.code(&rfc_secret(), 0), 0), Some(0));
     }
 
     #[test]
@@ -501,30 +476,93 @@ mod tests {
 
     #[test]
     fn otpauth_uri_format() {
-        let uri = Totp::new(30).otpauth_uri(&rfc_secret(), "Example Co", "alice@example.com");
+        let uri = Totp::new(30).otpauth_uri(&rfc_secret(), "Example Co", "alice@example.com").unwrap();
         assert_eq!(
             uri,
             "otpauth://totp/Example%20Co:alice%40example.com\
-             ?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example%20Co\
-             &algorithm=SHA1&digits=6&period=30"
+             ?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Example%20Co"
         );
+        let minute = Totp::new(60).otpauth_uri(&rfc_secret(), "portcullis", "bob").unwrap();
+        assert_eq!(
+            minute,
+            "otpauth://totp/portcullis:bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=portcullis&period=60"
+        );
+        let bare = Totp::new(30).otpauth_uri(&rfc_secret(), "", "bob").unwrap();
+        assert_eq!(bare, "otpauth://totp/bob?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
     }
 
     #[test]
-    fn otpauth_uri_escapes_separators() {
-        let uri = Totp::new(60).otpauth_uri(&rfc_secret(), "A:B&C", "x:y?z#w");
-        let path = uri.split('?').next().unwrap();
-        assert_eq!(path, "otpauth://totp/A%3AB%26C:x%3Ay%3Fz%23w");
-        assert!(uri.contains("&issuer=A%3AB%26C&"));
-        assert!(uri.ends_with("&digits=6&period=60"));
-        let bare = Totp::new(30).otpauth_uri(&rfc_secret(), "", "bob");
-        assert!(bare.starts_with("otpauth://totp/bob?secret="));
-        assert!(!bare.contains("issuer="));
+    fn otpauth_uri_escapes_what_it_can_and_refuses_colons() {
+        // Everything but unreserved characters is escaped, so '&', '?', '#',
+        // '/', '%' and spaces cannot break the URI apart.
+        let totp = Totp::new(60);
+        let uri = totp.otpauth_uri(&rfc_secret(), "A&B C/D%", "x?y#z.w_~-@é").unwrap();
+        let (path, query) = uri.split_once('?').unwrap();
+        assert_eq!(path, "otpauth://totp/A%26B%20C%2FD%25:x%3Fy%23z.w_~-%40%C3%A9");
+        assert_eq!(query, "secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=A%26B%20C%2FD%25&period=60");
+        // An independent reader (totp-rs's own parser) gets the same back.
+        let back = totp_rs::Totp::from_url_unchecked(&uri).unwrap();
+        assert_eq!(back.issuer(), Some("A&B C/D%"));
+        assert_eq!(back.account_name(), "x?y#z.w_~-@é");
+        assert_eq!(back.step(), 60);
+        assert_eq!(back.secret().as_bytes(), SEED20);
+        // Readers split the label at the first ':' (or "%3A"): refused, not misread.
+        assert_eq!(totp.otpauth_uri(&rfc_secret(), "A:B", "alice"), Err(TotpError::Label("issuer")));
+        assert_eq!(totp.otpauth_uri(&rfc_secret(), "A", "x:y"), Err(TotpError::Label("account name")));
+        assert_eq!(totp.otpauth_uri(&rfc_secret(), "A", ""), Err(TotpError::Label("account name")));
+        let err = totp.otpauth_uri(&rfc_secret(), "A:B", "alice").unwrap_err().to_string();
+        assert!(err.contains("issuer") && err.contains("':'"), "{err}");
+    }
+
+    /// Sealed by the hand-written HOTP code this module had before totp-rs
+    /// (key [7; 32]), with the codes that code computed, which `oathtool`
+    /// agrees with: what is enrolled keeps working, the 80-bit key too.
+    #[test]
+    fn secrets_sealed_by_the_previous_code_still_verify() {
+        let sb = SecretBox::new([7u8; 32]);
+        /// (time, 30 s code, 60 s code)
+        type Codes = [(u64, &'static str, &'static str); 4];
+        let cases: [(&str, &str, &str, Codes); 2] = [
+            (
+                "alice",
+                "80fc41fe32699bf50e5c0e7624989076a9c650992a3d5e68999d02cfd3bb1294d8ec60aadcec3dcc49be219f6ef40d19",
+                "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+                [
+                    (59, "287082", "755224"),
+                    (1_111_111_109, "081804", "360094"),
+                    (1_700_000_000, "921300", "895298"),
+                    (2_000_000_000, "279037", "864010"),
+                ],
+            ),
+            (
+                "bob",
+                "d8e4714b568cb9cb38b4da4e8f5354da15c8b3cb130ca9bfb8b00a6b7db7036f8efb3c87efe7",
+                "GAYTEMZUGU3DOOBZ",
+                [
+                    (59, "866985", "755640"),
+                    (1_111_111_109, "992738", "243425"),
+                    (1_700_000_000, "661735", "704553"),
+                    (2_000_000_000, "148491", "463332"),
+                ],
+            ),
+        ];
+        for (user, sealed, key, codes) in cases {
+            let secret = TotpSecret::from_bytes(sb.open(&hex::decode(sealed).unwrap(), user.as_bytes()).unwrap());
+            assert_eq!(secret.to_base32(), key);
+            assert_eq!(TotpSecret::from_base32(key).unwrap().as_bytes(), secret.as_bytes());
+            for (time, t30, t60) in codes {
+                assert_eq!(Totp::new(30).code(&secret, time), t30, "{user} 30 s @{time}");
+                assert_eq!(Totp::new(60).code(&secret, time), t60, "{user} 60 s @{time}");
+                assert_eq!(Totp::new(30).verify(&secret, t30, time), Some(time / 30));
+                assert_eq!(Totp::new(60).verify(&secret, t60, time), Some(time / 60));
+                assert_eq!(Totp::new(30).verify(&secret, t30, time + 60), None);
+            }
+        }
     }
 
     #[test]
     fn qr_svg_is_standalone_svg() {
-        let uri = Totp::new(30).otpauth_uri(&TotpSecret::generate(), "Portcullis", "alice");
+        let uri = Totp::new(30).otpauth_uri(&TotpSecret::generate(), "Portcullis", "alice").unwrap();
         let svg = qr_svg(&uri);
         assert!(svg.starts_with("<?xml") || svg.starts_with("<svg"));
         assert!(svg.contains("</svg>"));
@@ -598,15 +636,25 @@ mod tests {
 
     #[test]
     fn cross_check_with_oathtool() {
-        for _ in 0..5 {
-            let secret = TotpSecret::generate();
+        let short = TotpSecret::from_base32("JBSWY3DPEHPK3PXP").unwrap();
+        assert_eq!(short.as_bytes().len(), 10);
+        for secret in (0..5).map(|_| TotpSecret::generate()).chain([short]) {
             let key = secret.to_base32();
             for time in [59u64, 1_111_111_109, 1_700_000_000, 2_000_000_000] {
                 let at = format!("@{time}");
                 let t30 = oathtool(&["--totp", "-b", &key, "--now", &at]);
                 assert_eq!(t30, Totp::new(30).code(&secret, time), "30 s @{time}");
-                let t60 = oathtool(&["--totp", "-s", "60s", "-b", &key, "--now", &at]);
+                let t60 = oathtool(&["--totp", "--time-step-size=60s", "-b", &key, "--now", &at]);
                 assert_eq!(t60, Totp::new(60).code(&secret, time), "60 s @{time}");
+                // Their codes of the steps either side are accepted, not two away.
+                let step = time / 30;
+                for (offset, want) in [(-30i64, Some(step - 1)), (30, Some(step + 1)), (60, None)] {
+                    let theirs = oathtool(&["--totp", "-b", &key, "--now", &format!("@{}", time as i64 + offset)]);
+                    let got = Totp::new(30).verify(&secret, &theirs, time);
+                    // Step +2's code may equal one inside the window by chance (3 in a million).
+                    let in_window = (step - 1..=step + 1).any(|s| Totp::new(30).code_at_step(&secret, s) == theirs);
+                    assert!(got == want || want.is_none() && in_window, "{offset} s @{time}");
+                }
             }
         }
     }

@@ -234,6 +234,9 @@ impl Compiler<'_> {
                 .ok()
         });
         let secs = self.duration(t.cooldown.as_ref(), Duration::from_secs(20 * 60)).as_secs();
+        if let Some(i) = t.issuer.as_ref().filter(|i| i.get_ref().contains(':')) {
+            self.err(i, "totp.issuer must not contain ':' (authenticator apps split the account label there)");
+        }
         TotpSettings {
             period,
             issuer: t.issuer.as_ref().map_or_else(|| "portcullis".to_string(), |i| i.get_ref().clone()),

@@ -338,35 +338,81 @@ fn at(path: &Path, e: impl fmt::Display) -> String {
 }
 
 /// Reads one cookie by exact name from the values of the request's Cookie
-/// headers (several headers, `; `-separated pairs); no allocation. The first
-/// pair with that name wins; a value that is not UTF-8 is skipped.
+/// headers (several headers, `;`-separated pairs); no allocation. The first
+/// pair with that name wins (a later duplicate is never looked at); a value
+/// that is not UTF-8 is skipped. Names match byte for byte; ASCII whitespace
+/// around names and values is ignored.
+///
+/// This is the proxy's per-request lookup, so it is hand-written rather than
+/// the `cookie` crate's parser (which the portal uses, see
+/// [`request_cookies`]): it jumps from ';' to ';' with `memchr` and compares
+/// only the start of each pair with the name, where the parser validates
+/// and trims every pair. README *Performance* has both figures.
 pub fn find_cookie<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<&'a str> {
-    cookie_headers.flat_map(|header| header.split(|&b| b == b';')).find_map(|pair| cookie_value(pair, name.as_bytes()))
+    let name = name.as_bytes();
+    cookie_headers.into_iter().find_map(|header| find_in_header(header, name))
 }
 
-/// The value of one `name=value` pair if its name is `name`.
-fn cookie_value<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
-    let pair = pair.trim_ascii();
-    let eq = pair.iter().position(|&b| b == b'=')?;
-    if pair[..eq].trim_ascii() != name {
-        return None;
+/// [`find_cookie`] in one header value.
+fn find_in_header<'a>(header: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let mut rest = header;
+    loop {
+        let end = memchr::memchr(b';', rest);
+        let pair = &rest[..end.unwrap_or(rest.len())];
+        if let Some(value) = pair_value(pair, name) {
+            return Some(value);
+        }
+        rest = &rest[end? + 1..];
     }
-    std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok()
 }
 
-/// `Set-Cookie` value for a `__Host-` cookie:
-/// `NAME=VALUE; Path=/; Secure; HttpOnly; SameSite=Lax`, plus
-/// `; Max-Age=N` when given (a browser-session cookie otherwise).
+/// The value of one `name=value` pair if its name is `name` (and the value UTF-8).
+fn pair_value<'a>(pair: &'a [u8], name: &[u8]) -> Option<&'a str> {
+    let after_name = pair.trim_ascii_start().strip_prefix(name)?;
+    let value = after_name.trim_ascii_start().strip_prefix(b"=")?;
+    std::str::from_utf8(value.trim_ascii()).ok()
+}
+
+/// Every cookie of the request's Cookie headers, in order, as the `cookie`
+/// crate parses them: the portal's reading (off the hot path, where
+/// [`find_cookie`] is used). Pairs without '=' or with an empty name are
+/// skipped; so, in a header that is not UTF-8, are the pairs holding the
+/// stray bytes, as [`find_cookie`] skips them. Names and values are trimmed
+/// of whitespace; quotes are kept (they are part of the value).
+pub fn request_cookies<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>) -> impl Iterator<Item = cookie::Cookie<'a>> {
+    cookie_headers.flat_map(|header| {
+        let text = String::from_utf8_lossy(header);
+        let lossy = matches!(text, std::borrow::Cow::Owned(_));
+        let clean = move |c: &cookie::Cookie<'_>| {
+            !lossy
+                || !(c.name().contains(char::REPLACEMENT_CHARACTER) || c.value().contains(char::REPLACEMENT_CHARACTER))
+        };
+        cookie::Cookie::split_parse(text).filter_map(Result::ok).filter(clean)
+    })
+}
+
+/// The value of the first cookie named `name` (a later duplicate is never
+/// looked at, as in [`find_cookie`]), read with [`request_cookies`].
+pub fn request_cookie<'a>(cookie_headers: impl Iterator<Item = &'a [u8]>, name: &str) -> Option<String> {
+    request_cookies(cookie_headers).find(|c| c.name() == name).map(|c| c.value().to_string())
+}
+
+/// `Set-Cookie` value for a `__Host-` cookie, built by the `cookie` crate:
+/// `NAME=VALUE; HttpOnly; SameSite=Lax; Secure; Path=/`, plus
+/// `; Max-Age=N` when given (a browser-session cookie otherwise). No Domain,
+/// as the `__Host-` prefix requires.
 pub fn set_cookie(name: &str, value: &str, max_age: Option<u64>) -> String {
-    let mut header = format!("{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax");
+    let mut built =
+        cookie::Cookie::build((name, value)).http_only(true).same_site(cookie::SameSite::Lax).secure(true).path("/");
     if let Some(secs) = max_age {
-        header.push_str(&format!("; Max-Age={secs}"));
+        built = built.max_age(cookie::time::Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX)));
     }
-    header
+    built.build().to_string()
 }
 
-/// The `Set-Cookie` value that deletes the cookie (Max-Age=0, same
-/// attributes, which `__Host-` cookies require).
+/// The `Set-Cookie` value that deletes the cookie: empty, Max-Age=0 and the
+/// same attributes, which `__Host-` cookies require. (Not the crate's
+/// `make_removal`, which adds an Expires date a year back.)
 pub fn clear_cookie(name: &str) -> String {
     set_cookie(name, "", Some(0))
 }
@@ -536,12 +582,60 @@ mod tests {
 
     #[test]
     fn set_and_clear_cookie_strings() {
-        assert_eq!(set_cookie("__Host-x", "v", None), "__Host-x=v; Path=/; Secure; HttpOnly; SameSite=Lax");
+        assert_eq!(set_cookie("__Host-x", "v", None), "__Host-x=v; HttpOnly; SameSite=Lax; Secure; Path=/");
         assert_eq!(
             set_cookie("__Host-x", "v", Some(3600)),
-            "__Host-x=v; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=3600"
+            "__Host-x=v; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=3600"
         );
-        assert_eq!(clear_cookie("__Host-x"), "__Host-x=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0");
+        assert_eq!(clear_cookie("__Host-x"), "__Host-x=; HttpOnly; SameSite=Lax; Secure; Path=/; Max-Age=0");
+        assert!(set_cookie("__Host-x", "v", Some(u64::MAX)).ends_with(&format!("; Max-Age={}", i64::MAX)));
+        // What a browser reads back: every attribute a `__Host-` cookie needs.
+        let back = cookie::Cookie::parse(set_cookie("__Host-x", "v1.1.a.b", Some(60))).unwrap();
+        assert_eq!((back.name(), back.value(), back.path(), back.domain()), ("__Host-x", "v1.1.a.b", Some("/"), None));
+        assert_eq!(
+            (back.secure(), back.http_only(), back.same_site()),
+            (Some(true), Some(true), Some(cookie::SameSite::Lax))
+        );
+        assert_eq!(back.max_age(), Some(cookie::time::Duration::seconds(60)));
+    }
+
+    /// Both readers on the same hostile headers: the same answer, no panic.
+    #[test]
+    fn find_cookie_and_the_cookie_crate_agree_on_hostile_headers() {
+        let huge = format!("big={}; a=after-big", "x".repeat(100_000));
+        let headers: Vec<&[u8]> = vec![
+            b"",
+            b";;;; ; =; =x; ==; a",
+            b"a=1; a=2",
+            b"a=\"quoted; value\"; b=\"q\"",
+            b"  a  =  spaced  ;b=",
+            b"x=1 a=2; a=3",
+            b"\xff\xfe=1; a=\xff; a=ok",
+            b"A=upper; a=lower",
+            b"a=1=2=3",
+            b"a\t=\ttab\t",
+            huge.as_bytes(),
+        ];
+        for header in headers {
+            for name in ["a", "b", "big", "A", "x"] {
+                let ours = find_cookie(std::iter::once(header), name);
+                let crate_ = request_cookie(std::iter::once(header), name);
+                assert_eq!(ours, crate_.as_deref(), "{name} in {:?}", String::from_utf8_lossy(header));
+            }
+        }
+        fn first<'a>(h: &'a [u8], name: &str) -> Option<&'a str> {
+            find_cookie(std::iter::once(h), name)
+        }
+        // Duplicates: the first pair wins, in both readers.
+        assert_eq!(first(b"a=1; a=2", "a"), Some("1"));
+        assert_eq!(request_cookie([&b"a=1"[..], b"a=2"].into_iter(), "a").as_deref(), Some("1"));
+        // Quotes are part of the value; a ';' inside them still ends the pair.
+        assert_eq!(first(b"a=\"quoted; value\"", "a"), Some("\"quoted"));
+        // Whitespace is not a separator: "x=1 a=2" is one pair named x.
+        assert_eq!(first(b"x=1 a=2; a=3", "a"), Some("3"));
+        // A value that is not UTF-8 is skipped, and the next pair counts.
+        assert_eq!(first(b"a=\xff; a=ok", "a"), Some("ok"));
+        assert_eq!(first(huge.as_bytes(), "a"), Some("after-big"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! fields, the query string, and the CSRF check that ties a form to the
 //! browser's signed flow cookie.
 
-use crate::identity::cookie::{find_cookie, KeyRing};
+use crate::identity::cookie::{request_cookie, KeyRing};
 use bytes::{Bytes, BytesMut};
 use pingora::proxy::Session;
 use std::collections::HashMap;
@@ -74,8 +74,8 @@ pub fn parse_json(body: &[u8]) -> Result<HashMap<String, String>, BodyError> {
 
 /// The browser's flow id from its signed flow cookie, if present and valid.
 pub fn flow_id<'a>(cookies: impl Iterator<Item = &'a [u8]>, keys: &KeyRing) -> Option<String> {
-    let value = find_cookie(cookies, FLOW_COOKIE)?;
-    let id = keys.verify("flow", value).ok()?;
+    let value = request_cookie(cookies, FLOW_COOKIE)?;
+    let id = keys.verify("flow", &value).ok()?;
     String::from_utf8(id).ok().filter(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 

@@ -138,13 +138,11 @@ impl Portal<'_> {
         let browser = crate::identity::pass::is_browser(&h.headers);
         let user_agent = header("user-agent").unwrap_or_default();
         let cookie_headers = || h.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
-        let handoff_state =
-            crate::identity::cookie::find_cookie(cookie_headers(), handoff::STATE_COOKIE).map(str::to_string);
+        let handoff_state = crate::identity::cookie::request_cookie(cookie_headers(), handoff::STATE_COOKIE);
         let (accept_language, content_type) = (header("accept-language"), header("content-type").unwrap_or_default());
         let mut fields = form::parse_form(query.as_bytes());
         let lang = Lang::negotiate(fields.get("lang").map(String::as_str), accept_language.as_deref());
-        let cookies = h.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
-        let existing = form::flow_id(cookies, &self.auth.keys.load());
+        let existing = form::flow_id(cookie_headers(), &self.auth.keys.load());
         let is_api = path.starts_with("/.portcullis/api/");
         let mut json = None;
         if method == "POST" {
