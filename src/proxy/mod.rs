@@ -240,20 +240,8 @@ impl ProxyHttp for Portcullis {
             && self.device_cert_counts(session, ctx.session.as_ref().map(|s| s.session.user.as_str()));
         if app.device_cert == DeviceCertMode::Require && !device_cert {
             ctx.outcome = Outcome::Deny;
-            crate::audit!(
-                "request_refused",
-                app = %app.name,
-                host = request_host(session.req_header()).unwrap_or("-"),
-                client_ip = %ctx.client_ip,
-                path = session.req_header().uri.path(),
-                decision = "Deny",
-                action = "deny",
-                user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
-                level = ctx.session.as_ref().map(|s| s.facts.level.name()),
-                entrance_pass = false,
-                device_cert = false,
-                rule = %format_args!("app.{}.device_cert (require)", app.name),
-            );
+            let rule = format!("app.{}.device_cert (require)", app.name);
+            refused_event(session, ctx, &app.name, Action::Deny, &rule);
             let contact = config.portal.contact.as_deref();
             Reply::html(403, "Device certificate needed", DEVICE_CERT_NEEDED, contact).send(session).await?;
             return Ok(true);
@@ -291,20 +279,8 @@ impl ProxyHttp for Portcullis {
         match self.challenge_or_deny(session, ctx, decision) {
             None => Ok(false),
             Some(reply) => {
-                crate::audit!(
-                    "request_refused",
-                    app = %app.name,
-                    host = request_host(session.req_header()).unwrap_or("-"),
-                    client_ip = %ctx.client_ip,
-                    path = session.req_header().uri.path(),
-                    decision = ?decision.action,
-                    action = decision.action.name(),
-                    user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
-                    level = ctx.session.as_ref().map(|s| s.facts.level.name()),
-                    entrance_pass = facts.entrance_pass,
-                    device_cert = facts.device_cert,
-                    rule = %decision.rule_name(app, ctx.session.as_ref().map(|s| &config.groups[s.facts.group])),
-                );
+                let rule = decision.rule_name(app, ctx.session.as_ref().map(|s| &config.groups[s.facts.group]));
+                refused_event(session, ctx, &app.name, decision.action, &rule);
                 reply.send(session).await?;
                 Ok(true)
             }
@@ -387,6 +363,25 @@ impl ProxyHttp for Portcullis {
             access_log(session, e, ctx, took);
         }
     }
+}
+
+/// The audit event of a challenged or denied request, with what the decision
+/// saw (`ctx.facts`), so that `decide --replay` can decide it again.
+fn refused_event(session: &Session, ctx: &Ctx, app: &str, action: Action, rule: &str) {
+    crate::audit!(
+        "request_refused",
+        app,
+        host = request_host(session.req_header()).unwrap_or("-"),
+        client_ip = %ctx.client_ip,
+        path = session.req_header().uri.path(),
+        decision = ?action,
+        action = action.name(),
+        user = ctx.session.as_ref().map(|s| s.session.user.as_str()),
+        level = ctx.session.as_ref().map(|s| s.facts.level.name()),
+        entrance_pass = ctx.facts.entrance_pass,
+        device_cert = ctx.facts.device_cert,
+        rule,
+    );
 }
 
 /// One `access` event (`[log] access = true`): app, decision, deciding rule,
