@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use portcullis::policy::expr::{Condition, Facts};
-use portcullis::policy::ip::{Cidr, NetMask, NetworkId, NetworkTable, NetworkTableBuilder};
+use portcullis::policy::ip::{IpNet, NetMask, NetworkId, NetworkTable, NetworkTableBuilder};
 
 const NETWORKS: usize = 16;
 
@@ -37,7 +37,7 @@ fn random_addr(rng: &mut XorShift) -> IpAddr {
 }
 
 /// A random prefix with the host bits cleared: IPv4 /8–/32, IPv6 /16–/128.
-fn random_cidr(rng: &mut XorShift) -> Cidr {
+fn random_cidr(rng: &mut XorShift) -> IpNet {
     let (addr, len) = match random_addr(rng) {
         IpAddr::V4(a) => {
             let len = 8 + (rng.next() % 25) as u32;
@@ -50,17 +50,17 @@ fn random_cidr(rng: &mut XorShift) -> Cidr {
             (IpAddr::V6(bits.into()), len)
         }
     };
-    Cidr::new(addr, len as u8).expect("host bits are cleared")
+    IpNet::new(addr, len as u8).expect("a prefix length within the address")
 }
 
 /// A table of `prefixes` random prefixes spread over 16 networks, and 1024
 /// addresses to look up.
 fn table_and_probes(prefixes: usize) -> (NetworkTable, Vec<IpAddr>) {
     let mut rng = XorShift(0x9e37_79b9_7f4a_7c15 ^ prefixes as u64);
-    let cidrs: Vec<Cidr> = (0..prefixes).map(|_| random_cidr(&mut rng)).collect();
+    let cidrs: Vec<IpNet> = (0..prefixes).map(|_| random_cidr(&mut rng)).collect();
     let mut builder = NetworkTableBuilder::new();
     for n in 0..NETWORKS {
-        let mine: Vec<Cidr> = cidrs.iter().skip(n).step_by(NETWORKS).copied().collect();
+        let mine: Vec<IpNet> = cidrs.iter().skip(n).step_by(NETWORKS).copied().collect();
         builder.add(&format!("net{n}"), &mine).expect("16 distinct networks");
     }
     let probes = (0..1024)
@@ -73,7 +73,7 @@ fn table_and_probes(prefixes: usize) -> (NetworkTable, Vec<IpAddr>) {
 }
 
 /// A random address inside `cidr`.
-fn inside(cidr: &Cidr, rng: &mut XorShift) -> IpAddr {
+fn inside(cidr: &IpNet, rng: &mut XorShift) -> IpAddr {
     let host = |width: u32| u128::MAX.checked_shr(128 - width + u32::from(cidr.prefix_len()));
     match cidr.addr() {
         IpAddr::V4(a) => {

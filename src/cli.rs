@@ -55,6 +55,8 @@ enum Command {
         config: PathBuf,
         #[arg(long, required_unless_present = "replay")]
         host: Option<String>,
+        /// The client address; an IPv4-mapped one (`::ffff:10.1.2.3`) counts
+        /// as IPv4, as it does in the proxy.
         #[arg(long, required_unless_present = "replay")]
         ip: Option<IpAddr>,
         /// Re-decide the requests a log recorded (JSON lines: audit
@@ -291,6 +293,7 @@ pub fn main() -> i32 {
                 let entrance_pass = pass_verdict.as_ref().map_or(entrance_pass, |v| v.counts);
                 let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert };
                 simulate(&c, &host, facts, user.as_deref(), second_factor).map(|mut v| {
+                    v["client_ip"] = ip.to_canonical().to_string().into();
                     if let Some(verdict) = verdict {
                         v["device_cert"] = verdict.json;
                     }

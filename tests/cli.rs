@@ -25,7 +25,19 @@ fn check_names_every_error_with_its_position() {
         (APPS.replace("[networks]", "[networks"), "", "portcullis.toml:"),
         (APPS.replace("bypass = \"always\"", "bypass = \"always\"\nbypas = \"never\""), "", "unknown field `bypas`"),
         (APPS.replace("127.0.0.5/32", "127.0.0.0/33"), "", "127.0.0.0/33"),
-        (APPS.replace("127.0.0.5/32", "10.0.0.1/8"), "", "10.0.0.1/8"),
+        (
+            APPS.replace("127.0.0.5/32", "10.0.0.1/8"),
+            "",
+            r#"networks.lab: "10.0.0.1/8": address has bits set past the /8 prefix; did you mean "10.0.0.0/8"?"#,
+        ),
+        (APPS.replace("127.0.0.5/32", "127.000.0.5"), "", r#"networks.lab: "127.000.0.5": "127.000.0.5" is not"#),
+        (APPS.replace("127.0.0.5/32", "127.0.0.5/x"), "", r#"prefix length "x" is not a whole number"#),
+        (
+            APPS.to_string(),
+            "trusted_proxies = [\"10.0.0.1/8\"]",
+            r#"server.trusted_proxies: "10.0.0.1/8": address has bits set"#,
+        ),
+        (APPS.to_string(), "trusted_proxies = [\"::ffff:0.0.0.0/96\"]", "trusts every address"),
         (APPS.replace("bypass = \"internal_ip\"", "bypass = 'network(\"office\")'"), "", "office"),
         (APPS.replace("bypass = \"internal_ip\"", "bypass = \"internal_ip and (\""), "", "expected"),
         (APPS.replace("*.open.localhost", "wiki.localhost"), "", "already used by app `wiki`"),
@@ -104,6 +116,30 @@ fn decide_prints_the_decision() {
     let (code, _, err) = portcullis(&["decide", "--config", cfg, "--host", "nope.localhost", "--ip", "127.0.0.1"]);
     assert_eq!(code, 2);
     assert!(err.contains("no app serves host"), "{err}");
+}
+
+/// A client at an IPv4-mapped IPv6 address is the IPv4 client, and a network
+/// written as a mapped prefix is the IPv4 network.
+#[test]
+fn decide_reads_ipv4_mapped_addresses_and_prefixes_as_ipv4() {
+    let env = Env::new("", APPS);
+    let cfg = common::path_str(&env.config);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (code, out, err) = portcullis(args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let decide = |ip: &str| json(&["decide", "--config", cfg, "--host", "wiki.localhost", "--ip", ip]);
+    let v = decide("::ffff:127.0.0.2");
+    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("forward"), Some("app.wiki.bypass")));
+    assert_eq!(v["networks"], serde_json::json!(["internal"]));
+    assert_eq!(v["client_ip"], "127.0.0.2");
+    assert_eq!(decide("::127.0.0.2")["action"], "challenge_login", "IPv4-compatible is not mapped");
+    env.rewrite("", &APPS.replace("127.0.0.2/32", "::ffff:127.0.0.0/120"));
+    let v = decide("127.0.0.9");
+    assert_eq!((v["action"].as_str(), v["networks"].clone()), (Some("forward"), serde_json::json!(["internal"])));
+    assert_eq!(decide("::ffff:127.0.0.255")["action"], "forward");
+    assert_eq!(decide("127.0.1.0")["action"], "challenge_login");
 }
 
 #[test]

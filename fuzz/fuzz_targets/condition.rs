@@ -6,13 +6,13 @@
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::policy::expr::{Condition, Facts};
-use portcullis::policy::ip::{Cidr, NetMask, NetworkTable, NetworkTableBuilder};
+use portcullis::policy::ip::{parse_network, NetMask, NetworkTable, NetworkTableBuilder};
 
 fn networks() -> NetworkTable {
     let mut b = NetworkTableBuilder::new();
-    let lan = Cidr::new("10.0.0.0".parse().unwrap(), 8).unwrap();
+    let lan = parse_network("10.0.0.0/8").unwrap();
     b.add("internal", &[lan]).unwrap();
-    b.add("lab", &[Cidr::new("192.168.0.0".parse().unwrap(), 16).unwrap()]).unwrap();
+    b.add("lab", &[parse_network("192.168.0.0/16").unwrap()]).unwrap();
     b.build()
 }
 

@@ -10,7 +10,7 @@ use super::source::{ConfigError, ConfigErrors, Source};
 use super::*;
 use crate::metrics;
 use crate::policy::expr::Condition;
-use crate::policy::ip::{Cidr, NetworkTableBuilder};
+use crate::policy::ip::{parse_network, IpNet, NetworkTableBuilder};
 use std::net::ToSocketAddrs;
 use std::path::Path;
 
@@ -137,7 +137,8 @@ impl Compiler<'_> {
         let https = self.addr(&s.https, "server.https");
         let http = s.http.as_ref().and_then(|t| self.addr(t, "server.http"));
         let tls = self.tls(&s.tls_cert, &s.tls_key);
-        let trusted_proxies = TrustedProxies(s.trusted_proxies.iter().filter_map(|t| self.cidr(t)).collect());
+        let trusted_proxies =
+            TrustedProxies(s.trusted_proxies.iter().filter_map(|t| self.cidr(t, "server.trusted_proxies")).collect());
         let threads = match &s.threads {
             Some(t) if !(1..=256).contains(t.get_ref()) => {
                 self.err_at(t.span().start, "server.threads must be between 1 and 256");
@@ -474,11 +475,12 @@ impl Compiler<'_> {
         Some(Admin { listen, token_file })
     }
 
-    fn cidr(&mut self, t: &Text) -> Option<Cidr> {
-        match t.get_ref().parse::<Cidr>() {
+    /// One network prefix of the list at `key`; an error names the key and the text.
+    fn cidr(&mut self, t: &Text, key: &str) -> Option<IpNet> {
+        match parse_network(t.get_ref()) {
             Ok(c) => Some(c),
             Err(e) => {
-                self.err(t, e.to_string());
+                self.err(t, format!("{key}: {e}"));
                 None
             }
         }
@@ -487,7 +489,8 @@ impl Compiler<'_> {
     fn networks(&mut self, file: &ConfigFile) -> NetworkTable {
         let mut b = NetworkTableBuilder::new();
         for (name, list) in &file.networks {
-            let cidrs: Vec<Cidr> = list.get_ref().iter().filter_map(|t| self.cidr(t)).collect();
+            let key = format!("networks.{name}");
+            let cidrs: Vec<IpNet> = list.get_ref().iter().filter_map(|t| self.cidr(t, &key)).collect();
             if let Err(e) = b.add(name, &cidrs) {
                 self.err_at(list.span().start, format!("networks.{name}: {e}"));
             }
@@ -680,11 +683,9 @@ impl Compiler<'_> {
     /// Refuses a config whose IP conditions mean nothing because every address is a trusted proxy.
     fn check_trust(&mut self, server: &Server, groups: &[PolicyGroup], apps: &[App]) {
         let t = &server.trusted_proxies.0;
-        let all_v4 = t.iter().any(|c| c.contains([0, 0, 0, 0].into()) && c.contains([255; 4].into()));
-        let all_v6 = t.iter().any(|c| c.contains([0u16; 8].into()) && c.contains([0xffffu16; 8].into()));
         let uses_ip =
             groups.iter().any(|g| g.allow.uses_ip() || g.otp_skip.uses_ip()) || apps.iter().any(|a| a.bypass.uses_ip());
-        if (all_v4 || all_v6) && uses_ip {
+        if t.iter().any(|c| c.prefix_len() == 0) && uses_ip {
             self.err_at(0, "server.trusted_proxies trusts every address of an IP family (a /0), so any client could claim an internal IP through X-Forwarded-For; list only your load balancers");
         }
     }

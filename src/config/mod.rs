@@ -14,7 +14,7 @@ pub mod users;
 
 use crate::metrics::AppCounters;
 use crate::policy::expr::Condition;
-use crate::policy::ip::{Cidr, NetworkTable};
+use crate::policy::ip::{IpNet, NetworkTable};
 use hosts::{AppId, HostTable};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -213,11 +213,11 @@ pub struct Portal {
 
 /// The CIDRs whose X-Forwarded-For is believed.
 #[derive(Debug, Default)]
-pub struct TrustedProxies(pub Vec<Cidr>);
+pub struct TrustedProxies(pub Vec<IpNet>);
 
 impl crate::identity::client_ip::TrustedProxies for TrustedProxies {
     fn is_trusted(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|c| c.contains(ip))
+        self.0.iter().any(|c| crate::policy::ip::contains(c, ip))
     }
 }
 

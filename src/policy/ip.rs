@@ -14,13 +14,21 @@
 //! extra and cache misses stay at two or three per lookup, even with 100 000
 //! prefixes.
 //!
+//! Networks are [`IpNet`]s from the `ipnet` crate, read with [`parse_network`]
+//! (which adds the errors an administrator needs); the table is this module's.
+//!
 //! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are looked up as IPv4, and
-//! prefixes written in that form (`::ffff:10.0.0.0/104`) are stored as IPv4, so
-//! a dual-stack listener sees the same answer as an IPv4 one.
+//! prefixes written in that form (`::ffff:10.0.0.0/104`) are read as IPv4
+//! (`10.0.0.0/8`), so a dual-stack listener sees the same answer as an IPv4
+//! one. An IPv6 prefix shorter than /96 (even `::/0`) never matches a mapped
+//! client: that client is an IPv4 client.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
+use std::net::IpAddr;
+
+/// The network type: parsed, printed and compared by the `ipnet` crate.
+pub use ipnet::IpNet;
+use ipnet::Ipv4Net;
 
 /// At most this many named networks: one bit each in a [`NetMask`].
 pub const MAX_NETWORKS: usize = 64;
@@ -53,13 +61,6 @@ impl NetMask {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct NetworkId(pub u8);
 
-/// A parsed CIDR prefix, IPv4 or IPv6, with no host bits set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix_len: u8,
-}
-
 /// Address family of a key; IPv4-mapped IPv6 counts as IPv4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Family {
@@ -75,70 +76,45 @@ struct Range {
     last: u128,
 }
 
-impl Cidr {
-    /// A prefix from an address and a length; refuses lengths past the
-    /// address width and addresses with host bits set.
-    pub fn new(addr: IpAddr, prefix_len: u8) -> Result<Cidr, CidrError> {
-        let input = format!("{addr}/{prefix_len}");
-        let max = max_len(addr);
-        if prefix_len > max {
-            let len = u16::from(prefix_len);
-            return Err(CidrError::new(&input, CidrErrorKind::PrefixTooLong { len, max }));
-        }
-        let canonical = Cidr { addr: mask_addr(addr, prefix_len), prefix_len };
-        if canonical.addr != addr {
-            return Err(CidrError::new(&input, CidrErrorKind::HostBitsSet { canonical }));
-        }
-        Ok(canonical)
+/// Reads one network as an administrator writes it: `10.0.0.0/8`,
+/// `2001:db8::/32`, or a bare address (a /32 or /128). Surrounding
+/// whitespace is ignored. A prefix with bits set past its length is refused
+/// (naming the network that was probably meant), and an IPv4-mapped IPv6
+/// prefix (`::ffff:10.0.0.0/104`) comes back as the IPv4 one (`10.0.0.0/8`).
+///
+/// `ipnet` reads the prefix; the address is read by the standard library
+/// first, because `ipnet`'s own reader takes leading zeros (`010.0.0.0`) that
+/// other tools read as octal, and its error says nothing about what is wrong.
+pub fn parse_network(s: &str) -> Result<IpNet, CidrError> {
+    let text = s.trim();
+    let err = |kind| CidrError { input: text.to_string(), kind };
+    if text.is_empty() {
+        return Err(err(CidrErrorKind::Empty));
     }
-
-    /// The network address (host bits all zero).
-    pub fn addr(&self) -> IpAddr {
-        self.addr
-    }
-
-    /// The prefix length in bits.
-    pub fn prefix_len(&self) -> u8 {
-        self.prefix_len
-    }
-
-    /// True when `ip` is inside this prefix. IPv4-mapped IPv6 addresses are
-    /// compared as IPv4, on either side.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let range = self.range();
-        let (family, key) = key_of(ip);
-        family == range.family && range.first <= key && key <= range.last
-    }
-
-    fn range(&self) -> Range {
-        match self.addr {
-            IpAddr::V4(a) => v4_range(u32::from(a), self.prefix_len),
-            IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(v4) if self.prefix_len >= 96 => v4_range(u32::from(v4), self.prefix_len - 96),
-                _ => {
-                    let first = u128::from(a);
-                    let last = first | host_bits(128, self.prefix_len);
-                    Range { family: Family::V6, first, last }
-                }
-            },
-        }
-    }
-}
-
-fn v4_range(addr: u32, prefix_len: u8) -> Range {
-    let first = u128::from(addr);
-    let last = first | host_bits(32, prefix_len);
-    Range { family: Family::V4, first, last }
-}
-
-/// The lookup key of an address: its family and its value as an integer.
-fn key_of(ip: IpAddr) -> (Family, u128) {
-    match ip {
-        IpAddr::V4(a) => (Family::V4, u128::from(u32::from(a))),
-        IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) => (Family::V4, u128::from(u32::from(v4))),
-            None => (Family::V6, u128::from(a)),
+    let (addr_text, len_text) = match text.split_once('/') {
+        Some((a, l)) => (a, Some(l)),
+        None => (text, None),
+    };
+    let addr: IpAddr = addr_text.parse().map_err(|_| err(CidrErrorKind::BadAddress(addr_text.to_string())))?;
+    let net = match len_text {
+        None => IpNet::from(addr),
+        Some(len) => match text.parse::<IpNet>() {
+            Ok(net) if net.addr() == addr => net,
+            _ => return Err(err(prefix_problem(len, max_len(addr)))),
         },
+    };
+    if net.trunc() != net {
+        return Err(err(CidrErrorKind::HostBitsSet { canonical: net.trunc() }));
+    }
+    Ok(ipv4_mapped_as_ipv4(net))
+}
+
+/// Why a prefix length `ipnet` refused is wrong: too long, or not a number.
+fn prefix_problem(text: &str, max: u8) -> CidrErrorKind {
+    let digits_only = !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
+    match text.parse::<u16>() {
+        Ok(len) if digits_only && len > u16::from(max) => CidrErrorKind::PrefixTooLong { len, max },
+        _ => CidrErrorKind::BadPrefix { text: text.to_string(), max },
     }
 }
 
@@ -149,62 +125,35 @@ fn max_len(addr: IpAddr) -> u8 {
     }
 }
 
-/// Mask with the low `width - prefix_len` bits set.
-fn host_bits(width: u32, prefix_len: u8) -> u128 {
-    let host = width.saturating_sub(u32::from(prefix_len));
-    u128::MAX.checked_shr(128 - host).unwrap_or(0)
-}
-
-fn mask_addr(addr: IpAddr, prefix_len: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let bits = u32::from(a) & !(host_bits(32, prefix_len) as u32);
-            IpAddr::V4(Ipv4Addr::from(bits))
-        }
-        IpAddr::V6(a) => IpAddr::V6(Ipv6Addr::from(u128::from(a) & !host_bits(128, prefix_len))),
+/// `net` with an IPv4-mapped IPv6 prefix of /96 or longer written as the
+/// IPv4 prefix it covers (`::ffff:10.0.0.0/104` is `10.0.0.0/8`), because
+/// mapped clients are looked up as IPv4. Shorter IPv6 prefixes stay IPv6.
+pub fn ipv4_mapped_as_ipv4(net: IpNet) -> IpNet {
+    match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => IpNet::V4(Ipv4Net::new(v4, v6.prefix_len() - 96).expect("96 + 32 bits")),
+            None => net,
+        },
+        _ => net,
     }
 }
 
-impl FromStr for Cidr {
-    type Err = CidrError;
-
-    /// Parses `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a /32 or
-    /// /128). Surrounding whitespace is ignored.
-    fn from_str(s: &str) -> Result<Cidr, CidrError> {
-        let text = s.trim();
-        if text.is_empty() {
-            return Err(CidrError::new(s, CidrErrorKind::Empty));
-        }
-        let (addr_text, len_text) = match text.split_once('/') {
-            Some((a, l)) => (a, Some(l)),
-            None => (text, None),
-        };
-        let addr: IpAddr =
-            addr_text.parse().map_err(|_| CidrError::new(text, CidrErrorKind::BadAddress(addr_text.to_string())))?;
-        let prefix_len = match len_text {
-            None => max_len(addr),
-            Some(l) => parse_prefix_len(text, l, max_len(addr))?,
-        };
-        Cidr::new(addr, prefix_len).map_err(|e| CidrError { input: text.to_string(), ..e })
-    }
+/// True when `ip` is inside `net`. IPv4-mapped IPv6 addresses and prefixes
+/// are compared as IPv4, on either side; host bits of `net` are ignored.
+pub fn contains(net: &IpNet, ip: IpAddr) -> bool {
+    ipv4_mapped_as_ipv4(net.trunc()).contains(&ip.to_canonical())
 }
 
-fn parse_prefix_len(input: &str, text: &str, max: u8) -> Result<u8, CidrError> {
-    let digits_only = !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
-    let len: u16 = match text.parse() {
-        Ok(n) if digits_only => n,
-        _ => return Err(CidrError::new(input, CidrErrorKind::BadPrefix(text.to_string()))),
-    };
-    match u8::try_from(len) {
-        Ok(l) if l <= max => Ok(l),
-        _ => Err(CidrError::new(input, CidrErrorKind::PrefixTooLong { len, max })),
-    }
-}
-
-impl fmt::Display for Cidr {
-    /// The canonical `address/length` form.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix_len)
+/// The range of addresses `net` covers, with host bits ignored and an
+/// IPv4-mapped prefix as IPv4.
+fn range(net: &IpNet) -> Range {
+    match ipv4_mapped_as_ipv4(net.trunc()) {
+        IpNet::V4(n) => Range {
+            family: Family::V4,
+            first: u128::from(u32::from(n.network())),
+            last: u128::from(u32::from(n.broadcast())),
+        },
+        IpNet::V6(n) => Range { family: Family::V6, first: u128::from(n.network()), last: u128::from(n.broadcast()) },
     }
 }
 
@@ -223,17 +172,19 @@ pub enum CidrErrorKind {
     Empty,
     /// The part before `/` is not an IPv4 or IPv6 address.
     BadAddress(String),
-    /// The part after `/` is not a whole number.
-    BadPrefix(String),
+    /// The part after `/` is not a whole number of bits from 0 to `max`.
+    BadPrefix { text: String, max: u8 },
     /// The prefix length is longer than the address (32 or 128 bits).
     PrefixTooLong { len: u16, max: u8 },
     /// Bits past the prefix are set; `canonical` is what was probably meant.
-    HostBitsSet { canonical: Cidr },
+    HostBitsSet { canonical: IpNet },
 }
 
-impl CidrError {
-    fn new(input: &str, kind: CidrErrorKind) -> CidrError {
-        CidrError { input: input.trim().to_string(), kind }
+fn family_name(max: u8) -> &'static str {
+    if max == 32 {
+        "IPv4"
+    } else {
+        "IPv6"
     }
 }
 
@@ -244,20 +195,22 @@ impl fmt::Display for CidrError {
             CidrErrorKind::Empty => {
                 write!(f, "empty network prefix; write e.g. \"10.0.0.0/8\" or \"2001:db8::/32\"")
             }
-            CidrErrorKind::BadAddress(a) => {
-                write!(f, "{input:?}: {a:?} is not an IPv4 or IPv6 address")
-            }
-            CidrErrorKind::BadPrefix(p) => {
-                write!(f, "{input:?}: prefix length {p:?} is not a whole number of bits")
-            }
+            CidrErrorKind::BadAddress(a) => write!(
+                f,
+                "{input:?}: {a:?} is not an IPv4 or IPv6 address (write e.g. \"10.0.0.0/8\"; no leading zeros)"
+            ),
+            CidrErrorKind::BadPrefix { text, max } => write!(
+                f,
+                "{input:?}: prefix length {text:?} is not a whole number of bits from 0 to {max} for {}",
+                family_name(*max)
+            ),
             CidrErrorKind::PrefixTooLong { len, max } => {
-                let family = if *max == 32 { "IPv4" } else { "IPv6" };
-                write!(f, "{input:?}: prefix length {len} is longer than {max} for {family}")
+                write!(f, "{input:?}: prefix length {len} is longer than {max} for {}", family_name(*max))
             }
             CidrErrorKind::HostBitsSet { canonical } => write!(
                 f,
                 "{input:?}: address has bits set past the /{} prefix; did you mean \"{canonical}\"?",
-                canonical.prefix_len
+                canonical.prefix_len()
             ),
         }
     }
@@ -293,7 +246,7 @@ impl std::error::Error for NetworkError {}
 #[derive(Clone, Debug, Default)]
 pub struct NetworkTableBuilder {
     names: Vec<String>,
-    prefixes: Vec<(Cidr, NetworkId)>,
+    prefixes: Vec<(IpNet, NetworkId)>,
 }
 
 impl NetworkTableBuilder {
@@ -301,8 +254,10 @@ impl NetworkTableBuilder {
         Self::default()
     }
 
-    /// Adds a named network; returns its id. Error when > 64 networks or duplicate name.
-    pub fn add(&mut self, name: &str, cidrs: &[Cidr]) -> Result<NetworkId, NetworkError> {
+    /// Adds a named network; returns its id. Error when > 64 networks or
+    /// duplicate name. Host bits of a prefix are ignored, and an IPv4-mapped
+    /// prefix counts as IPv4 (see [`ipv4_mapped_as_ipv4`]).
+    pub fn add(&mut self, name: &str, cidrs: &[IpNet]) -> Result<NetworkId, NetworkError> {
         if self.names.iter().any(|n| n == name) {
             return Err(NetworkError::Duplicate { name: name.to_string() });
         }
@@ -322,7 +277,7 @@ impl NetworkTableBuilder {
         let mut v4 = Vec::new();
         let mut v6 = Vec::new();
         for (cidr, id) in &self.prefixes {
-            let range = cidr.range();
+            let range = range(cidr);
             let entry = (range.first, range.last, *id);
             match range.family {
                 Family::V4 => v4.push(entry),
@@ -516,9 +471,10 @@ fn apply_event(counts: &mut [u32; MAX_NETWORKS], mask: NetMask, delta: i8, id: u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
 
-    fn cidr(s: &str) -> Cidr {
-        s.parse().unwrap()
+    fn cidr(s: &str) -> IpNet {
+        parse_network(s).unwrap()
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -528,7 +484,7 @@ mod tests {
     fn table(nets: &[(&str, &[&str])]) -> NetworkTable {
         let mut b = NetworkTableBuilder::new();
         for (name, prefixes) in nets {
-            let cidrs: Vec<Cidr> = prefixes.iter().map(|p| cidr(p)).collect();
+            let cidrs: Vec<IpNet> = prefixes.iter().map(|p| cidr(p)).collect();
             b.add(name, &cidrs).unwrap();
         }
         b.build()
@@ -547,10 +503,24 @@ mod tests {
         assert_eq!(cidr("192.0.2.7").to_string(), "192.0.2.7/32");
         assert_eq!(cidr("::1").to_string(), "::1/128");
         assert_eq!(cidr("0.0.0.0/0").addr(), ip("0.0.0.0"));
+        assert_eq!(cidr("10.0.0.0/08").prefix_len(), 8);
+    }
+
+    #[test]
+    fn ipv4_mapped_prefixes_are_read_as_ipv4() {
+        assert_eq!(cidr("::ffff:10.0.0.0/104"), cidr("10.0.0.0/8"));
+        assert_eq!(cidr("::ffff:a00:0/104").to_string(), "10.0.0.0/8");
+        assert_eq!(cidr("::ffff:192.0.2.7").to_string(), "192.0.2.7/32");
+        assert_eq!(cidr("::ffff:0.0.0.0/96").to_string(), "0.0.0.0/0");
+        // Shorter than /96 is an IPv6 prefix; IPv4-compatible (::a.b.c.d) is not mapped.
+        assert_eq!(cidr("::/80").to_string(), "::/80");
+        assert_eq!(cidr("::10.0.0.0/104").to_string(), "::a00:0/104");
+        let host = err("::ffff:10.0.0.1/104");
+        assert!(host.to_string().contains("did you mean \"::ffff:10.0.0.0/104\"?"), "{host}");
     }
 
     fn err(s: &str) -> CidrError {
-        s.parse::<Cidr>().unwrap_err()
+        parse_network(s).unwrap_err()
     }
 
     #[test]
@@ -558,10 +528,26 @@ mod tests {
         assert_eq!(err("  ").kind, CidrErrorKind::Empty);
         assert!(err("").to_string().contains("empty network prefix"));
         assert_eq!(err("10.0.0/8").kind, CidrErrorKind::BadAddress("10.0.0".into()));
-        assert_eq!(err("10.0.0/8").to_string(), r#""10.0.0/8": "10.0.0" is not an IPv4 or IPv6 address"#);
-        for bad in ["10.0.0.0/", "10.0.0.0/x", "10.0.0.0/+8", "10.0.0.0/-1", "::/1234"] {
-            assert!(matches!(err(bad).kind, CidrErrorKind::BadPrefix(_)), "{bad}");
+        assert!(err("10.0.0/8").to_string().starts_with(r#""10.0.0/8": "10.0.0" is not an IPv4 or IPv6 address"#));
+        for bad in ["010.0.0.0/8", "10.0.0.0 /8", "fe80::1%eth0/64", "[::1]/128", "/8"] {
+            assert!(matches!(err(bad).kind, CidrErrorKind::BadAddress(_)), "{bad}");
         }
+        for bad in [
+            "10.0.0.0/",
+            "10.0.0.0/x",
+            "10.0.0.0/+8",
+            "10.0.0.0/-1",
+            "::/1234",
+            "10.0.0.0/ 8",
+            "10.0.0.0/008",
+            "10.0.0.0/8/8",
+        ] {
+            assert!(matches!(err(bad).kind, CidrErrorKind::BadPrefix { .. }), "{bad}");
+        }
+        assert_eq!(
+            err("10.0.0.0/x").to_string(),
+            r#""10.0.0.0/x": prefix length "x" is not a whole number of bits from 0 to 32 for IPv4"#
+        );
         assert_eq!(err("10.0.0.0/33").to_string(), r#""10.0.0.0/33": prefix length 33 is longer than 32 for IPv4"#);
         assert_eq!(err("::/129").kind, CidrErrorKind::PrefixTooLong { len: 129, max: 128 });
         assert!(err("::/999").to_string().contains("longer than 128 for IPv6"));
@@ -569,21 +555,40 @@ mod tests {
         assert_eq!(host.kind, CidrErrorKind::HostBitsSet { canonical: cidr("10.0.0.0/8") });
         assert!(host.to_string().contains("did you mean \"10.0.0.0/8\"?"), "{host}");
         assert!(err("2001:db8::1/32").to_string().contains("\"2001:db8::/32\""));
-        let new_err = Cidr::new(ip("10.0.0.0"), 40).unwrap_err();
-        assert_eq!(new_err.kind, CidrErrorKind::PrefixTooLong { len: 40, max: 32 });
+        assert_eq!(err("::/129").input, "::/129");
     }
 
     #[test]
-    fn cidr_contains_edges_and_mapped() {
-        let c = cidr("10.1.0.0/16");
-        assert!(c.contains(ip("10.1.0.0")) && c.contains(ip("10.1.255.255")));
-        assert!(!c.contains(ip("10.2.0.0")) && !c.contains(ip("10.0.255.255")));
-        assert!(c.contains(ip("::ffff:10.1.2.3")));
-        assert!(!c.contains(ip("::a01:203")), "IPv4-compatible is not mapped");
-        assert!(cidr("::ffff:10.0.0.0/104").contains(ip("10.9.9.9")));
-        assert!(cidr("0.0.0.0/0").contains(ip("255.255.255.255")));
-        assert!(!cidr("0.0.0.0/0").contains(ip("2001:db8::1")));
-        assert!(cidr("::/0").contains(ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")));
+    fn contains_edges_and_mapped() {
+        let has = |net: &str, addr: &str| contains(&cidr(net), ip(addr));
+        assert!(has("10.1.0.0/16", "10.1.0.0") && has("10.1.0.0/16", "10.1.255.255"));
+        assert!(!has("10.1.0.0/16", "10.2.0.0") && !has("10.1.0.0/16", "10.0.255.255"));
+        assert!(has("10.1.0.0/16", "::ffff:10.1.2.3"));
+        assert!(!has("10.1.0.0/16", "::a01:203"), "IPv4-compatible is not mapped");
+        assert!(has("::ffff:10.0.0.0/104", "10.9.9.9"));
+        assert!(has("0.0.0.0/0", "255.255.255.255"));
+        assert!(!has("0.0.0.0/0", "2001:db8::1"));
+        assert!(has("::/0", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+        assert!(!has("::/0", "::ffff:10.1.2.3"), "a mapped client is an IPv4 client");
+        // A network made in code (not parsed) may be mapped or carry host bits.
+        let raw = IpNet::new(ip("::ffff:10.1.2.3"), 104).unwrap();
+        assert!(contains(&raw, ip("10.200.0.1")) && !contains(&raw, ip("11.0.0.0")));
+    }
+
+    #[test]
+    fn mapped_clients_and_mapped_prefixes_meet_ipv4_networks() {
+        let t = table(&[("internal", &["10.0.0.0/8"]), ("lab", &["::ffff:192.168.0.0/112"])]);
+        assert_eq!(names(&t, "::ffff:10.1.2.3"), ["internal"]);
+        assert_eq!(names(&t, "10.1.2.3"), ["internal"]);
+        assert_eq!(names(&t, "192.168.7.7"), ["lab"]);
+        assert_eq!(names(&t, "::ffff:192.168.7.7"), ["lab"]);
+        assert!(names(&t, "::a01:203").is_empty(), "IPv4-compatible is IPv6");
+        assert!(names(&t, "192.169.0.0").is_empty());
+        let mut b = NetworkTableBuilder::new();
+        b.add("raw", &[IpNet::new(ip("::ffff:10.1.2.3"), 104).unwrap()]).unwrap();
+        let t = b.build();
+        assert_eq!(names(&t, "10.255.0.1"), ["raw"]);
+        assert!(names(&t, "::ffff:a00:0").len() == 1 && names(&t, "11.0.0.0").is_empty());
     }
 
     #[test]
@@ -693,15 +698,43 @@ mod tests {
         }
     }
 
-    fn random_cidr(rng: &mut XorShift) -> Cidr {
+    /// A prefix as code might make it: host bits set, IPv4-mapped or not.
+    fn random_cidr(rng: &mut XorShift) -> IpNet {
         let addr = random_addr(rng);
         let len = (rng.next() % (u64::from(max_len(addr)) + 1)) as u8;
-        Cidr::new(mask_addr(addr, len), len).unwrap()
+        IpNet::new(addr, len).unwrap()
+    }
+
+    /// The matching rule spelled out apart from the code under test: an IPv4
+    /// client (mapped or not) is in IPv4 prefixes and in mapped ones of /96
+    /// or longer; an IPv6 client only in the other IPv6 prefixes.
+    fn naive_contains(net: &IpNet, probe: IpAddr) -> bool {
+        let as_v6 = match probe {
+            IpAddr::V4(a) => a.to_ipv6_mapped(),
+            IpAddr::V6(a) => a,
+        };
+        let probe_v4 = as_v6.to_ipv4_mapped();
+        match net.trunc() {
+            IpNet::V4(n) => probe_v4.is_some_and(|a| n.contains(&a)),
+            IpNet::V6(n) => {
+                let net_is_v4 = n.prefix_len() >= 96 && n.addr().to_ipv4_mapped().is_some();
+                probe_v4.is_some() == net_is_v4 && n.contains(&as_v6)
+            }
+        }
+    }
+
+    #[test]
+    fn printed_networks_read_back_as_themselves() {
+        let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+        for _ in 0..2000 {
+            let net = ipv4_mapped_as_ipv4(random_cidr(&mut rng).trunc());
+            assert_eq!(parse_network(&net.to_string()), Ok(net), "{net}");
+        }
     }
 
     /// An address at or just outside one end of `c`, where off-by-ones live.
-    fn edge_of(c: &Cidr, pick: u64) -> IpAddr {
-        let r = c.range();
+    fn edge_of(c: &IpNet, pick: u64) -> IpAddr {
+        let r = range(c);
         let key = match pick % 4 {
             0 => r.first,
             1 => r.last,
@@ -720,8 +753,8 @@ mod tests {
         for round in 0..4 {
             let count = [5, 50, 500, 3000][round];
             let mut builder = NetworkTableBuilder::new();
-            let mut all: Vec<(Cidr, NetworkId)> = Vec::new();
-            let mut per_net: Vec<Vec<Cidr>> = vec![Vec::new(); 64];
+            let mut all: Vec<(IpNet, NetworkId)> = Vec::new();
+            let mut per_net: Vec<Vec<IpNet>> = vec![Vec::new(); 64];
             for _ in 0..count {
                 let c = random_cidr(&mut rng);
                 per_net[(rng.next() % 64) as usize].push(c);
@@ -738,8 +771,11 @@ mod tests {
                     edge_of(&all[(rng.next() as usize) % all.len()].0, rng.next())
                 };
                 let naive =
-                    all.iter().filter(|(c, _)| c.contains(probe)).fold(NetMask::EMPTY, |m, (_, id)| m.with(*id));
+                    all.iter().filter(|(c, _)| naive_contains(c, probe)).fold(NetMask::EMPTY, |m, (_, id)| m.with(*id));
                 assert_eq!(t.lookup(probe), naive, "{probe} with {count} prefixes");
+                let direct =
+                    all.iter().filter(|(c, _)| contains(c, probe)).fold(NetMask::EMPTY, |m, (_, id)| m.with(*id));
+                assert_eq!(direct, naive, "contains() of {probe}");
             }
         }
     }
