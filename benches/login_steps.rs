@@ -3,11 +3,12 @@
 //! request fast path (session check + decision), which must make none.
 //! Prints a table; `cargo bench --bench login_steps` (quick: `-- --quick`).
 
-use portcullis::auth::{Auth, Secrets};
+use portcullis::auth::Auth;
 use portcullis::challenge::login::Step;
 use portcullis::clock::SystemClock;
 use portcullis::policy::decide::decide;
 use portcullis::policy::expr::Facts;
+use portcullis::store::secrets::Secrets;
 use portcullis::store::SharedStore;
 use std::fmt::Write as _;
 use std::net::TcpListener;

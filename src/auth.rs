@@ -6,16 +6,15 @@
 //! lookup, and a device certificate a hash lookup, never a store round trip.
 
 use crate::challenge::login::LoginService;
-use crate::challenge::totp::SecretBox;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{hosts::AppId, Config};
 use crate::devices::registry::Registry;
 use crate::identity::cookie::KeyRing;
 use crate::identity::session::{Session, SessionLevel, SESSION_COOKIE};
 use crate::policy::decide::{Level, SessionFacts};
+use crate::store::secrets::Secrets;
 use crate::store::{Change, Revocations, SharedStore};
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -49,34 +48,6 @@ const VAPID_SETTING: &str = "vapid-key";
 const KEY_CHECK_SETTING: &str = "secrets-key-check";
 /// How often revocations of sessions that have expired anyway are forgotten.
 const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// `state_dir/secrets.key`: encrypts TOTP secrets (and, in a shared store, the
-/// cookie keys), and is the root other keys are derived from. Every instance
-/// sharing one store must have the same file.
-#[derive(Clone)]
-pub struct Secrets {
-    pub sealer: SecretBox,
-    raw: Vec<u8>,
-}
-
-impl Secrets {
-    pub fn load_or_create(state_dir: &Path) -> Result<Secrets, String> {
-        let path = state_dir.join("secrets.key");
-        let sealer = SecretBox::load_or_create(&path)?;
-        let raw = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        Ok(Secrets { sealer, raw })
-    }
-
-    /// A key for one purpose, derived from the secrets file.
-    pub fn derive(&self, purpose: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
-        h.update(b"portcullis derived key\0");
-        h.update(purpose.as_bytes());
-        h.update(b"\0");
-        h.update(&self.raw);
-        h.finalize().into()
-    }
-}
 
 /// A request's valid session, with what the decision needs.
 #[derive(Debug, Clone)]

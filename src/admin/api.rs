@@ -9,15 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-pub struct AdminReply {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
-}
-
-pub fn reply(status: u16, v: serde_json::Value) -> AdminReply {
-    AdminReply { status, content_type: "application/json", body: format!("{v}\n") }
-}
+use super::reply::{reply, AdminReply};
 
 /// One admin request as the listener read it.
 pub struct AdminRequest<'a> {

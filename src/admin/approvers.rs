@@ -1,7 +1,7 @@
 //! `portcullis admin approver list|link|remove`: a user's approver devices
 //! (push approval), and a single-use enrollment link made for the user.
 
-use super::api::{reply, AdminReply};
+use super::reply::{reply, unavailable, AdminReply};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::push::approver;
@@ -19,8 +19,6 @@ pub async fn handle(cfg: &Config, auth: &Auth, path: &str, body: &[u8]) -> Admin
         );
     }
     let store = auth.store();
-    let unavailable =
-        |e: crate::store::StoreError| reply(503, json!({"error": "store_unavailable", "message": e.to_string()}));
     match path {
         "/approver/list" => match approver::list(store.as_ref(), user).await {
             Ok(devices) => {

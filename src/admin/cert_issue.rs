@@ -5,7 +5,7 @@
 //! and the password. Nothing of it is kept; with `link`, the bundle waits in
 //! challenge state for the device to fetch it (see [`crate::devices::link`]).
 
-use super::api::{reply, AdminReply};
+use super::reply::{reply, AdminReply};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::devices::ca::write_new;

@@ -9,7 +9,7 @@
 //! `POST /cert/set-expiring|expire|revoke` `{"serial"}`, `GET /cert/usage`.
 //! Every time is given as Unix seconds and as UTC ISO 8601 (`…_utc`, with `Z`).
 
-use super::api::{reply, AdminReply};
+use super::reply::{reply, unavailable, AdminReply};
 use crate::auth::Auth;
 use crate::clock::iso8601;
 use crate::config::Config;
@@ -76,7 +76,7 @@ pub fn normalize_serial(text: &str) -> Result<String, String> {
 async fn change(auth: &Auth, serial: &str, update: CertUpdate, contracted: u32) -> AdminReply {
     let now = auth.clock.now();
     match auth.store().update_device_cert(serial, update, contracted, now).await {
-        Err(e) => reply(503, json!({"error": "store_unavailable", "message": e.to_string()})),
+        Err(e) => unavailable(e),
         Ok(Err(e)) => refused(&e),
         Ok(Ok(cert)) => {
             auth.apply_now(&Change::DeviceCert(cert.clone()));
@@ -114,7 +114,7 @@ async fn list(auth: &Auth, body: &Value) -> AdminReply {
     let now = auth.clock.now();
     let mut certs = match auth.store().device_certs().await {
         Ok(c) => c,
-        Err(e) => return reply(503, json!({"error": "store_unavailable", "message": e.to_string()})),
+        Err(e) => return unavailable(e),
     };
     certs.retain(|c| user.is_none_or(|u| c.user == u));
     if let Some(within) = within {
@@ -150,7 +150,7 @@ fn shown(c: &DeviceCert, now: u64) -> Value {
 async fn usage(auth: &Auth, contracted: u32) -> AdminReply {
     let now = auth.clock.now();
     match auth.store().device_certs().await {
-        Err(e) => reply(503, json!({"error": "store_unavailable", "message": e.to_string()})),
+        Err(e) => unavailable(e),
         Ok(certs) => {
             let u = quota::usage(&certs, contracted, now);
             let mut v = serde_json::to_value(&u).unwrap_or_default();

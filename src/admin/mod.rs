@@ -6,4 +6,5 @@ pub mod cert_issue;
 pub mod certs;
 pub mod client;
 pub mod passes;
+pub mod reply;
 pub mod users;

@@ -2,7 +2,7 @@
 //! user's, and check a pass cookie (for `portcullis decide --pass`). The
 //! revocation reaches every instance through the store's change feed.
 
-use super::api::{reply, AdminReply};
+use super::reply::{reply, unavailable, AdminReply};
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::store::PassRecord;
@@ -26,10 +26,6 @@ fn row(p: &PassRecord, now: u64, renew: bool) -> Value {
 
 fn bad(message: &str) -> AdminReply {
     reply(400, json!({"error": "bad_request", "message": message}))
-}
-
-fn unavailable(e: crate::store::StoreError) -> AdminReply {
-    reply(503, json!({"error": "store_unavailable", "message": e.to_string()}))
 }
 
 pub async fn handle(cfg: &Config, auth: &Auth, method: &str, path: &str, body: &[u8]) -> AdminReply {

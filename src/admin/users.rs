@@ -3,7 +3,7 @@
 //! cookie key rotation. Each operation changes the store, then this
 //! instance's snapshot at once; other instances learn it from the change feed.
 
-use super::api::{reply, AdminReply};
+use super::reply::{reply, unavailable, AdminReply};
 use crate::auth::Auth;
 use crate::config::Config;
 use serde_json::{json, Value};
@@ -11,10 +11,6 @@ use std::time::Duration;
 
 /// How long an enrollment link stays valid.
 const ENROLL_LINK_TTL: Duration = Duration::from_secs(72 * 3600);
-
-fn unavailable(e: crate::store::StoreError) -> AdminReply {
-    reply(503, json!({"error": "store_unavailable", "message": e.to_string()}))
-}
 
 /// The user names of a body: `{"user": "a"}` or `{"users": ["a", "b"]}`.
 fn users_of(body: &Value) -> Vec<String> {

@@ -15,26 +15,20 @@
 //!   have been imported), although totp-rs's checked constructor wants 128:
 //!   the generator is built with `build_noncompliant`, and the length rules
 //!   are this module's ([`MIN_SECRET_LEN`], digits 6 to 8, period ≥ 1 s).
-//! - Secrets are encrypted at rest with the user name as associated data, so a
-//!   sealed secret copied to another user's record fails to open.
-//! - Neither `TotpSecret` nor `SecretBox` prints its bytes in `Debug`, and no
-//!   error carries a secret, so neither can leak through a log line.
+//! - Sealing a secret for storage is `store::secrets::SecretBox`'s, with the
+//!   user name as associated data, so a sealed secret copied to another
+//!   user's record fails to open.
+//! - `TotpSecret` does not print its bytes in `Debug`, and no error carries
+//!   a secret, so neither can leak through a log line.
 
-use std::fmt;
-use std::io::Write;
-use std::path::Path;
-
-use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
-use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use data_encoding::BASE32_NOPAD;
 use rand::RngCore;
+use std::fmt;
 
 /// Length of a freshly generated secret: 160 bits, as RFC 4226 recommends.
 const SECRET_LEN: usize = 20;
 /// Shortest secret accepted from a key string (80 bits, what older apps issue).
 const MIN_SECRET_LEN: usize = 10;
-/// ChaCha20-Poly1305 nonce length (96 bits).
-const NONCE_LEN: usize = 12;
 /// Longest code input looked at; anything longer is refused before copying.
 const MAX_CODE_INPUT: usize = 64;
 
@@ -46,8 +40,6 @@ pub enum TotpError {
     BadKeyString(String),
     /// The key decodes to fewer than 10 bytes.
     TooShort,
-    /// A sealed secret could not be opened.
-    Sealed(String),
     /// The issuer or account name cannot be written into an `otpauth://`
     /// label (the Key URI format forbids ':' in either; an account name is
     /// needed). Names which field.
@@ -59,7 +51,6 @@ impl fmt::Display for TotpError {
         match self {
             TotpError::BadKeyString(why) => write!(f, "invalid TOTP key string: {why}"),
             TotpError::TooShort => write!(f, "TOTP key is too short (at least {MIN_SECRET_LEN} bytes needed)"),
-            TotpError::Sealed(why) => write!(f, "cannot open sealed TOTP secret: {why}"),
             TotpError::Label(field) => {
                 write!(f, "the TOTP {field} cannot go into an otpauth URI (empty, or it contains ':')")
             }
@@ -239,92 +230,6 @@ pub fn qr_svg(data: &str) -> String {
     }
 }
 
-/// Encrypts secrets at rest with ChaCha20-Poly1305: a random 96-bit nonce
-/// per seal, stored as nonce || ciphertext+tag. Debug never shows the key.
-#[derive(Clone)]
-pub struct SecretBox {
-    cipher: ChaCha20Poly1305,
-}
-
-impl fmt::Debug for SecretBox {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretBox(..)")
-    }
-}
-
-impl SecretBox {
-    pub fn new(key: [u8; 32]) -> Self {
-        SecretBox { cipher: ChaCha20Poly1305::new(&key.into()) }
-    }
-
-    /// Reads the hex key file, or creates it with a fresh key (parent
-    /// directories created, file mode 0600, never overwriting a file that
-    /// appeared meanwhile). Errors name the path, never the key.
-    pub fn load_or_create(path: &Path) -> Result<Self, String> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => return Self::parse_key_file(path, &text),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot read key file {}: {e}", path.display())),
-        }
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        match write_new_key_file(path, &key) {
-            Ok(()) => Ok(Self::new(key)),
-            // Another process created it first: use theirs.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read key file {}: {e}", path.display()))?;
-                Self::parse_key_file(path, &text)
-            }
-            Err(e) => Err(format!("cannot create key file {}: {e}", path.display())),
-        }
-    }
-
-    fn parse_key_file(path: &Path, text: &str) -> Result<Self, String> {
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut key)
-            .map_err(|_| format!("key file {} must hold 64 hex digits (a 32-byte key)", path.display()))?;
-        Ok(Self::new(key))
-    }
-
-    /// Encrypts `plaintext` bound to `associated` (the user name), so the
-    /// result opens only for that user.
-    pub fn seal(&self, plaintext: &[u8], associated: &[u8]) -> Vec<u8> {
-        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let payload = Payload { msg: plaintext, aad: associated };
-        // Encryption fails only beyond 256 GiB of plaintext.
-        let ciphertext = self.cipher.encrypt(&nonce, payload).expect("plaintext within ChaCha20-Poly1305 limits");
-        let mut sealed = Vec::with_capacity(NONCE_LEN + ciphertext.len());
-        sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(&ciphertext);
-        sealed
-    }
-
-    /// Decrypts what `seal` produced for the same `associated` data.
-    pub fn open(&self, sealed: &[u8], associated: &[u8]) -> Result<Vec<u8>, TotpError> {
-        if sealed.len() < NONCE_LEN {
-            return Err(TotpError::Sealed("too short".into()));
-        }
-        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
-        let payload = Payload { msg: ciphertext, aad: associated };
-        self.cipher
-            .decrypt(Nonce::from_slice(nonce), payload)
-            .map_err(|_| TotpError::Sealed("authentication failed (wrong key or user, or altered)".into()))
-    }
-}
-
-/// Writes a new key file that only its owner can read; fails with
-/// `AlreadyExists` rather than replacing a key that secrets were sealed with.
-fn write_new_key_file(path: &Path, key: &[u8; 32]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(format!("{}\n", hex::encode(key)).as_bytes())?;
-    file.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,9 +374,6 @@ mod tests {
     fn debug_hides_secrets() {
         let secret = rfc_secret();
         assert_eq!(format!("{secret:?}"), "TotpSecret(..)");
-        let boxed = SecretBox::new([7u8; 32]);
-        let shown = format!("{boxed:?}");
-        assert_eq!(shown, "SecretBox(..)");
     }
 
     #[test]
@@ -519,7 +421,7 @@ mod tests {
     /// agrees with: what is enrolled keeps working, the 80-bit key too.
     #[test]
     fn secrets_sealed_by_the_previous_code_still_verify() {
-        let sb = SecretBox::new([7u8; 32]);
+        let sb = crate::store::secrets::SecretBox::new([7u8; 32]);
         /// (time, 30 s code, 60 s code)
         type Codes = [(u64, &'static str, &'static str); 4];
         let cases: [(&str, &str, &str, Codes); 2] = [
@@ -569,60 +471,6 @@ mod tests {
         assert!(!svg.contains("href"));
         let too_long = qr_svg(&"x".repeat(10_000));
         assert!(too_long.contains("</svg>"));
-    }
-
-    #[test]
-    fn seal_open_round_trip_with_fresh_nonce() {
-        let sb = SecretBox::new([1u8; 32]);
-        let secret = TotpSecret::generate();
-        let a = sb.seal(secret.as_bytes(), b"alice");
-        let b = sb.seal(secret.as_bytes(), b"alice");
-        assert_ne!(a, b, "each seal uses a new nonce");
-        assert_eq!(sb.open(&a, b"alice").unwrap(), secret.as_bytes());
-        assert_eq!(sb.open(&b, b"alice").unwrap(), secret.as_bytes());
-    }
-
-    #[test]
-    fn open_refuses_other_user_key_or_tampering() {
-        let sb = SecretBox::new([1u8; 32]);
-        let sealed = sb.seal(b"secret bytes", b"alice");
-        assert!(matches!(sb.open(&sealed, b"bob"), Err(TotpError::Sealed(_))));
-        let other = SecretBox::new([2u8; 32]);
-        assert!(other.open(&sealed, b"alice").is_err());
-        for i in 0..sealed.len() {
-            let mut tampered = sealed.clone();
-            tampered[i] ^= 0x01;
-            assert!(sb.open(&tampered, b"alice").is_err(), "byte {i}");
-        }
-        assert!(sb.open(&sealed[..sealed.len() - 1], b"alice").is_err());
-        assert!(sb.open(&sealed[..5], b"alice").is_err());
-        assert!(sb.open(&[], b"alice").is_err());
-    }
-
-    #[test]
-    fn key_file_created_0600_and_reused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("nested/dir/totp.key");
-        let first = SecretBox::load_or_create(&path).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.trim().len(), 64);
-        let sealed = first.seal(b"payload", b"alice");
-        let second = SecretBox::load_or_create(&path).unwrap();
-        assert_eq!(second.open(&sealed, b"alice").unwrap(), b"payload");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
-    }
-
-    #[test]
-    fn bad_key_file_is_refused_without_echoing_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("totp.key");
-        std::fs::write(&path, "abcd1234").unwrap();
-        let err = SecretBox::load_or_create(&path).unwrap_err();
-        assert!(err.contains("64 hex digits") && !err.contains("abcd1234"), "{err}");
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "abcd1234");
     }
 
     /// Runs the system `oathtool`; a missing tool fails the test loudly.

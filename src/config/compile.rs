@@ -222,7 +222,7 @@ impl Compiler<'_> {
             self.err_at(t.period.as_ref().map_or(0, |p| p.span().start), "totp.period must be 30 or 60");
         }
         let offset = match &t.timezone {
-            Some(tz) => crate::challenge::cooldown::parse_offset(tz.get_ref()).unwrap_or_else(|e| {
+            Some(tz) => super::cooldown::parse_offset(tz.get_ref()).unwrap_or_else(|e| {
                 self.err(tz, format!("totp.timezone: {e}"));
                 0
             }),
@@ -230,7 +230,7 @@ impl Compiler<'_> {
         };
         let quiet = t.quiet_window.as_ref().and_then(|w| {
             let tz = t.timezone.as_ref().map_or("UTC", |z| z.get_ref().as_str());
-            crate::challenge::cooldown::QuietWindow::parse(w.get_ref(), tz)
+            super::cooldown::QuietWindow::parse(w.get_ref(), tz)
                 .map_err(|e| self.err(w, format!("totp.quiet_window: {e}")))
                 .ok()
         });
@@ -241,7 +241,7 @@ impl Compiler<'_> {
         TotpSettings {
             period,
             issuer: t.issuer.as_ref().map_or_else(|| "portcullis".to_string(), |i| i.get_ref().clone()),
-            cooldown: crate::challenge::cooldown::Cooldown { secs, quiet },
+            cooldown: super::cooldown::Cooldown { secs, quiet },
             utc_offset: offset,
         }
     }

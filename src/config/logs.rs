@@ -3,7 +3,7 @@
 //! Checked here like every other section; `crate::logging` applies it.
 
 use super::file::LogFile;
-use crate::logging::audit_file::AuditFileSettings;
+use std::path::PathBuf;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -37,6 +37,14 @@ impl Default for LogSettings {
 }
 
 pub const DEFAULT_LEVEL: &str = "info";
+
+/// Where and how big: `[log] audit_file`, `audit_max_size` (bytes), `audit_keep`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFileSettings {
+    pub path: PathBuf,
+    pub max_bytes: u64,
+    pub keep: u32,
+}
 
 /// The audit file's size before it rotates, and how many rotated files stay.
 pub const DEFAULT_AUDIT_MAX_SIZE: u64 = 64 << 20;

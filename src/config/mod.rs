@@ -5,6 +5,7 @@
 //! one that serves.
 
 pub mod compile;
+pub mod cooldown;
 pub mod duration;
 pub mod file;
 pub mod hosts;
@@ -186,7 +187,7 @@ pub struct Admin {
 pub struct TotpSettings {
     pub period: u64,
     pub issuer: String,
-    pub cooldown: crate::challenge::cooldown::Cooldown,
+    pub cooldown: cooldown::Cooldown,
     /// Seconds east of UTC, for showing times to users.
     pub utc_offset: i32,
 }

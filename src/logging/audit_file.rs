@@ -7,6 +7,7 @@
 //! Installed as a `tracing` layer once; the file it writes to follows the
 //! config ([`set`], at start and at each reload).
 
+pub use crate::config::logs::AuditFileSettings;
 use arc_swap::ArcSwapOption;
 use serde_json::{Map, Value};
 use std::fs::{File, OpenOptions};
@@ -17,14 +18,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
-
-/// Where and how big: `[log] audit_file`, `audit_max_size` (bytes), `audit_keep`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditFileSettings {
-    pub path: PathBuf,
-    pub max_bytes: u64,
-    pub keep: u32,
-}
 
 struct Open {
     settings: AuditFileSettings,

@@ -4,10 +4,11 @@
 
 use super::{Listener, Portcullis};
 use crate::admin::api::{ensure_token, AdminApi, AdminRequest, BodyAllowance};
-use crate::auth::{Auth, Secrets};
+use crate::auth::Auth;
 use crate::config::hosts::strip_port;
 use crate::config::StoreConfig;
 use crate::live::Live;
+use crate::store::secrets::Secrets;
 use crate::store::{embedded::EmbeddedStore, SharedStore};
 use async_trait::async_trait;
 use http::Response;

@@ -16,6 +16,7 @@
 pub mod conformance;
 pub mod embedded;
 pub mod redis;
+pub mod secrets;
 
 use crate::devices::quota::{self, QuotaError};
 use crate::devices::registry::{CertUpdate, DeviceCert};
@@ -46,7 +47,7 @@ impl std::error::Error for StoreError {}
 pub type StoreResult<T> = Result<T, StoreError>;
 
 /// A user's TOTP authenticator. The secret is encrypted at rest by the caller
-/// (`challenge::totp::SecretBox`); the store only keeps bytes.
+/// ([`secrets::SecretBox`]); the store only keeps bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TotpRecord {
     pub secret_sealed: Vec<u8>,

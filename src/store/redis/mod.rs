@@ -196,7 +196,10 @@ impl RedisStore {
 /// The store a config's `server.store = "redis://…"` and `[redis]` describe;
 /// key names are HMAC'd with a key derived from the instance secrets, so every
 /// instance with the same `secrets.key` names keys alike.
-pub fn from_config(store: &crate::config::StoreConfig, secrets: &crate::auth::Secrets) -> Result<RedisStore, String> {
+pub fn from_config(
+    store: &crate::config::StoreConfig,
+    secrets: &super::secrets::Secrets,
+) -> Result<RedisStore, String> {
     let crate::config::StoreConfig::Redis { url, password_file, db, key_prefix } = store else {
         return Err("not a Redis store".into());
     };
