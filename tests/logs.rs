@@ -110,6 +110,7 @@ async fn json_lines_carry_the_documented_fields() {
         "{calls:?}"
     );
     assert!(calls.iter().any(|l| l["path"] == "/reload" && l["status"] == 200), "{calls:?}");
+    assert!(calls.iter().all(|l| l["actor"] == "token:admin"), "the token is the actor: {calls:?}");
     let reloaded = audit(&lines, "config_reloaded");
     assert!(reloaded[0]["summary"].as_str().unwrap().contains("1 apps"), "{reloaded:?}");
 

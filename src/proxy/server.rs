@@ -298,7 +298,12 @@ impl ServeHttp for AdminService {
         // Polling (health checks, Prometheus) is not an administrator's act.
         if !(matches!(path.as_str(), "/healthz" | "/metrics") && r.status < 400) {
             let from = session.client_addr().map(|a| a.to_string());
-            crate::audit!("admin_call", method = %method, path = %path, status = r.status, from);
+            // The bearer token acts as `token:<its file's name>` (`token:admin` by default).
+            let actor = self.api.authorized(auth.as_deref()).then(|| {
+                let file = self.live.current().admin.token_file.clone();
+                format!("token:{}", file.file_stem().map_or("admin".into(), |s| s.to_string_lossy()))
+            });
+            crate::audit!("admin_call", method = %method, path = %path, status = r.status, from, actor);
         }
         response(r.status, r.content_type, r.body, None)
     }
