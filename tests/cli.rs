@@ -93,15 +93,17 @@ fn check_reports_several_errors_at_once() {
     assert!(err.contains("2 error(s)"), "{err}");
 }
 
+/// Runs the binary with `args`; it must succeed and print JSON.
+fn json(args: &[&str]) -> serde_json::Value {
+    let (code, out, err) = portcullis(args);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
 #[test]
 fn decide_prints_the_decision() {
     let env = Env::new("", APPS);
     let cfg = common::path_str(&env.config);
-    let json = |args: &[&str]| -> serde_json::Value {
-        let (code, out, err) = portcullis(args);
-        assert_eq!(code, 0, "{err}");
-        serde_json::from_str(&out).unwrap()
-    };
     let v = json(&["decide", "--config", cfg, "--host", "wiki.localhost", "--ip", "127.0.0.2"]);
     assert_eq!(v["action"], "forward");
     assert_eq!(v["rule"], "app.wiki.bypass");
@@ -124,11 +126,6 @@ fn decide_prints_the_decision() {
 fn decide_reads_ipv4_mapped_addresses_and_prefixes_as_ipv4() {
     let env = Env::new("", APPS);
     let cfg = common::path_str(&env.config);
-    let json = |args: &[&str]| -> serde_json::Value {
-        let (code, out, err) = portcullis(args);
-        assert_eq!(code, 0, "{err}");
-        serde_json::from_str(&out).unwrap()
-    };
     let decide = |ip: &str| json(&["decide", "--config", cfg, "--host", "wiki.localhost", "--ip", ip]);
     let v = decide("::ffff:127.0.0.2");
     assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("forward"), Some("app.wiki.bypass")));
