@@ -9,7 +9,9 @@ use std::path::Path;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
+use super::actor::{Act, Actor, Caller};
 use super::reply::{reply, AdminReply};
+use std::net::IpAddr;
 
 /// One admin request as the listener read it.
 pub struct AdminRequest<'a> {
@@ -63,7 +65,13 @@ impl AdminApi {
         given.ct_eq(self.token.as_bytes()).into()
     }
 
-    pub async fn handle(&self, live: &Arc<Live>, auth: &Auth, req: AdminRequest<'_>) -> AdminReply {
+    pub async fn handle(
+        &self,
+        live: &Arc<Live>,
+        auth: &Auth,
+        req: AdminRequest<'_>,
+        from: Option<IpAddr>,
+    ) -> AdminReply {
         let authorized = self.authorized(req.authorization);
         match (req.method, req.path) {
             ("GET", "/healthz") => {
@@ -77,51 +85,141 @@ impl AdminApi {
                 401,
                 json!({"error": "unauthorized", "message": "send `Authorization: Bearer <token>` with the token from admin.token_file"}),
             ),
-            ("GET", "/metrics") => {
-                let mut body = crate::metrics::render();
-                crate::metrics::render_device_certs(&mut body, &auth.devices.load(), auth.clock.now());
-                AdminReply { status: 200, content_type: "text/plain; version=0.0.4", body }
+            _ => {
+                let caller = Caller::token(&token_name(&live.current()), from);
+                route(&live.current(), Some(live), auth, &caller, req.method, req.path, req.body).await
             }
-            ("GET", "/locked") => super::users::locked(auth).await,
-            ("GET", "/store/export") => super::users::export(auth).await,
-            ("POST", "/store/import") => super::users::import(auth, req.body).await,
-            ("POST", "/cert/issue") => super::cert_issue::handle(&live.current(), auth, req.body).await,
-            ("POST", path) if path.starts_with("/approver/") => {
-                super::approvers::handle(&live.current(), auth, path, req.body).await
-            }
-            (method, path) if path.starts_with("/pass/") => {
-                super::passes::handle(&live.current(), auth, method, path, req.body).await
-            }
-            (method, path) if path.starts_with("/cert/") => {
-                super::certs::handle(&live.current(), auth, method, path, req.body).await
-            }
-            ("POST", "/reload") => {
-                let live = live.clone();
-                match tokio::task::spawn_blocking(move || live.reload()).await {
-                    Ok(Ok(r)) => reply(200, serde_json::to_value(r).unwrap_or_default()),
-                    Ok(Err(r)) => reply(422, serde_json::to_value(r).unwrap_or_default()),
-                    Err(_) => reply(500, json!({"error": "internal"})),
-                }
-            }
-            ("POST", path) => {
-                let body = if req.body.iter().all(u8::is_ascii_whitespace) {
-                    json!({})
-                } else {
-                    match serde_json::from_slice::<serde_json::Value>(req.body) {
-                        Ok(v) => v,
-                        Err(e) => {
-                            return reply(
-                                400,
-                                json!({"error": "bad_request", "message": format!("the body is not JSON: {e}")}),
-                            )
-                        }
-                    }
-                };
-                super::users::handle(&live.current(), auth, path, &body).await
-            }
-            (_, "/healthz" | "/metrics" | "/locked") => reply(405, json!({"error": "method_not_allowed"})),
-            _ => reply(404, json!({"error": "not_found"})),
         }
+    }
+}
+
+/// The bearer token's name in the audit log: its file's name (`admin` by default).
+pub fn token_name(cfg: &crate::config::Config) -> String {
+    cfg.admin.token_file.file_stem().map_or("admin".into(), |s| s.to_string_lossy().into_owned())
+}
+
+/// Routes only the bearer token may call: they act on the whole instance,
+/// not on users, and carry secrets (an export holds every sealed secret).
+fn token_only(path: &str) -> bool {
+    matches!(path, "/metrics" | "/reload" | "/keys/rotate") || path.starts_with("/store/")
+}
+
+/// One admin API call by an authenticated caller: the token (the admin
+/// listener, the CLI) or an administrator signed in through the portal (the
+/// console). The same routes, rules and audit lines for both; a person also
+/// confirms the acts that ask for it with `confirm_password`.
+/// `live` is the listener's (for `/reload`); the portal passes `None`, as only
+/// the token may reload.
+pub async fn route(
+    cfg: &crate::config::Config,
+    live: Option<&Arc<Live>>,
+    auth: &Auth,
+    caller: &Caller,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> AdminReply {
+    if let Actor::Person { user, .. } = &caller.actor {
+        if token_only(path) {
+            return reply(
+                403,
+                json!({"error": "token_only", "message": "this call is for automation: use the admin listener with the bearer token"}),
+            );
+        }
+        if method == "POST" && Act::of_route(path).is_some() {
+            if let Err(r) = confirm(cfg, auth, caller, user, body).await {
+                return r;
+            }
+        }
+    }
+    match (method, path) {
+        ("GET", "/metrics") => {
+            let mut body = crate::metrics::render();
+            crate::metrics::render_device_certs(&mut body, &auth.devices.load(), auth.clock.now());
+            AdminReply { status: 200, content_type: "text/plain; version=0.0.4", body }
+        }
+        ("GET", "/locked") => super::users::locked(auth).await,
+        ("GET" | "POST", "/users") => super::directory::list(cfg, auth, &parse_or_empty(body)).await,
+        ("GET", "/store/export") => super::users::export(auth).await,
+        ("POST", "/store/import") => super::users::import(auth, body).await,
+        ("POST", "/cert/issue") => super::cert_issue::handle(cfg, auth, body).await,
+        ("POST", path) if path.starts_with("/approver/") => super::approvers::handle(cfg, auth, path, body).await,
+        (method, path) if path.starts_with("/pass/") => super::passes::handle(cfg, auth, method, path, body).await,
+        (method, path) if path.starts_with("/cert/") => {
+            super::certs::handle(cfg, auth, caller, method, path, body).await
+        }
+        ("POST", "/reload") => {
+            let Some(live) = live.cloned() else { return reply(403, json!({"error": "token_only"})) };
+            match tokio::task::spawn_blocking(move || live.reload()).await {
+                Ok(Ok(r)) => reply(200, serde_json::to_value(r).unwrap_or_default()),
+                Ok(Err(r)) => reply(422, serde_json::to_value(r).unwrap_or_default()),
+                Err(_) => reply(500, json!({"error": "internal"})),
+            }
+        }
+        ("POST", path) => {
+            let body = if body.iter().all(u8::is_ascii_whitespace) {
+                json!({})
+            } else {
+                match serde_json::from_slice::<serde_json::Value>(body) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return reply(
+                            400,
+                            json!({"error": "bad_request", "message": format!("the body is not JSON: {e}")}),
+                        )
+                    }
+                }
+            };
+            super::users::handle(cfg, auth, caller, path, &body).await
+        }
+        (_, "/healthz" | "/metrics" | "/locked") => reply(405, json!({"error": "method_not_allowed"})),
+        _ => reply(404, json!({"error": "not_found"})),
+    }
+}
+
+fn parse_or_empty(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap_or_else(|_| json!({}))
+}
+
+/// A person's act waits for their password, asked again (`confirm_password`):
+/// a wrong one changes nothing and counts toward their lockout.
+async fn confirm(
+    cfg: &crate::config::Config,
+    auth: &Auth,
+    caller: &Caller,
+    user: &str,
+    body: &[u8],
+) -> Result<(), AdminReply> {
+    let given = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("confirm_password").and_then(|p| p.as_str()).map(str::to_string))
+        .filter(|p| !p.is_empty());
+    let Some(password) = given else {
+        return Err(reply(
+            403,
+            json!({"error": "confirmation_required", "message": "confirm this with your password: send `confirm_password`"}),
+        ));
+    };
+    let ip = caller.from.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    use crate::challenge::login::Step;
+    match auth.login.confirm_password(cfg, user, &password, ip).await {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            crate::audit!("admin_confirmation_failed", actor = %user, role = caller.actor.role(), from = caller.from.map(|i| i.to_string()));
+            Err(reply(
+                403,
+                json!({"error": "wrong_confirmation", "message": "the confirmation password is wrong; nothing was changed"}),
+            ))
+        }
+        Err(Step::Locked) => Err(reply(
+            403,
+            json!({"error": "locked", "message": "too many wrong passwords: your account is locked; another administrator can unlock it"}),
+        )),
+        Err(Step::Busy) => Err(reply(503, json!({"error": "busy", "message": "too many sign-ins at once; try again"}))),
+        Err(_) => Err(reply(
+            503,
+            json!({"error": "store_unavailable", "message": "the store did not answer; nothing was changed"}),
+        )),
     }
 }
 

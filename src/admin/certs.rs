@@ -9,6 +9,7 @@
 //! `POST /cert/set-expiring|expire|revoke` `{"serial"}`, `GET /cert/usage`.
 //! Every time is given as Unix seconds and as UTC ISO 8601 (`…_utc`, with `Z`).
 
+use super::actor::{self, Act, Caller};
 use super::reply::{reply, unavailable, AdminReply};
 use crate::auth::Auth;
 use crate::clock::iso8601;
@@ -18,7 +19,7 @@ use crate::devices::registry::{CertUpdate, DeviceCert};
 use crate::store::Change;
 use serde_json::{json, Value};
 
-pub async fn handle(cfg: &Config, auth: &Auth, method: &str, path: &str, body: &[u8]) -> AdminReply {
+pub async fn handle(cfg: &Config, auth: &Auth, caller: &Caller, method: &str, path: &str, body: &[u8]) -> AdminReply {
     let Some(dc) = cfg.device_certificates.as_ref() else {
         return reply(
             409,
@@ -51,7 +52,23 @@ pub async fn handle(cfg: &Config, auth: &Auth, method: &str, path: &str, body: &
             )
         }
     };
-    change(auth, &serial, update, dc.contracted).await
+    // The rules of who may act on whom (see `actor`), on the certificate's user.
+    let owner = auth.devices.load().entries().find(|e| e.serial == serial).map(|e| e.user.clone());
+    let act = match update {
+        CertUpdate::SetExpiring => Act::CertSetExpiring,
+        CertUpdate::Expire => Act::CertExpire,
+        CertUpdate::Revoke => Act::CertRevoke,
+    };
+    if let Some(owner) = &owner {
+        if let Err(r) = actor::may(cfg, &caller.actor, act, owner) {
+            actor::record(caller, act.name(), owner, r.code());
+            return reply(403, json!({"error": "refused", "reason": r.code(), "message": r.message(), "user": owner}));
+        }
+    }
+    let r = change(auth, &serial, update, dc.contracted).await;
+    let result = if r.status == 200 { "done" } else { "refused" };
+    actor::record(caller, act.name(), owner.as_deref().unwrap_or(&serial), result);
+    r
 }
 
 fn parse_body(body: &[u8]) -> Result<Value, AdminReply> {

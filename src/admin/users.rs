@@ -3,9 +3,11 @@
 //! cookie key rotation. Each operation changes the store, then this
 //! instance's snapshot at once; other instances learn it from the change feed.
 
+use super::actor::{self, Act, Caller};
 use super::reply::{reply, unavailable, AdminReply};
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::store::StoreError;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -75,7 +77,7 @@ pub async fn import(auth: &Auth, body: &[u8]) -> AdminReply {
     }
 }
 
-pub async fn handle(cfg: &Config, auth: &Auth, path: &str, body: &Value) -> AdminReply {
+pub async fn handle(cfg: &Config, auth: &Auth, caller: &Caller, path: &str, body: &Value) -> AdminReply {
     if path == "/keys/rotate" {
         return rotate_keys(auth).await;
     }
@@ -92,49 +94,81 @@ pub async fn handle(cfg: &Config, auth: &Auth, path: &str, body: &Value) -> Admi
             json!({"error": "unknown_user", "message": format!("no user named `{unknown}` in the users file")}),
         );
     }
-    let result = match path {
-        "/unlock" => unlock(auth, &users).await,
-        "/revoke-totp" => revoke_totp(auth, &users).await,
-        "/sign-out" => sign_out(auth, &users).await,
+    let act = match path {
+        "/unlock" => Act::Unlock,
+        "/revoke-totp" => Act::RevokeTotp,
+        "/sign-out" => Act::SignOut,
         "/enroll-link" => return enroll_link(cfg, auth, &users[0]).await,
         _ => return reply(404, json!({"error": "not_found"})),
     };
-    result.unwrap_or_else(unavailable)
-}
-
-async fn unlock(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::store::StoreError> {
-    let (mut unlocked, mut not_locked) = (Vec::new(), Vec::new());
-    for u in users {
-        if auth.store().unlock(u).await? {
-            unlocked.push(u)
-        } else {
-            not_locked.push(u)
+    let mut results = Vec::new();
+    for user in &users {
+        let result = match actor::may(cfg, &caller.actor, act, user) {
+            Err(refusal) => Ok(Err(refusal)),
+            Ok(()) => apply(cfg, auth, act, user).await.map(Ok),
+        };
+        let row = match result {
+            Ok(Ok(done)) => json!({"user": user, "result": done.0, "ok": true, "ready_at": done.1}),
+            Ok(Err(r)) => {
+                json!({"user": user, "result": "refused", "ok": false, "reason": r.code(), "message": r.message()})
+            }
+            Err(e) => json!({"user": user, "result": "store_unavailable", "ok": false, "message": e.to_string()}),
+        };
+        actor::record(caller, act.name(), user, row["reason"].as_str().unwrap_or(row["result"].as_str().unwrap_or("")));
+        results.push(row);
+    }
+    let status = per_user_status(&results);
+    let done =
+        |r: &str| -> Vec<Value> { results.iter().filter(|v| v["result"] == r).map(|v| v["user"].clone()).collect() };
+    let mut v = json!({"action": act.name(), "results": results});
+    // The shapes scripts already read.
+    match act {
+        Act::Unlock => {
+            v["unlocked"] = done("unlocked").into();
+            v["not_locked"] = done("not_locked").into();
         }
-        crate::audit!("unlock", user = %u);
-    }
-    Ok(reply(200, json!({"unlocked": unlocked, "not_locked": not_locked})))
-}
-
-async fn revoke_totp(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::store::StoreError> {
-    let now = auth.clock.now();
-    for u in users {
-        auth.store().revoke_totp(u, now).await?;
-        auth.sign_out_everywhere(u).await?;
-        // A lost phone is often the approver too.
-        for d in crate::push::approver::list(auth.store().as_ref(), u).await? {
-            crate::push::approver::remove(auth.store().as_ref(), u, &d.id).await?;
+        Act::RevokeTotp => {
+            v["revoked"] = done("revoked").into();
+            v["signed_out"] = json!(true);
         }
-        crate::audit!("revoke_totp", user = %u);
+        _ => v["signed_out"] = done("signed_out").into(),
     }
-    Ok(reply(200, json!({"revoked": users, "signed_out": true})))
+    reply(status, v)
 }
 
-async fn sign_out(auth: &Auth, users: &[String]) -> Result<AdminReply, crate::store::StoreError> {
-    for u in users {
-        auth.sign_out_everywhere(u).await?;
-        crate::audit!("sign_out_everywhere", user = %u);
+/// 200 when any user's act went through (or found nothing to do); else the
+/// refusal's status (403) or the store's (503).
+fn per_user_status(results: &[Value]) -> u16 {
+    if results.iter().any(|r| r["ok"] == true) {
+        200
+    } else if results.iter().any(|r| r["result"] == "store_unavailable") {
+        503
+    } else {
+        403
     }
-    Ok(reply(200, json!({"signed_out": users})))
+}
+
+/// Does `act` to `user`: the result's name, and (for a revocation) when the
+/// user may enroll again.
+async fn apply(cfg: &Config, auth: &Auth, act: Act, user: &str) -> Result<(&'static str, Option<u64>), StoreError> {
+    let store = auth.store();
+    match act {
+        Act::Unlock => Ok((if store.unlock(user).await? { "unlocked" } else { "not_locked" }, None)),
+        Act::RevokeTotp => {
+            let now = auth.clock.now();
+            store.revoke_totp(user, now).await?;
+            auth.sign_out_everywhere(user).await?;
+            // A lost phone is often the approver too.
+            for d in crate::push::approver::list(store.as_ref(), user).await? {
+                crate::push::approver::remove(store.as_ref(), user, &d.id).await?;
+            }
+            Ok(("revoked", Some(cfg.totp.cooldown.ready_at(now))))
+        }
+        _ => {
+            auth.sign_out_everywhere(user).await?;
+            Ok(("signed_out", None))
+        }
+    }
 }
 
 /// A single-use link on the first app host the user may use.

@@ -211,6 +211,25 @@ impl LoginService {
         step
     }
 
+    /// An administrator's password asked again before an act (unlock,
+    /// revocation, certificate changes). Counted like a password guess, and a
+    /// wrong one like a failed login, so a stolen session cannot try passwords
+    /// without locking its user. `Ok(true)` when right, `Ok(false)` when wrong;
+    /// `Err` with `Locked`, `Busy` or `Unavailable` when it was not checked.
+    pub async fn confirm_password(&self, cfg: &Config, username: &str, password: &str, ip: IpAddr) -> StepResult<bool> {
+        let user = cfg.users.get(username).ok_or(Step::WrongCredentials)?;
+        let ticket = self.hashing.admit().ok_or(Step::Busy)?;
+        self.reserve(cfg, &user.username).await?;
+        if ticket.verify(user.password_hash.clone(), password.to_string()).await {
+            self.store.release_guess(&user.username).await?;
+            return Ok(true);
+        }
+        match self.failure(cfg, &user.username, ip, "confirmation password", Step::WrongCredentials).await? {
+            Step::Locked => Err(Step::Locked),
+            _ => Ok(false),
+        }
+    }
+
     /// Step 1 with a device certificate instead of a password: the caller has
     /// checked the certificate (verified chain, registered, active or
     /// expiring, naming `username`); the policy decides what comes next, as

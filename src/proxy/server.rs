@@ -294,16 +294,17 @@ impl ServeHttp for AdminService {
             },
         };
         let request = AdminRequest { method: &method, path: &path, authorization: auth.as_deref(), body: &body };
-        let r = self.api.handle(&self.live, &self.auth, request).await;
+        let from = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip());
+        let r = self.api.handle(&self.live, &self.auth, request, from).await;
         // Polling (health checks, Prometheus) is not an administrator's act.
         if !(matches!(path.as_str(), "/healthz" | "/metrics") && r.status < 400) {
             let from = session.client_addr().map(|a| a.to_string());
             // The bearer token acts as `token:<its file's name>` (`token:admin` by default).
-            let actor = self.api.authorized(auth.as_deref()).then(|| {
-                let file = self.live.current().admin.token_file.clone();
-                format!("token:{}", file.file_stem().map_or("admin".into(), |s| s.to_string_lossy()))
-            });
-            crate::audit!("admin_call", method = %method, path = %path, status = r.status, from, actor);
+            let actor = self
+                .api
+                .authorized(auth.as_deref())
+                .then(|| format!("token:{}", crate::admin::api::token_name(&self.live.current())));
+            crate::audit!("admin_call", method = %method, path = %path, status = r.status, from, actor, role = "token");
         }
         response(r.status, r.content_type, r.body, None)
     }
