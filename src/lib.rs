@@ -11,6 +11,7 @@ pub mod challenge;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod devices;
 pub mod entrance;
 pub mod identity;

@@ -24,6 +24,7 @@ impl Portal<'_> {
                 self.cert_login_api(req).await
             }
             ("POST", super::cert_login::API_PATH) => self.cert_login_api(req).await,
+            (_, p) if p.starts_with(crate::console::API_PREFIX) => crate::console::api(self, req).await,
             ("POST", "/.portcullis/api/login") => self.api_login(req).await,
             ("POST", "/.portcullis/api/push") => self.api_push_start(req).await,
             ("POST", "/.portcullis/api/push/wait") => self.api_push_wait(req).await,

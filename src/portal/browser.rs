@@ -39,6 +39,9 @@ impl Portal<'_> {
         }
         let post = req.method == "POST";
         if post && !form::csrf_ok(&self.auth.keys.load(), &req.flow, req.fields.get("csrf")) {
+            if crate::console::is_console_path(&req.path) {
+                return crate::console::form_refused(self, req);
+            }
             // Back to a fresh copy of the form, which says why.
             if req.path == crate::devices::link::DOWNLOAD_PATH {
                 let token = req.field("token").unwrap_or_default();
@@ -56,6 +59,7 @@ impl Portal<'_> {
                 self.page(req, Page::Error { message: self.peer_cert.refusal().0 })
             }
             ("GET", "/.portcullis/" | "/.portcullis") => self.dashboard(req).await,
+            (_, p) if crate::console::is_console_path(p) => crate::console::browser(self, req).await,
             ("GET", super::cert_login::PATH) => self.cert_login_page(req).await,
             ("GET", "/.portcullis/login") => self.login_page(req),
             ("POST", "/.portcullis/login") => self.login_post(req).await,

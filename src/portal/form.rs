@@ -47,6 +47,16 @@ pub fn parse_form(body: &[u8]) -> HashMap<String, String> {
     out
 }
 
+/// Every field of a form body in order, repeated names included: at most
+/// 2,000 pairs (a 16 KiB body holds fewer), values length-capped as in [`parse_form`].
+pub fn parse_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body)
+        .take(2000)
+        .filter(|(k, v)| k.len() <= 64 && v.len() <= 4096)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
 /// Fields of a JSON object body: strings (up to 4 KiB), booleans as "true"/"false" and numbers
 /// as their decimal text; nested objects and arrays are skipped (see `Request::json`).
 pub fn parse_json(body: &[u8]) -> Result<HashMap<String, String>, BodyError> {

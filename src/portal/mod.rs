@@ -63,6 +63,9 @@ pub struct Request {
     pub flow: String,
     pub new_flow: bool,
     pub fields: HashMap<String, String>,
+    /// Every field of a POSTed form in order, repeated names included (the
+    /// console's checkboxes); [`Request::fields`] keeps only the first of each.
+    pub pairs: Vec<(String, String)>,
     /// The request carries Fetch Metadata (see `identity::pass::is_browser`).
     pub browser: bool,
     /// A JSON body as parsed (for endpoints taking nested values).
@@ -74,6 +77,11 @@ impl Request {
     /// A field of the form or JSON body, or else of the query string.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.fields.get(name).map(String::as_str)
+    }
+
+    /// Every value of a repeated form field (checked boxes), in order.
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// This listener's origin as the browser named it: `host:port`.
@@ -145,6 +153,7 @@ impl Portal<'_> {
         let existing = form::flow_id(cookie_headers(), &self.auth.keys.load());
         let is_api = path.starts_with("/.portcullis/api/");
         let mut json = None;
+        let mut pairs = Vec::new();
         if method == "POST" {
             if is_api && !self.api_request_allowed(session, &content_type) {
                 return Err(Reply::json(
@@ -157,6 +166,7 @@ impl Portal<'_> {
                 json = serde_json::from_slice(&body).ok();
                 form::parse_json(&body).map_err(|e| body_error(e, true))?
             } else {
+                pairs = form::parse_pairs(&body);
                 form::parse_form(&body)
             };
             fields.retain(|k, _| k == "rd" || k == "lang" || k == "enroll");
@@ -178,6 +188,7 @@ impl Portal<'_> {
             flow,
             new_flow,
             fields,
+            pairs,
             browser,
             user_agent,
             json,

@@ -141,11 +141,18 @@ fn safe_path(path: &str) -> Option<String> {
     // dot segments itself, and differently (it keeps empty segments, so
     // `/.portcullis//./..` is `/.portcullis/` to it and `/` to nginx), so a
     // target with any is no place to return to; nor is one the proxy would
-    // refuse (`%2`, `..;/`), nor the reserved prefix in any spelling.
+    // refuse (`%2`, `..;/`), nor the reserved prefix in any spelling (but
+    // the admin console's pages, in the canonical spelling).
     let encoded = utf8_percent_encode(path, PATH_ESCAPES).to_string();
     let path_part = encoded.split(['?', '#']).next().unwrap_or_default();
     match crate::proxy::path::canonicalize(path_part.as_bytes()) {
-        Ok(canonical) if canonical == path_part && !crate::proxy::path::is_portal_path(&canonical) => Some(encoded),
+        // The console is the one portal place to come back to: its pages change nothing on GET.
+        Ok(canonical)
+            if canonical == path_part
+                && (!crate::proxy::path::is_portal_path(&canonical) || crate::console::is_console_path(&canonical)) =>
+        {
+            Some(encoded)
+        }
         _ => None,
     }
 }
@@ -387,6 +394,16 @@ mod tests {
         assert_eq!(check("%2F.portcullis%2Flogin"), None);
         assert_eq!(check("https://other-app.localhost/.portcullis/logout"), None);
         assert_eq!(check("/.portcullisx"), path("/.portcullisx"));
+        // The admin console is the exception, in its canonical spelling only.
+        assert_eq!(check("/.portcullis/admin/locked"), path("/.portcullis/admin/locked"));
+        for rd in [
+            "/.Portcullis/admin/",
+            "/.portcullis/admin/../logout",
+            "/.portcullis/admin/%2e%2e/logout",
+            "/.portcullis/administrator",
+        ] {
+            assert_eq!(check(rd), None, "{rd}");
+        }
         // However the proxy would read the prefix: any case, dot segments, `;`.
         for rd in
             ["/.PORTCULLIS/logout", "/a/../.portcullis/x", "/.portcullis;x/", "/%2Eportcullis/login", "/./.Portcullis"]

@@ -32,7 +32,7 @@
 mod body;
 mod catalog;
 mod en;
-mod html;
+pub mod html;
 mod ja;
 mod lang;
 

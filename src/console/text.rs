@@ -1,0 +1,168 @@
+//! The console's texts, English and Japanese side by side: one line per key,
+//! so a key without both is a compile error.
+
+use crate::challenge::pages::Lang;
+
+macro_rules! console_texts {
+    ($($name:ident => $en:literal, $ja:literal;)*) => {
+        /// Every user-visible text of the admin console.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum T {
+            $($name,)*
+        }
+
+        impl T {
+            /// Every key, in declaration order.
+            pub const ALL: &'static [T] = &[$(T::$name,)*];
+
+            pub fn get(self, lang: Lang) -> &'static str {
+                match (self, lang) {
+                    $((T::$name, Lang::En) => $en, (T::$name, Lang::Ja) => $ja,)*
+                }
+            }
+        }
+    };
+}
+
+console_texts! {
+    Console => "Administration", "管理";
+    SignedInAs => "Signed in as {user} ({role})", "{user} としてサインイン中（{role}）";
+    BackToPortal => "My account", "マイアカウント";
+    NavUsers => "Users", "ユーザー";
+    NavLocked => "Locked users", "ロック中のユーザー";
+    NavRevoke => "Token revocation", "トークンの失効";
+    NavCerts => "Device certificates", "端末証明書";
+    NavPolicy => "Policy", "ポリシー";
+    NavAudit => "Audit log", "監査ログ";
+
+    ForbiddenTitle => "Administrators only", "管理者専用";
+    ForbiddenText => "This page is for administrators. Your account has no administrator role.", "このページは管理者専用です。あなたのアカウントには管理者の役割がありません。";
+    NeedSecondFactor => "The console needs a sign-in with your second factor. Sign out and sign in again.", "管理画面には二要素目まで済んだサインインが必要です。サインアウトしてからもう一度サインインしてください。";
+    FormExpired => "This form has expired or was sent from another site. Nothing was changed: reload the page and try again.", "このフォームは期限切れか、別のサイトから送信されました。何も変更していません。ページを再読み込みしてやり直してください。";
+    NotFound => "There is no such page in the console.", "管理画面にそのようなページはありません。";
+    StoreDown => "The store did not answer; nothing was changed. Try again in a moment.", "ストアが応答しませんでした。何も変更していません。しばらくしてからもう一度お試しください。";
+
+    UsersTitle => "Users", "ユーザー";
+    SearchLabel => "Search by name or email", "名前またはメールアドレスで検索";
+    SearchButton => "Search", "検索";
+    ColUser => "User", "ユーザー";
+    ColName => "Name", "氏名";
+    ColRole => "Role", "役割";
+    ColGroup => "Policy group", "ポリシーグループ";
+    ColFactors => "Second factors", "二要素目";
+    ColLocked => "Locked", "ロック";
+    ColSince => "Since", "開始";
+    ColUntil => "Until", "解除予定";
+    ColReason => "Reason", "理由";
+    ColWait => "May enroll again", "再登録できる日時";
+    ColSelect => "Select", "選択";
+    Yes => "Yes", "はい";
+    No => "No", "いいえ";
+    UntilUnlocked => "until unlocked", "解除されるまで";
+    TotpEnrolled => "authenticator", "認証アプリ";
+    TotpPending => "authenticator (not confirmed)", "認証アプリ（未確認）";
+    RecoveryLeft => "{n} recovery codes", "リカバリーコード {n} 個";
+    Approvers => "{n} approver devices", "承認端末 {n} 台";
+    Certs => "{n} certificates", "証明書 {n} 枚";
+    NoFactor => "none", "なし";
+    CoolingDown => "cooling down until {time}", "{time} まで再登録待ち";
+    Truncated => "More users match: narrow the search.", "さらに該当するユーザーがいます。検索を絞り込んでください。";
+    NoUsers => "No users match.", "該当するユーザーはいません。";
+    RoleUser => "user", "一般ユーザー";
+    RoleAdmin => "admin", "管理者";
+    RoleMaster => "master", "マスター";
+
+    LockedTitle => "Locked users", "ロック中のユーザー";
+    LockedIntro => "Check the users to unlock, confirm with your password, and unlock them together.", "ロックを解除するユーザーを選び、パスワードで確認してまとめて解除します。";
+    NobodyLocked => "Nobody is locked.", "ロック中のユーザーはいません。";
+    UnknownSlots => "{n} records of unknown user names are locked too (guesses at names that do not exist); they unlock by themselves.", "存在しないユーザー名への試行の記録 {n} 件もロック中です（自動で解除されます）。";
+    YouAreLocked => "This is you: another administrator must unlock you.", "あなた自身です。ほかの管理者に解除を依頼してください。";
+    NoOtherAdmin => "No other administrator exists: contact {contact}, or unlock with the admin token: portcullis admin unlock {user}", "ほかに管理者がいません。{contact} に連絡するか、管理トークンで解除してください: portcullis admin unlock {user}";
+    OtherAdmins => "Administrators who can: {names}", "解除できる管理者: {names}";
+    UnlockButton => "Unlock selected users", "選択したユーザーのロックを解除";
+    ConfirmLabel => "Your password (to confirm)", "あなたのパスワード（確認用）";
+    ConfirmHint => "Unlock, revocation and certificate changes ask for your password again.", "ロック解除・失効・証明書の変更には、もう一度パスワードが必要です。";
+
+    RevokeTitle => "Token revocation", "トークンの失効";
+    RevokeIntro => "Revoke the authenticator of users who lost their phone: they are signed out everywhere, their approver devices are removed, and they may enroll again after the cooldown shown.", "スマートフォンを紛失したユーザーの認証アプリを失効します。すべてのセッションがサインアウトされ、承認端末も削除されます。再登録は表示の日時以降にできます。";
+    RevokeButton => "Revoke the selected users' authenticators", "選択したユーザーの認証アプリを失効";
+    SignOutTitle => "Sign out everywhere", "すべてのセッションをサインアウト";
+    SignOutIntro => "End every session of the selected users (their authenticators stay).", "選択したユーザーのすべてのセッションを終了します（認証アプリはそのままです）。";
+    SignOutButton => "Sign the selected users out everywhere", "選択したユーザーをすべてサインアウト";
+    NoTotpUsers => "No user has an authenticator to revoke.", "失効できる認証アプリを持つユーザーはいません。";
+
+    ResultTitle => "Result", "結果";
+    ResultIntro => "What happened, user by user:", "ユーザーごとの結果:";
+    ColResult => "Result", "結果";
+    ResUnlocked => "unlocked", "ロックを解除しました";
+    ResNotLocked => "was not locked", "ロックされていませんでした";
+    ResRevoked => "authenticator revoked; may enroll again after {time}", "認証アプリを失効しました。{time} 以降に再登録できます";
+    ResSignedOut => "signed out everywhere", "すべてのセッションをサインアウトしました";
+    ResDone => "done", "完了しました";
+    ResYourself => "refused: nobody acts on their own account; ask another administrator", "拒否: 自分自身には操作できません。ほかの管理者に依頼してください";
+    ResMasterOnly => "refused: only a master may do this to an administrator", "拒否: 管理者に対するこの操作はマスターのみが行えます";
+    ResUnavailable => "not done: the store did not answer", "未実行: ストアが応答しませんでした";
+    WrongConfirmation => "The confirmation password is wrong. Nothing was changed.", "確認用パスワードが違います。何も変更していません。";
+    ConfirmMissing => "Enter your password to confirm. Nothing was changed.", "確認のためパスワードを入力してください。何も変更していません。";
+    ConfirmLocked => "Too many wrong passwords: your account is now locked. Nothing was changed.", "パスワードの誤りが多すぎるため、あなたのアカウントはロックされました。何も変更していません。";
+    NothingSelected => "Select at least one. Nothing was changed.", "1 つ以上選択してください。何も変更していません。";
+    BackLink => "Back", "戻る";
+    Refused => "Refused: {message}", "拒否されました: {message}";
+
+    CertsTitle => "Device certificates", "端末証明書";
+    CertsNotConfigured => "Device certificates are not configured (add [device_certificates] to the config).", "端末証明書は設定されていません（設定に [device_certificates] を追加してください）。";
+    UsageTitle => "License usage", "ライセンスの使用状況";
+    UsageContracted => "Contracted", "契約数";
+    UsageActive => "Active (counts against the license)", "有効（ライセンスを消費）";
+    UsageExpiring => "Set as expiring (no license consumed)", "期限切れ予定（ライセンスを消費しない）";
+    UsageExpired => "Expired", "期限切れ";
+    UsageRevoked => "Revoked", "失効";
+    UsageAllowance => "Replacement allowance (set-expiring uses in 350 days)", "入れ替え枠（350 日間の期限切れ予定設定）";
+    UsageAllowanceValue => "{used} used of {allowed}; {left} left", "{allowed} 回中 {used} 回使用、残り {left} 回";
+    UsageCanIssue => "Can be issued now", "今すぐ発行できる数";
+    ColSerial => "Serial", "シリアル";
+    ColDevice => "Device", "端末";
+    ColStatus => "Status", "状態";
+    ColIssued => "Issued", "発行日時";
+    ColStops => "Stops working", "使えなくなる日時";
+    CertActionsHint => "Set as expiring: the certificate works for 90 more days and consumes no license meanwhile (for a replacement). Expire: it stops now. Revoke: it stops now and for good.", "期限切れ予定: 90 日後に使えなくなり、その間ライセンスを消費しません（入れ替え用）。期限切れ: 今すぐ使えなくなります。失効: 今すぐ、恒久的に使えなくなります。";
+    CertAction => "Action", "操作";
+    CertSetExpiring => "Set as expiring", "期限切れ予定にする";
+    CertExpire => "Expire now", "今すぐ期限切れにする";
+    CertRevoke => "Revoke", "失効する";
+    CertApply => "Apply to the selected certificates", "選択した証明書に適用";
+    NoCerts => "No certificates have been issued.", "発行済みの証明書はありません。";
+    IssueTitle => "Issue a certificate", "証明書を発行";
+    IssueUser => "User", "ユーザー";
+    IssueDevice => "Device name", "端末名";
+    IssueButton => "Issue and make a download link", "発行してダウンロードリンクを作成";
+    IssuedTitle => "Certificate issued", "証明書を発行しました";
+    IssuedText => "Certificate {serial} for {user} ({device}). Send the download link to the device; it works once.", "{user}（{device}）の証明書 {serial} を発行しました。ダウンロードリンクを端末に送ってください。リンクは 1 回だけ使えます。";
+    IssuedLink => "Download link", "ダウンロードリンク";
+    IssuedPassword => "Bundle password (tell the user; it is shown only now)", "バンドルのパスワード（ユーザーに伝えてください。表示は今回限りです）";
+    IssueRefused => "Not issued: {message}", "発行できませんでした: {message}";
+    StatusActive => "active", "有効";
+    StatusExpiring => "expiring", "期限切れ予定";
+    StatusExpired => "expired", "期限切れ";
+    StatusRevoked => "revoked", "失効";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_text_has_both_languages_and_the_same_placeholders() {
+        for &t in T::ALL {
+            let (en, ja) = (t.get(Lang::En), t.get(Lang::Ja));
+            assert!(!en.is_empty() && !ja.is_empty(), "{t:?}");
+            let names = |s: &str| {
+                let mut v: Vec<String> =
+                    s.split('{').skip(1).filter_map(|p| p.split_once('}')).map(|(n, _)| n.into()).collect();
+                v.sort();
+                v
+            };
+            assert_eq!(names(en), names(ja), "{t:?}");
+        }
+    }
+}
