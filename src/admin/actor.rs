@@ -145,14 +145,17 @@ pub fn may(cfg: &Config, actor: &Actor, act: Act, target: &str) -> Result<(), Re
     Ok(())
 }
 
-/// Writes the audit line of one act on one target.
-pub fn record(caller: &Caller, act: &str, target: &str, result: &str) {
+/// Writes the audit line of one act on one user (its target, in the field
+/// `user`: `target` is the log's own key for the event's kind), with the
+/// certificate's `serial` when the act was on one.
+pub fn record(caller: &Caller, act: &str, user: &str, serial: Option<&str>, result: &str) {
     crate::audit!(
         "admin_action",
         actor = %caller.actor.label(),
         role = caller.actor.role(),
         action = act,
-        target = %target,
+        user = %user,
+        serial,
         result = %result,
         from = caller.from.map(|ip| ip.to_string()),
     );

@@ -61,13 +61,13 @@ pub async fn handle(cfg: &Config, auth: &Auth, caller: &Caller, method: &str, pa
     };
     if let Some(owner) = &owner {
         if let Err(r) = actor::may(cfg, &caller.actor, act, owner) {
-            actor::record(caller, act.name(), owner, r.code());
+            actor::record(caller, act.name(), owner, Some(&serial), r.code());
             return reply(403, json!({"error": "refused", "reason": r.code(), "message": r.message(), "user": owner}));
         }
     }
     let r = change(auth, &serial, update, dc.contracted).await;
     let result = if r.status == 200 { "done" } else { "refused" };
-    actor::record(caller, act.name(), owner.as_deref().unwrap_or(&serial), result);
+    actor::record(caller, act.name(), owner.as_deref().unwrap_or(""), Some(&serial), result);
     r
 }
 

@@ -114,7 +114,13 @@ pub async fn handle(cfg: &Config, auth: &Auth, caller: &Caller, path: &str, body
             }
             Err(e) => json!({"user": user, "result": "store_unavailable", "ok": false, "message": e.to_string()}),
         };
-        actor::record(caller, act.name(), user, row["reason"].as_str().unwrap_or(row["result"].as_str().unwrap_or("")));
+        actor::record(
+            caller,
+            act.name(),
+            user,
+            None,
+            row["reason"].as_str().unwrap_or(row["result"].as_str().unwrap_or("")),
+        );
         results.push(row);
     }
     let status = per_user_status(&results);

@@ -131,10 +131,14 @@ pub async fn locked_page(ctx: &Ctx<'_>) -> Reply {
     let cfg = ctx.portal.config;
     let rows = locked["locked"].as_array().cloned().unwrap_or_default();
     let mut body = format!("<p>{}</p>\n", escape(v.t(T::LockedIntro)));
+    // Only the administrator themselves locked: nothing they may unlock, so no form.
+    let selectable = rows.iter().any(|l| s(&l["user"]) != v.admin);
     if rows.is_empty() {
         body.push_str(&format!("<p class=\"ok\">{}</p>\n", escape(v.t(T::NobodyLocked))));
     } else {
-        body.push_str(&v.form("/.portcullis/admin/unlock"));
+        if selectable {
+            body.push_str(&v.form("/.portcullis/admin/unlock"));
+        }
         let head = [
             v.t(T::ColSelect),
             v.t(T::ColUser),
@@ -166,7 +170,9 @@ pub async fn locked_page(ctx: &Ctx<'_>) -> Reply {
             })
             .collect();
         body.push_str(&table(&head, &cells));
-        body.push_str(&v.confirm_and_submit(T::UnlockButton, false));
+        if selectable {
+            body.push_str(&v.confirm_and_submit(T::UnlockButton, false));
+        }
     }
     let unknown = locked["unknown_name_slots_locked"].as_u64().unwrap_or(0);
     if unknown > 0 {

@@ -19,7 +19,7 @@ nav a[aria-current]{color:inherit;font-weight:700;text-decoration:none}
 main{background:#fff;border:1px solid #d5d9de;border-radius:8px;padding:1.25rem 1.5rem;overflow-x:auto}
 h1{font-size:1.4rem;margin-top:0}h2{font-size:1.1rem;margin-top:1.5rem}
 table{border-collapse:collapse;width:100%;margin:1rem 0}th,td{text-align:left;padding:.35rem .6rem;border-bottom:1px solid #e4e7eb;vertical-align:top}
-th{font-size:.9rem;color:#4a5058}
+th{font-size:.9rem;color:#4a5058;white-space:nowrap}
 label{display:block;font-weight:600;margin-top:1rem}
 input[type=text],input[type=password],input[type=search],select{box-sizing:border-box;width:100%;max-width:24rem;font-family:inherit;font-size:1rem;padding:.45rem;border:1px solid #767d86;border-radius:4px}
 input[type=checkbox]{width:1.2rem;height:1.2rem}
@@ -30,6 +30,7 @@ button.danger{background:#b3261e}
 .ok{background:#e7f4ea;border-left:4px solid #1e7b34;padding:.5rem .75rem}
 .hint{color:#4a5058;font-size:.9rem}
 code,.mono{font-family:ui-monospace,monospace;font-size:.9rem;overflow-wrap:anywhere}
+.mono{white-space:nowrap}
 td.ok,td.error{padding:.35rem .6rem}
 :lang(ja){line-break:strict}
 ";
