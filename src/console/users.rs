@@ -184,13 +184,15 @@ pub async fn locked_page(ctx: &Ctx<'_>) -> Reply {
 /// For an administrator who sees themselves locked: who can unlock them, or
 /// (no other administrator) the organisation's contact line and the CLI.
 pub fn self_locked_hint(ctx: &Ctx<'_>, user: &str) -> String {
-    let v = &ctx.view;
     let others = crate::admin::actor::other_administrators(ctx.portal.config, user);
+    who_can_unlock(&ctx.view, &others, ctx.portal.contact(), user)
+}
+
+fn who_can_unlock(v: &View<'_>, others: &[&str], contact: Option<&str>, user: &str) -> String {
     let mut out = escape(v.t(T::YouAreLocked));
     out.push(' ');
     if others.is_empty() {
-        let contact = ctx.portal.contact().unwrap_or("-");
-        out.push_str(&v.tf(T::NoOtherAdmin, &[("contact", contact), ("user", user)]));
+        out.push_str(&v.tf(T::NoOtherAdmin, &[("contact", contact.unwrap_or("-")), ("user", user)]));
     } else {
         out.push_str(&v.tf(T::OtherAdmins, &[("names", &others.join(", "))]));
     }
@@ -266,4 +268,25 @@ pub async fn act(ctx: &Ctx<'_>, route: &str) -> Reply {
     let body = json!({"users": users, "confirm_password": password});
     let (status, v) = ctx.call_json("POST", &format!("/{route}"), &body).await;
     results::show(ctx, section, status, &v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::challenge::pages::Lang;
+
+    fn view(lang: Lang) -> View<'static> {
+        View { lang, admin: "mia", role: "master", csrf: "t", here: "/.portcullis/admin/locked" }
+    }
+
+    #[test]
+    fn a_locked_administrator_is_told_who_can_unlock_them_or_the_contact_line() {
+        let en = who_can_unlock(&view(Lang::En), &["ada", "adam"], Some("IT desk"), "mia");
+        assert!(en.contains("another administrator") && en.contains("ada, adam"), "{en}");
+        let alone = who_can_unlock(&view(Lang::En), &[], Some("IT desk <ext. 1234>"), "mia");
+        assert!(alone.contains("contact IT desk &lt;ext. 1234&gt;"), "{alone}");
+        assert!(alone.contains("portcullis admin unlock mia"), "{alone}");
+        let ja = who_can_unlock(&view(Lang::Ja), &[], Some("情報システム部"), "mia");
+        assert!(ja.contains("情報システム部 に連絡"), "{ja}");
+    }
 }

@@ -294,6 +294,7 @@ impl Portal<'_> {
                 session_level: level,
                 certs: certs.as_deref(),
                 passes: passes.as_deref(),
+                administers: user.role.administers(),
             },
         )
     }

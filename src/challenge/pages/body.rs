@@ -17,6 +17,7 @@ const REVOKE_PASS: &str = "/.portcullis/passes/revoke";
 const PUSH: &str = "/.portcullis/push";
 const PUSH_AGAIN: &str = "/.portcullis/push/again";
 const APPROVERS: &str = "/.portcullis/approvers";
+const ADMIN_CONSOLE: &str = "/.portcullis/admin/";
 const APPROVER_LINK: &str = "/.portcullis/approvers/link";
 const APPROVER_REMOVE: &str = "/.portcullis/approvers/remove";
 const CERT_LOGIN: &str = crate::portal::cert_login::PATH;
@@ -37,9 +38,21 @@ pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
         }
         Page::EnrollConfirm { error, clock_hint } => b.enroll_confirm(error, clock_hint),
         Page::RecoveryCodes { codes, continue_href } => b.recovery_codes(codes, continue_href),
-        Page::Dashboard { display_name, username, has_totp, recovery_left, session_level, certs, passes } => {
+        Page::Dashboard {
+            display_name,
+            username,
+            has_totp,
+            recovery_left,
+            session_level,
+            certs,
+            passes,
+            administers,
+        } => {
             certs.iter().flat_map(|c| c.iter()).filter(|c| c.stops_soon).for_each(|c| b.cert_banner(c));
             b.dashboard(display_name, username, has_totp, recovery_left, session_level);
+            if administers {
+                b.link(ADMIN_CONSOLE, false, Text::AdminConsoleLink);
+            }
             if let Some(certs) = certs {
                 b.certs(certs);
             }

@@ -181,6 +181,8 @@ texts! {
     ApproverLinkIntro,
     ApproverRemoveButton,
     ApproversLink,
+    /// On an administrator's dashboard: the way to the admin console.
+    AdminConsoleLink,
 
     // Entrance passes on the dashboard.
     PassesHeading,

@@ -156,6 +156,7 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ApproverLinkIntro => "Scan this code with the phone to add (or open the link on it) within 10 minutes. It works once.",
         Text::ApproverRemoveButton => "Remove",
         Text::ApproversLink => "Approval devices",
+        Text::AdminConsoleLink => "Administration console",
         Text::PassesHeading => "Trusted browsers (entrance passes)",
         Text::PassesIntro => "These browsers may skip the one-time password where your organization allows it. Revoke any you no longer use or do not recognize.",
         Text::PassesNone => "No browser holds an entrance pass of yours.",

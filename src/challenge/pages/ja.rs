@@ -164,6 +164,7 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::ApproverLinkIntro => "追加するスマートフォンで10分以内にこのコードを読み取る（またはリンクを開く）と追加されます。一度だけ使えます。",
         Text::ApproverRemoveButton => "削除",
         Text::ApproversLink => "承認デバイス",
+        Text::AdminConsoleLink => "管理画面",
         Text::PassesHeading => "信頼済みブラウザー（入館証）",
         Text::PassesIntro => "これらのブラウザーでは、組織が許可している場合にワンタイムパスワードを省略できます。使わなくなったものや心当たりのないものは取り消してください。",
         Text::PassesNone => "あなたの入館証を持つブラウザーはありません。",

@@ -146,6 +146,8 @@ pub enum Page<'a> {
         certs: Option<&'a [CertRow]>,
         /// The user's working entrance passes; `None` without `[entrance_pass]`.
         passes: Option<&'a [PassRow]>,
+        /// The user is a master or admin: link the admin console.
+        administers: bool,
     },
     /// "Approve login on your device": the number, or why no push was sent.
     PushWait {

@@ -55,12 +55,14 @@ fn the_dashboard_lists_passes_with_a_revoke_button_each() {
         session_level: "password+totp",
         certs: None,
         passes: Some(&passes),
+        administers: true,
     };
     let en = render(&page, &ctx(Lang::En, None));
     assert!(en.contains("<strong>Chrome on Windows</strong> (this browser)"), "{en}");
     assert!(en.contains("Issued 2026-12-01 09:00 (+09:00) from 10.0.0.7; last used 2026-12-06 10:00 (+09:00)"));
     assert!(en.contains("action=\"/.portcullis/passes/revoke?lang=en\""), "{en}");
     assert!(en.contains("<input type=\"hidden\" name=\"id\" value=\"passAAAA\">"));
+    assert!(en.contains("<a href=\"/.portcullis/admin/?lang=en\">Administration console</a>"), "{en}");
 }
 
 /// Device certificates with hostile names and serials, one of them stopping soon.
@@ -93,6 +95,7 @@ fn every_page(codes: &[String]) -> Vec<Page<'_>> {
             session_level: HOSTILE,
             certs: Some(hostile_certs()),
             passes: Some(hostile_passes()),
+            administers: false,
         },
         Page::Locked,
         Page::Denied,
@@ -303,6 +306,7 @@ fn dashboard_offers_regeneration_only_with_an_authenticator() {
         session_level: "password+totp",
         certs: None,
         passes: None,
+        administers: false,
     };
     let with = render(&dashboard(true), &ctx(Lang::Ja, None));
     assert!(with.contains("action=\"/.portcullis/recovery/regenerate?lang=ja\""));
@@ -338,6 +342,7 @@ fn dashboard_lists_device_certificates_and_warns_of_one_that_stops_soon() {
         session_level: "password",
         certs,
         passes: None,
+        administers: false,
     };
     let en = render(&dashboard(Some(&certs)), &ctx(Lang::En, None));
     assert!(en.contains("<h2>Device certificates</h2>"), "{en}");
