@@ -47,7 +47,7 @@ const USERS: [(&str, &str); 8] = [
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let env = Env::new("", &apps());
+        let env = Env::new("\n[device_certificates]\ncontracted = 10\n", &apps());
         let mut users = String::new();
         for (name, role) in USERS {
             users.push_str(&format!(
@@ -257,6 +257,69 @@ async fn the_rules_hold_through_the_api_and_every_act_is_audited() {
     assert_eq!((ada_unlock["role"].as_str(), ada_unlock["from"].as_str()), (Some("admin"), Some("127.0.0.2")));
     assert!(lines.iter().any(|l| l["event"] == "admin_confirmation_failed" && l["actor"] == "ada"));
     assert!(!lines.iter().any(|l| l.to_string().contains(PASSWORD)), "no password in the audit log");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_are_issued_and_changed_in_the_console() {
+    let env = env();
+    let (mia, _) = enrolled(env, "mia").await;
+    let (_, page) = get(&mia, env, "/.portcullis/admin/certs?lang=en").await;
+    assert!(page.contains("License usage") && page.contains("Replacement allowance"), "{page}");
+    let csrf = csrf_of(&page);
+    // Issue: a single-use download link and the bundle's password, once.
+    let mut serials = Vec::new();
+    for (user, device) in [("carol", "carol-laptop"), ("adam", "adam-pc"), ("mia", "mia-pc")] {
+        let fields = [("csrf", csrf.as_str()), ("user", user), ("device", device)];
+        let (s, html) = form(&mia, env, "/.portcullis/admin/cert/issue?lang=en", &fields).await;
+        assert_eq!(s, StatusCode::OK, "{html}");
+        assert!(html.contains("/.portcullis/cert/download?token="), "{html}");
+        assert!(html.contains("id=\"bundle-password\""), "{html}");
+        let (_, list) = env.admin(reqwest::Method::POST, "/cert/list", Some(&env.token())).await;
+        let list: Value = serde_json::from_str(&list).unwrap();
+        let serial = list["certificates"].as_array().unwrap().iter().find(|c| c["device"] == device).unwrap()["serial"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(html.contains(&serial), "the result names the serial: {html}");
+        serials.push(serial);
+    }
+    let (_, page) = get(&mia, env, "/.portcullis/admin/certs?lang=en").await;
+    assert!(serials.iter().all(|s| page.contains(s.as_str())), "every certificate is listed: {page}");
+    // Set as expiring two at once (the master on an admin's: allowed); her own is refused.
+    let change = |serials: Vec<&str>, password: &str| {
+        let mut fields = vec![("csrf", csrf.clone()), ("act", "set-expiring".to_string())];
+        fields.extend(serials.into_iter().map(|s| ("serial", s.to_string())));
+        fields.push(("confirm_password", password.to_string()));
+        let mia = mia.clone();
+        async move {
+            let r = mia
+                .post(env.url("wiki.localhost", "/.portcullis/admin/cert/change?lang=en"))
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (s, html) = change(vec![&serials[0], &serials[1]], "wrong").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{html}");
+    assert!(html.contains("Nothing was changed"), "{html}");
+    let (s, html) = change(vec![&serials[0], &serials[1], &serials[2]], PASSWORD).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    let rows: Vec<&str> = html.lines().filter(|l| l.contains("<tr><td>")).collect();
+    assert_eq!(rows.len(), 3, "{html}");
+    assert!(rows[0].contains("carol") && rows[0].contains("done"), "{rows:?}");
+    assert!(rows[1].contains("adam") && rows[1].contains("done"), "{rows:?}");
+    assert!(rows[2].contains("mia") && rows[2].contains("own account"), "{rows:?}");
+    let (_, list) = env.admin(reqwest::Method::POST, "/cert/list", Some(&env.token())).await;
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let status = |serial: &str| {
+        list["certificates"].as_array().unwrap().iter().find(|c| c["serial"] == serial).unwrap()["status"].clone()
+    };
+    assert_eq!(
+        (status(&serials[0]), status(&serials[1]), status(&serials[2])),
+        (json!("expiring"), json!("expiring"), json!("active"))
+    );
 }
 
 /// The audit file's lines once `ready` holds for them (events are written as they happen).
