@@ -71,6 +71,7 @@ pub async fn run_all(make: &MakeStore) {
         reset_failures_and_unlock,
         locked_lists_current_locks,
         revoke_totp,
+        invitation_tries_are_bounded_under_race,
         sign_out_everywhere,
         revoked_sessions,
         subscribers_see_every_change,
@@ -468,6 +469,43 @@ async fn locked_lists_current_locks(s: SharedStore) {
     let o = s.record_failure("lena", 1, relock.clone()).await.unwrap();
     assert!(o.locked_now);
     assert_eq!(s.user("lena").await.unwrap().lock, Some(relock));
+}
+
+/// Three PIN tries at most, however many run at once; a right one starts
+/// again, a used link stays used; the invitation moves with export/import.
+async fn invitation_tries_are_bounded_under_race(s: SharedStore) {
+    use super::{Invitation, InvitationKind, InvitationTry};
+    let inv = Invitation {
+        code_hash: "code".into(),
+        pin_hash: "$argon2id$…".into(),
+        kind: InvitationKind::Totp,
+        email: "quinn@example.com".into(),
+        lang: "ja".into(),
+        invited_by: "mia".into(),
+        created_at: 1_000,
+        expires_at: 9_000,
+        tries: 0,
+        used_at: None,
+        mail_error: None,
+    };
+    s.set_invitation("quinn", Some(inv.clone())).await.unwrap();
+    assert_eq!(s.user("quinn").await.unwrap().invitation.as_ref(), Some(&inv));
+    let tries = race(&s, RACERS, |s| async move { s.try_invitation("quinn", "code", 2_000).await.unwrap() }).await;
+    let counted = tries.iter().filter(|t| matches!(t, InvitationTry::Counted(_))).count();
+    assert_eq!(counted, super::invitation::MAX_PIN_TRIES as usize, "{tries:?}");
+    assert!(tries.iter().all(|t| matches!(t, InvitationTry::Counted(_) | InvitationTry::Voided)), "{tries:?}");
+    // A new invitation replaces a voided one; a right PIN then a use.
+    s.set_invitation("quinn", Some(Invitation { code_hash: "new".into(), ..inv.clone() })).await.unwrap();
+    assert_eq!(s.try_invitation("quinn", "code", 2_000).await.unwrap(), InvitationTry::Unknown);
+    assert!(matches!(s.try_invitation("quinn", "new", 2_000).await.unwrap(), InvitationTry::Counted(_)));
+    s.settle_invitation("quinn", "new", Some(2_001)).await.unwrap();
+    assert_eq!(s.try_invitation("quinn", "new", 2_002).await.unwrap(), InvitationTry::Used);
+    assert_eq!(s.try_invitation("quinn", "new", 9_500).await.unwrap(), InvitationTry::Used);
+    let exported = s.export().await.unwrap();
+    s.set_invitation("quinn", None).await.unwrap();
+    assert_eq!(s.user("quinn").await.unwrap().invitation, None);
+    s.import(exported).await.unwrap();
+    assert_eq!(s.user("quinn").await.unwrap().invitation.unwrap().used_at, Some(2_001));
 }
 
 async fn revoke_totp(s: SharedStore) {

@@ -8,8 +8,8 @@
 //! blocking I/O, so every database call runs on tokio's blocking pool.
 
 use super::{
-    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, PassRecord, QuotaError, Reservation,
-    Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Invitation, InvitationTry, Lock, PassRecord,
+    QuotaError, Reservation, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use redb::{Database, ReadableTable, TableDefinition};
@@ -567,6 +567,20 @@ impl Store for EmbeddedStore {
         let not_before = self.update(user, move |r| r.sign_out_everywhere(at)).await?;
         self.publish(Change::SessionsNotBefore { user: user.to_owned(), at: not_before });
         Ok(())
+    }
+
+    async fn set_invitation(&self, user: &str, invitation: Option<Invitation>) -> StoreResult<()> {
+        self.update(user, move |r| r.invitation = invitation).await
+    }
+
+    async fn try_invitation(&self, user: &str, code_hash: &str, now: u64) -> StoreResult<InvitationTry> {
+        let code_hash = code_hash.to_owned();
+        self.update(user, move |r| r.try_invitation(&code_hash, now)).await
+    }
+
+    async fn settle_invitation(&self, user: &str, code_hash: &str, used_at: Option<u64>) -> StoreResult<()> {
+        let code_hash = code_hash.to_owned();
+        self.update(user, move |r| r.settle_invitation(&code_hash, used_at)).await
     }
 
     async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()> {

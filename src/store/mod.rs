@@ -15,12 +15,14 @@
 #[doc(hidden)]
 pub mod conformance;
 pub mod embedded;
+pub mod invitation;
 pub mod redis;
 pub mod secrets;
 
 use crate::devices::quota::{self, QuotaError};
 use crate::devices::registry::{CertUpdate, DeviceCert};
 use async_trait::async_trait;
+pub use invitation::{Invitation, InvitationKind, InvitationTry};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,6 +91,9 @@ pub struct UserRecord {
     pub totp_revoked_at: Option<u64>,
     /// Sessions issued before this time are void ("sign out everywhere").
     pub sessions_not_before: u64,
+    /// An enrollment invitation sent by email (see [`invitation`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invitation: Option<Invitation>,
 }
 
 /// The rules of every change to a user's record, in one place: each backend
@@ -476,6 +481,13 @@ pub trait Store: Send + Sync {
     async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()>;
     /// Signs the user out everywhere: sessions issued before `at` are void.
     async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()>;
+    /// Sets or replaces `user`'s invitation (`None` clears it).
+    async fn set_invitation(&self, user: &str, invitation: Option<Invitation>) -> StoreResult<()>;
+    /// Counts one PIN try at `user`'s invitation with `code_hash`
+    /// ([`UserRecord::try_invitation`]).
+    async fn try_invitation(&self, user: &str, code_hash: &str, now: u64) -> StoreResult<InvitationTry>;
+    /// Settles a try whose PIN was right ([`UserRecord::settle_invitation`]).
+    async fn settle_invitation(&self, user: &str, code_hash: &str, used_at: Option<u64>) -> StoreResult<()>;
     /// Voids one session (logout) until `until`.
     async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()>;
 

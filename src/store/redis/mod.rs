@@ -34,8 +34,8 @@
 //! Needs Redis 6.2 or later (RESP3, GETDEL, ZADD GT).
 
 use super::{
-    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Lock, PassRecord, QuotaError, Reservation,
-    Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
+    quota, CertUpdate, Change, DeviceCert, Exported, FailureOutcome, Invitation, InvitationTry, Lock, PassRecord,
+    QuotaError, Reservation, Revocations, Store, StoreError, StoreResult, TotpRecord, UserRecord,
 };
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
@@ -879,6 +879,24 @@ impl Store for RedisStore {
             ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.sign_out_everywhere(at) }))
         })
         .await
+    }
+
+    async fn set_invitation(&self, user: &str, invitation: Option<Invitation>) -> StoreResult<()> {
+        self.update(user, move |r| {
+            r.invitation = invitation.clone();
+            ((), None)
+        })
+        .await
+    }
+
+    async fn try_invitation(&self, user: &str, code_hash: &str, now: u64) -> StoreResult<InvitationTry> {
+        let code_hash = code_hash.to_owned();
+        self.update(user, move |r| (r.try_invitation(&code_hash, now), None)).await
+    }
+
+    async fn settle_invitation(&self, user: &str, code_hash: &str, used_at: Option<u64>) -> StoreResult<()> {
+        let code_hash = code_hash.to_owned();
+        self.update(user, move |r| (r.settle_invitation(&code_hash, used_at), None)).await
     }
 
     async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()> {
