@@ -291,7 +291,7 @@ pub fn main() -> i32 {
                 let pass_verdict =
                     pass.map(|p| pass_verdict(&c, &p, user.as_deref().unwrap_or_default())).transpose()?;
                 let entrance_pass = pass_verdict.as_ref().map_or(entrance_pass, |v| v.counts);
-                let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert };
+                let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert, invitation: false };
                 simulate(&c, &host, facts, user.as_deref(), second_factor).map(|mut v| {
                     v["client_ip"] = ip.to_canonical().to_string().into();
                     if let Some(verdict) = verdict {

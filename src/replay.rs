@@ -107,6 +107,7 @@ impl Recorded {
             networks: c.networks.lookup(self.client_ip),
             entrance_pass: self.entrance_pass,
             device_cert: self.device_cert,
+            invitation: false,
         };
         let v = crate::cli::simulate(c, &self.host, facts, self.user.as_deref(), self.second_factor)?;
         let action = v["action"].as_str().unwrap_or_default().to_string();

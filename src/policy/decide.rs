@@ -170,8 +170,8 @@ mod tests {
         }
     }
 
-    const INSIDE: Facts = Facts { networks: NetMask(1), entrance_pass: false, device_cert: false };
-    const OUTSIDE: Facts = Facts { networks: NetMask(0), entrance_pass: false, device_cert: false };
+    const INSIDE: Facts = Facts { networks: NetMask(1), entrance_pass: false, device_cert: false, invitation: false };
+    const OUTSIDE: Facts = Facts { networks: NetMask(0), entrance_pass: false, device_cert: false, invitation: false };
 
     /// The decision table: every row is (bypass, group, level, facts) → (action, rule).
     #[test]

@@ -18,10 +18,12 @@
 //! and     := unary ( "and" unary )*
 //! unary   := "not" unary | primary
 //! primary := "(" expr ")" | "always" | "never" | "internal_ip"
-//!          | "entrance_pass" | "device_cert" | "network" "(" STRING ")"
+//!          | "entrance_pass" | "device_cert" | "invitation" | "network" "(" STRING ")"
 //! ```
 //!
 //! `internal_ip` is `network("internal")`; strings take double or single quotes.
+//! `invitation` holds only during a login through an emailed invitation whose
+//! PIN was right (for `enroll_when`); on requests it is false.
 
 use std::fmt;
 
@@ -44,6 +46,8 @@ pub struct Facts {
     pub networks: NetMask,
     pub entrance_pass: bool,
     pub device_cert: bool,
+    /// A login through an emailed invitation whose PIN was right.
+    pub invitation: bool,
 }
 
 /// One fact a condition can test.
@@ -52,6 +56,7 @@ enum Atom {
     Network(NetworkId),
     EntrancePass,
     DeviceCert,
+    Invitation,
 }
 
 impl Atom {
@@ -60,6 +65,7 @@ impl Atom {
         match self {
             Atom::Network(id) => facts.networks.contains(id),
             Atom::EntrancePass => facts.entrance_pass,
+            Atom::Invitation => facts.invitation,
             Atom::DeviceCert => facts.device_cert,
         }
     }
@@ -333,7 +339,7 @@ fn write_unknown_network(f: &mut fmt::Formatter<'_>, name: &str, known: &[String
 
 /// How a primary is described in errors.
 const PRIMARY: &str = "a condition (always, never, internal_ip, entrance_pass, device_cert, \
-                       network(\"name\"), `not` or `(`)";
+                       invitation, network(\"name\"), `not` or `(`)";
 
 /// A token and what it says; strings are the text between the quotes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -493,6 +499,7 @@ impl<'a> Parser<'a> {
             Token::Word("always") => Op::Const(true),
             Token::Word("never") => Op::Const(false),
             Token::Word("entrance_pass") => Op::Atom(Atom::EntrancePass),
+            Token::Word("invitation") => Op::Atom(Atom::Invitation),
             Token::Word("device_cert") => Op::Atom(Atom::DeviceCert),
             Token::Word("internal_ip") => match self.networks.id(INTERNAL) {
                 Some(id) => Op::Atom(Atom::Network(id)),
@@ -558,7 +565,7 @@ mod tests {
 
     fn facts(nets: &[u8], entrance_pass: bool, device_cert: bool) -> Facts {
         let networks = nets.iter().fold(NetMask::EMPTY, |m, i| m.with(NetworkId(*i)));
-        Facts { networks, entrance_pass, device_cert }
+        Facts { networks, entrance_pass, device_cert, invitation: false }
     }
 
     /// Every combination of internal, lab, entrance_pass, device_cert.
@@ -577,6 +584,9 @@ mod tests {
         assert!(compile("internal_ip").eval(&facts(&[0], false, false)));
         assert!(!compile("internal_ip").eval(&facts(&[1], true, true)));
         assert!(compile("entrance_pass").eval(&facts(&[], true, false)));
+        let invited = Facts { invitation: true, ..facts(&[], false, false) };
+        assert!(compile("internal_ip or invitation").eval(&invited));
+        assert!(!compile("internal_ip or invitation").eval(&facts(&[], true, true)), "false on requests");
         assert!(!compile("entrance_pass").eval(&facts(&[], false, true)));
         assert!(compile("device_cert").eval(&facts(&[], false, true)));
         assert!(!compile("device_cert").eval(&facts(&[], true, false)));

@@ -251,7 +251,8 @@ impl ProxyHttp for Portcullis {
         // the user logging in: see the portal).
         let entrance_pass =
             ctx.pass.as_ref().is_some_and(|p| ctx.session.as_ref().is_some_and(|s| s.session.user == p.pass.user));
-        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass, device_cert };
+        let facts =
+            Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass, device_cert, invitation: false };
         ctx.facts = facts;
         if path::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;

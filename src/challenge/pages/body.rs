@@ -17,6 +17,7 @@ const REVOKE_PASS: &str = "/.portcullis/passes/revoke";
 const PUSH: &str = "/.portcullis/push";
 const PUSH_AGAIN: &str = "/.portcullis/push/again";
 const APPROVERS: &str = "/.portcullis/approvers";
+const INVITE: &str = "/.portcullis/invite";
 const ADMIN_CONSOLE: &str = "/.portcullis/admin/";
 const APPROVER_LINK: &str = "/.portcullis/approvers/link";
 const APPROVER_REMOVE: &str = "/.portcullis/approvers/remove";
@@ -31,6 +32,7 @@ pub(super) fn render(page: &Page<'_>, ctx: &PageCtx<'_>) -> String {
     let mut b = Body { ctx, out: String::with_capacity(2048) };
     match *page {
         Page::Login { username, error } => b.login(username, error),
+        Page::Invitation { username, code, error, tries_left } => b.invitation(username, code, error, tries_left),
         Page::Totp { error, clock_hint } => b.totp(error, clock_hint),
         Page::Recovery { error } => b.recovery(error),
         Page::EnrollStart { qr_svg, otpauth_uri, key_string, period } => {
@@ -101,6 +103,44 @@ struct Body<'a> {
 }
 
 impl Body<'_> {
+    fn invitation(&mut self, username: &str, code: &str, error: Option<Text>, tries_left: Option<u32>) {
+        self.paragraph(Text::InviteIntro);
+        match (error, tries_left) {
+            (Some(Text::ErrWrongPin), Some(left)) => {
+                let line = fill(self.text(Text::ErrWrongPin), &[("left", &left.to_string())]);
+                let _ = writeln!(self.out, "<p id=\"form-error\" class=\"error\" role=\"alert\">{line}</p>");
+            }
+            (error, _) => self.error(error),
+        }
+        self.form_open(Some(INVITE), false);
+        let _ = writeln!(
+            self.out,
+            "<input type=\"hidden\" name=\"u\" value=\"{}\">\n<input type=\"hidden\" name=\"code\" value=\"{}\">",
+            escape(username),
+            escape(code)
+        );
+        self.label("username", Text::UsernameLabel);
+        let _ = writeln!(
+            self.out,
+            "<input id=\"username\" type=\"text\" autocomplete=\"username\" readonly value=\"{}\">",
+            escape(username)
+        );
+        self.label("password", Text::PasswordLabel);
+        let _ = writeln!(
+            self.out,
+            "<input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required autofocus>"
+        );
+        self.label("pin", Text::PinLabel);
+        let _ = writeln!(
+            self.out,
+            "<input id=\"pin\" name=\"pin\" type=\"password\" inputmode=\"numeric\" autocomplete=\"one-time-code\" \
+             pattern=\"[0-9]{{4,8}}\" minlength=\"4\" maxlength=\"8\" required{}>",
+            described_by(error)
+        );
+        self.hint(Text::PinHint);
+        self.form_close(Text::InviteButton);
+    }
+
     fn login(&mut self, username: &str, error: Option<Text>) {
         self.paragraph(Text::LoginIntro);
         self.error(error);

@@ -38,6 +38,20 @@ texts! {
 
     // Sign-in.
     LoginTitle,
+    // An emailed invitation.
+    InviteTitle,
+    InviteIntro,
+    PinLabel,
+    PinHint,
+    InviteButton,
+    /// A wrong PIN, with the tries `{left}`.
+    ErrWrongPin,
+    InviteUsed,
+    InviteExpired,
+    InviteVoided,
+    InviteUnknown,
+    /// The invited user has an authenticator already.
+    InviteAlreadyEnrolled,
     LoginIntro,
     UsernameLabel,
     PasswordLabel,

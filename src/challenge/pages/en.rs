@@ -12,6 +12,20 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::SignedInTo => "Signed in to {app} as {user}",
 
         Text::LoginTitle => "Sign in",
+        Text::InviteTitle => "Set up your sign-in",
+        Text::InviteIntro => {
+            "You were invited to set up two-step verification. Enter your password and the activation PIN \
+             your administrator told you (not in the email)."
+        }
+        Text::PinLabel => "Activation PIN",
+        Text::PinHint => "4 to 8 digits. After three wrong PINs this invitation stops working.",
+        Text::InviteButton => "Continue",
+        Text::ErrWrongPin => "The PIN is wrong. {left} more tries before this invitation stops working.",
+        Text::InviteUsed => "This invitation was used already. Sign in as usual, or ask your administrator for a new one.",
+        Text::InviteExpired => "This invitation has expired. Ask your administrator to send a new one.",
+        Text::InviteVoided => "This invitation no longer works: the PIN was wrong three times. Ask your administrator for a new one.",
+        Text::InviteUnknown => "This invitation link is not valid (a newer one may have replaced it). Use the link in the latest email.",
+        Text::InviteAlreadyEnrolled => "You have an authenticator already: sign in as usual.",
         Text::LoginIntro => "Sign in with your username and password to continue.",
         Text::UsernameLabel => "Username",
         Text::PasswordLabel => "Password",

@@ -12,6 +12,19 @@ pub(super) fn text(t: Text) -> &'static str {
         Text::SignedInTo => "{app} に {user} としてログイン済み",
 
         Text::LoginTitle => "ログイン",
+        Text::InviteTitle => "サインインの設定",
+        Text::InviteIntro => {
+            "2 段階認証の設定に招待されています。パスワードと、管理者から伝えられたアクティベーション PIN（メールには書かれていません）を入力してください。"
+        }
+        Text::PinLabel => "アクティベーション PIN",
+        Text::PinHint => "4〜8 桁の数字です。3 回間違えるとこの招待は使えなくなります。",
+        Text::InviteButton => "次へ",
+        Text::ErrWrongPin => "PIN が違います。あと {left} 回間違えるとこの招待は使えなくなります。",
+        Text::InviteUsed => "この招待はすでに使われています。通常どおりログインするか、管理者に新しい招待を依頼してください。",
+        Text::InviteExpired => "この招待は有効期限が切れています。管理者に再送を依頼してください。",
+        Text::InviteVoided => "PIN を 3 回間違えたため、この招待は使えなくなりました。管理者に新しい招待を依頼してください。",
+        Text::InviteUnknown => "この招待リンクは無効です（新しい招待で置き換えられた可能性があります）。最新のメールのリンクを使ってください。",
+        Text::InviteAlreadyEnrolled => "認証アプリはすでに登録されています。通常どおりログインしてください。",
         Text::LoginIntro => "続行するには、ユーザー名とパスワードを入力してログインしてください。",
         Text::UsernameLabel => "ユーザー名",
         Text::PasswordLabel => "パスワード",

@@ -108,6 +108,15 @@ pub enum Page<'a> {
         username: &'a str,
         error: Option<Text>,
     },
+    /// An emailed invitation: the password and the activation PIN, before enrollment.
+    Invitation {
+        username: &'a str,
+        /// The link's code, posted back with the form.
+        code: &'a str,
+        error: Option<Text>,
+        /// PIN tries left before the invitation is void (after a wrong PIN).
+        tries_left: Option<u32>,
+    },
     /// The 6-digit authenticator code.
     Totp {
         error: Option<Text>,
@@ -222,6 +231,9 @@ pub fn status(page: &Page<'_>) -> u16 {
                 | Text::ErrCertExpired
                 | Text::ErrCertUnknownUser,
         } => 403,
+        Page::Error { message: Text::InviteUsed | Text::InviteExpired | Text::InviteVoided | Text::InviteUnknown } => {
+            410
+        }
         Page::Error { .. } => 400,
         _ => 200,
     }
@@ -230,6 +242,7 @@ pub fn status(page: &Page<'_>) -> u16 {
 fn title(page: &Page<'_>) -> Text {
     match page {
         Page::Login { .. } => Text::LoginTitle,
+        Page::Invitation { .. } => Text::InviteTitle,
         Page::Totp { .. } => Text::TotpTitle,
         Page::Recovery { .. } => Text::RecoveryTitle,
         Page::EnrollStart { .. } | Page::EnrollConfirm { .. } => Text::EnrollTitle,
