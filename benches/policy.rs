@@ -52,7 +52,12 @@ fn whole_decision(c: &mut Criterion) {
             b.iter(|| {
                 let ip = client_ip(black_box(peer), xff.iter().copied(), &cfg.server.trusted_proxies);
                 let app = cfg.hosts.lookup(black_box("Wiki.Example.com")).unwrap();
-                let facts = Facts { networks: cfg.networks.lookup(ip), entrance_pass: false, device_cert: false };
+                let facts = Facts {
+                    networks: cfg.networks.lookup(ip),
+                    entrance_pass: false,
+                    device_cert: false,
+                    invitation: false,
+                };
                 decide(cfg.app(app), &cfg.groups, &facts, Some(black_box(&session)))
             })
         });
@@ -82,7 +87,8 @@ fn whole_decision_with_pass(c: &mut Criterion) {
             let app = cfg.hosts.lookup(black_box("Wiki.Example.com")).unwrap();
             let pass = Pass::from_cookie(black_box(&value), &keys, now + 60, |id| revoked.contains(id));
             let entrance_pass = pass.is_ok_and(|p| p.user == "alice");
-            let facts = Facts { networks: cfg.networks.lookup(ip), entrance_pass, device_cert: false };
+            let facts =
+                Facts { networks: cfg.networks.lookup(ip), entrance_pass, device_cert: false, invitation: false };
             decide(cfg.app(app), &cfg.groups, &facts, Some(black_box(&session)))
         })
     });

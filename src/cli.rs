@@ -145,6 +145,36 @@ enum AdminAction {
         #[command(subcommand)]
         action: PassAction,
     },
+    /// The users: role, policy group, second factors, lock.
+    Users {
+        /// Only users whose name, display name or email contains this (any case).
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// The audit file's lines, newest first, one per line (needs `[log] audit_file`).
+    Audit {
+        /// Who acted: `token:admin`, an administrator, or (login events) the user.
+        #[arg(long)]
+        actor: Option<String>,
+        /// An admin act (`unlock`, `revoke_totp`, …) or an admin call's route.
+        #[arg(long)]
+        action: Option<String>,
+        /// Whom it was about: the user (or certificate serial) acted on.
+        #[arg(long)]
+        target: Option<String>,
+        /// `result`, a login step's `outcome`, or an admin call's status.
+        #[arg(long)]
+        result: Option<String>,
+        /// The event: `admin_action`, `admin_call`, `login_step`, `factor_failed`, …
+        #[arg(long)]
+        event: Option<String>,
+        /// Lines from this Unix time on.
+        #[arg(long)]
+        since: Option<u64>,
+        /// At most this many lines (1 to 1000).
+        #[arg(long, default_value_t = 200)]
+        limit: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -560,6 +590,16 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
             PassAction::Revoke { .. } => Err("name a pass id, or --user USER for all of a user's passes".into()),
         };
     }
+    if let AdminAction::Users { search } = &action {
+        return crate::admin::directory::run_cli(addr, &token, search.as_deref());
+    }
+    if let AdminAction::Audit { actor, action, target, result, event, since, limit } = action {
+        let filter = serde_json::json!({
+            "actor": actor, "action": action, "target": target, "result": result,
+            "event": event, "since": since, "limit": limit,
+        });
+        return crate::admin::audit_read::run_cli(addr, &token, filter);
+    }
     let one = |u: &String| serde_json::json!({ "user": u }).to_string();
     let (method, path, body) = match &action {
         AdminAction::Reload => ("POST", "/reload", String::new()),
@@ -582,7 +622,9 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
         AdminAction::Approver { action: AdminApproverAction::Remove { user, device } } => {
             ("POST", "/approver/remove", serde_json::json!({ "user": user, "device": device }).to_string())
         }
-        AdminAction::Cert { .. } | AdminAction::Pass { .. } => unreachable!("handled above"),
+        AdminAction::Cert { .. } | AdminAction::Pass { .. } | AdminAction::Users { .. } | AdminAction::Audit { .. } => {
+            unreachable!("handled above")
+        }
     };
     if matches!(&action, AdminAction::Unlock { users } if users.is_empty()) {
         return Err("name at least one user to unlock".into());

@@ -21,9 +21,13 @@ fuzz_target!(|data: &[u8]| {
     let networks = networks();
     let Ok(c) = Condition::compile(src, &networks) else { return };
     let again = Condition::compile(c.source(), &networks).expect("a condition compiles from its own source");
-    for bits in 0u8..16 {
-        let facts =
-            Facts { networks: NetMask(u64::from(bits & 3)), entrance_pass: bits & 4 != 0, device_cert: bits & 8 != 0 };
-        assert_eq!(c.eval(&facts), again.eval(&facts), "{src:?} at {bits:04b}");
+    for bits in 0u8..32 {
+        let facts = Facts {
+            networks: NetMask(u64::from(bits & 3)),
+            entrance_pass: bits & 4 != 0,
+            device_cert: bits & 8 != 0,
+            invitation: bits & 16 != 0,
+        };
+        assert_eq!(c.eval(&facts), again.eval(&facts), "{src:?} at {bits:05b}");
     }
 });

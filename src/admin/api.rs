@@ -140,6 +140,8 @@ pub async fn route(
         }
         ("GET", "/locked") => super::users::locked(auth).await,
         ("GET" | "POST", "/users") => super::directory::list(cfg, auth, &parse_or_empty(body)).await,
+        ("POST", "/decide") => super::simulate::handle(cfg, body),
+        ("GET" | "POST", "/audit") => super::audit_read::handle(cfg, body).await,
         ("GET", "/store/export") => super::users::export(auth).await,
         ("POST", "/store/import") => super::users::import(auth, body).await,
         ("POST", "/cert/issue") => super::cert_issue::handle(cfg, auth, body).await,
@@ -172,7 +174,9 @@ pub async fn route(
             };
             super::users::handle(cfg, auth, caller, path, &body).await
         }
-        (_, "/healthz" | "/metrics" | "/locked") => reply(405, json!({"error": "method_not_allowed"})),
+        (_, "/healthz" | "/metrics" | "/locked" | "/decide" | "/audit") => {
+            reply(405, json!({"error": "method_not_allowed"}))
+        }
         _ => reply(404, json!({"error": "not_found"})),
     }
 }

@@ -5,10 +5,12 @@
 pub mod actor;
 pub mod api;
 pub mod approvers;
+pub mod audit_read;
 pub mod cert_issue;
 pub mod certs;
 pub mod client;
 pub mod directory;
 pub mod passes;
 pub mod reply;
+pub mod simulate;
 pub mod users;

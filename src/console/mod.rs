@@ -10,7 +10,9 @@
 //! and every call; every form carries the CSRF token (the portal checks it
 //! before any console handler runs).
 
+mod audit;
 mod certs;
+mod policy;
 mod results;
 pub mod text;
 mod users;
@@ -119,6 +121,8 @@ pub async fn browser(p: &Portal<'_>, req: &Request) -> Reply {
         ("GET", "certs") => certs::page(&ctx).await,
         ("POST", "cert/issue") => certs::issue(&ctx).await,
         ("POST", "cert/change") => certs::act(&ctx).await,
+        ("GET", "policy") => policy::page(&ctx).await,
+        ("GET", "audit") => audit::page(&ctx).await,
         _ => ctx.message(404, None, T::NotFound),
     }
 }

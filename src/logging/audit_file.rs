@@ -128,21 +128,26 @@ impl<S: Subscriber> Layer<S> for AuditFileLayer {
 
 struct Fields(Map<String, Value>);
 
+/// The key a field is written under: its name.
+fn key(field: &Field) -> String {
+    field.name().into()
+}
+
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), Value::String(value.into()));
+        self.0.insert(key(field), Value::String(value.into()));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), Value::Bool(value));
+        self.0.insert(key(field), Value::Bool(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.insert(key(field), value.into());
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.0.insert(key(field), value.into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.0.insert(field.name().into(), Value::String(format!("{value:?}")));
+        self.0.insert(key(field), Value::String(format!("{value:?}")));
     }
 }
 

@@ -289,6 +289,7 @@ impl NetworkTableBuilder {
             prefix_count: self.prefixes.len(),
             v4: Intervals::build(&v4),
             v6: Intervals::build(&v6),
+            prefixes: self.prefixes,
         }
     }
 }
@@ -300,6 +301,8 @@ pub struct NetworkTable {
     prefix_count: usize,
     v4: Intervals<u32>,
     v6: Intervals<u128>,
+    /// The prefixes as configured, for people to read (the console); lookups use the intervals.
+    prefixes: Vec<(IpNet, NetworkId)>,
 }
 
 impl NetworkTable {
@@ -342,6 +345,11 @@ impl NetworkTable {
     /// Number of prefixes over all networks, as configured.
     pub fn prefix_count(&self) -> usize {
         self.prefix_count
+    }
+
+    /// The prefixes of network `id`, in the order the config lists them.
+    pub fn prefixes(&self, id: NetworkId) -> impl Iterator<Item = &IpNet> {
+        self.prefixes.iter().filter(move |(_, of)| *of == id).map(|(net, _)| net)
     }
 }
 
@@ -494,6 +502,14 @@ mod tests {
         let mask = t.lookup(ip(addr));
         let ids = (0..t.len() as u8).map(NetworkId).filter(|id| mask.contains(*id));
         ids.map(|id| t.name(id).to_string()).collect()
+    }
+
+    #[test]
+    fn each_network_lists_its_own_prefixes_in_order() {
+        let t = table(&[("internal", &["10.0.0.0/8", "2001:db8::/32"]), ("lab", &["192.0.2.0/24"])]);
+        let of = |name: &str| -> Vec<String> { t.prefixes(t.id(name).unwrap()).map(|n| n.to_string()).collect() };
+        assert_eq!(of("internal"), ["10.0.0.0/8", "2001:db8::/32"]);
+        assert_eq!(of("lab"), ["192.0.2.0/24"]);
     }
 
     #[test]

@@ -489,7 +489,7 @@ async fn invitation_tries_are_bounded_under_race(s: SharedStore) {
         mail_error: None,
     };
     s.set_invitation("quinn", Some(inv.clone())).await.unwrap();
-    assert_eq!(s.user("quinn").await.unwrap().invitation.as_ref(), Some(&inv));
+    assert_eq!(s.user("quinn").await.unwrap().invitation.as_deref(), Some(&inv));
     let tries = race(&s, RACERS, |s| async move { s.try_invitation("quinn", "code", 2_000).await.unwrap() }).await;
     let counted = tries.iter().filter(|t| matches!(t, InvitationTry::Counted(_))).count();
     assert_eq!(counted, super::invitation::MAX_PIN_TRIES as usize, "{tries:?}");

@@ -570,7 +570,7 @@ impl Store for EmbeddedStore {
     }
 
     async fn set_invitation(&self, user: &str, invitation: Option<Invitation>) -> StoreResult<()> {
-        self.update(user, move |r| r.invitation = invitation).await
+        self.update(user, move |r| r.invitation = invitation.map(Box::new)).await
     }
 
     async fn try_invitation(&self, user: &str, code_hash: &str, now: u64) -> StoreResult<InvitationTry> {

@@ -86,7 +86,7 @@ impl UserRecord {
             "expired" => InvitationTry::Expired,
             _ => {
                 inv.tries += 1;
-                InvitationTry::Counted(inv.clone())
+                InvitationTry::Counted((**inv).clone())
             }
         }
     }
@@ -121,7 +121,7 @@ mod tests {
             used_at: None,
             mail_error: None,
         };
-        UserRecord { invitation: Some(inv), ..UserRecord::default() }
+        UserRecord { invitation: Some(Box::new(inv)), ..UserRecord::default() }
     }
 
     #[test]

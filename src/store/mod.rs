@@ -93,7 +93,7 @@ pub struct UserRecord {
     pub sessions_not_before: u64,
     /// An enrollment invitation sent by email (see [`invitation`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invitation: Option<Invitation>,
+    pub invitation: Option<Box<Invitation>>,
 }
 
 /// The rules of every change to a user's record, in one place: each backend

@@ -883,7 +883,7 @@ impl Store for RedisStore {
 
     async fn set_invitation(&self, user: &str, invitation: Option<Invitation>) -> StoreResult<()> {
         self.update(user, move |r| {
-            r.invitation = invitation.clone();
+            r.invitation = invitation.clone().map(Box::new);
             ((), None)
         })
         .await

@@ -1,0 +1,88 @@
+//! `POST /decide`: what the policy would do for a request, asked of the
+//! running instance's loaded config — the answer of `portcullis decide`
+//! (`cli::simulate`), for the console's policy page and for scripts.
+//! It reads the config alone and changes nothing, so no confirmation.
+//!
+//! Body: `{"host": "wiki.example", "address": "10.1.2.3", "user"?: "alice",
+//! "second_factor"?: bool, "entrance_pass"?: bool, "device_cert"?: bool}`.
+//! The two facts a cookie or a certificate would give are stated, as with
+//! `decide --entrance-pass` / `--device-cert`.
+
+use super::reply::{reply, AdminReply};
+use crate::config::Config;
+use crate::policy::expr::Facts;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::IpAddr;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Question {
+    host: String,
+    address: String,
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    second_factor: bool,
+    #[serde(default)]
+    entrance_pass: bool,
+    #[serde(default)]
+    device_cert: bool,
+}
+
+fn bad(error: &str, message: String) -> AdminReply {
+    reply(400, json!({"error": error, "message": message}))
+}
+
+pub fn handle(cfg: &Config, body: &[u8]) -> AdminReply {
+    let q: Question = match serde_json::from_slice(body) {
+        Ok(q) => q,
+        Err(e) => {
+            let message = format!(
+                "{e}; send {{\"host\": \"wiki.example\", \"address\": \"10.1.2.3\"}} and optionally \"user\", \
+                 \"second_factor\", \"entrance_pass\", \"device_cert\""
+            );
+            return bad("bad_request", message);
+        }
+    };
+    match answer(cfg, &q) {
+        Ok(v) => reply(200, v),
+        Err((error, message)) => bad(error, message),
+    }
+}
+
+/// The decision for `q`, or (error code, message) for a question that names
+/// no address, no app or no user.
+fn answer(cfg: &Config, q: &Question) -> Result<Value, (&'static str, String)> {
+    let address = q.address.trim();
+    let ip: IpAddr = address.parse().map_err(|_| {
+        ("bad_address", format!("`{}` is not an IP address (e.g. 10.1.2.3 or 2001:db8::1)", shown(address)))
+    })?;
+    // `host:port` as a Host header has it; the proxy looks up the name alone.
+    let host = q.host.trim();
+    let host = crate::config::hosts::strip_port(host).unwrap_or(host);
+    if cfg.hosts.lookup(host).is_none() {
+        return Err(("unknown_host", format!("no app serves host `{}`", shown(host))));
+    }
+    let user = q.user.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    if let Some(u) = user.filter(|u| cfg.users.get(u).is_none()) {
+        return Err(("unknown_user", format!("no user named `{}` in the users file", shown(u))));
+    }
+    if q.second_factor && user.is_none() {
+        return Err(("bad_request", "second_factor needs a user (a session has one)".into()));
+    }
+    let facts = Facts {
+        networks: cfg.networks.lookup(ip),
+        entrance_pass: q.entrance_pass,
+        device_cert: q.device_cert,
+        invitation: false,
+    };
+    let mut v = crate::cli::simulate(cfg, host, facts, user, q.second_factor).map_err(|e| ("bad_request", e))?;
+    v["client_ip"] = ip.to_canonical().to_string().into();
+    Ok(v)
+}
+
+/// At most 100 characters of what the caller sent, for an error message.
+fn shown(s: &str) -> String {
+    s.chars().take(100).collect()
+}
