@@ -175,6 +175,33 @@ enum AdminAction {
         #[arg(long, default_value_t = 200)]
         limit: u64,
     },
+    /// Email a user a single-use enrollment link; they finish with the activation PIN you tell them.
+    Invite {
+        user: String,
+        /// Ask for the activation PIN (4–8 digits) twice, without echo.
+        #[arg(long, conflicts_with_all = ["pin_stdin", "resend", "cancel"])]
+        pin_prompt: bool,
+        /// Read the PIN from the first line of stdin (scripts).
+        #[arg(long, conflicts_with_all = ["resend", "cancel"])]
+        pin_stdin: bool,
+        /// The address to send to (default: the user's `email` in the users file).
+        #[arg(long)]
+        email: Option<String>,
+        /// What the invitation enrolls: `totp` (default) or `approver`.
+        #[arg(long)]
+        kind: Option<String>,
+        /// The mail's language: `en` or `ja` (default: the user's `lang`, else `en`).
+        #[arg(long)]
+        lang: Option<String>,
+        /// Mail a pending invitation again, with a new link (same PIN).
+        #[arg(long, conflicts_with = "cancel")]
+        resend: bool,
+        /// Void the user's invitation.
+        #[arg(long)]
+        cancel: bool,
+    },
+    /// Every invitation: pending, used, expired or voided, and mail failures.
+    Invitations,
 }
 
 #[derive(Subcommand)]
@@ -600,6 +627,23 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
         });
         return crate::admin::audit_read::run_cli(addr, &token, filter);
     }
+    if let AdminAction::Invite { user, pin_prompt, pin_stdin, email, kind, lang, resend, cancel } = action {
+        let (path, body) = if resend || cancel {
+            (if resend { "/invite/resend" } else { "/invite/cancel" }, serde_json::json!({ "user": user }))
+        } else {
+            let pin = read_pin(pin_prompt, pin_stdin)?;
+            ("/invite", serde_json::json!({ "user": user, "pin": pin, "email": email, "kind": kind, "lang": lang }))
+        };
+        let (status, body) = crate::admin::client::request(addr, "POST", path, &token, &body.to_string())?;
+        print!("{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        if let Some(reason) = v["mail_error"].as_str().filter(|_| v["mail_sent"] == false) {
+            eprintln!(
+                "mail not sent: {reason}; the invitation stays pending: `portcullis admin invite {user} --resend`"
+            );
+        }
+        return Ok(if status == 200 { 0 } else { 1 });
+    }
     let one = |u: &String| serde_json::json!({ "user": u }).to_string();
     let (method, path, body) = match &action {
         AdminAction::Reload => ("POST", "/reload", String::new()),
@@ -622,7 +666,12 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
         AdminAction::Approver { action: AdminApproverAction::Remove { user, device } } => {
             ("POST", "/approver/remove", serde_json::json!({ "user": user, "device": device }).to_string())
         }
-        AdminAction::Cert { .. } | AdminAction::Pass { .. } | AdminAction::Users { .. } | AdminAction::Audit { .. } => {
+        AdminAction::Invitations => ("GET", "/invitations", String::new()),
+        AdminAction::Cert { .. }
+        | AdminAction::Pass { .. }
+        | AdminAction::Users { .. }
+        | AdminAction::Audit { .. }
+        | AdminAction::Invite { .. } => {
             unreachable!("handled above")
         }
     };
@@ -683,6 +732,27 @@ fn certs_dev(dir: &std::path::Path, hosts: &[String]) -> Result<i32, String> {
     println!("server certificate:  {} (for {})", out.server_cert.display(), hosts.join(", "));
     println!("server key:          {}", out.server_key.display());
     Ok(0)
+}
+
+/// The activation PIN of an invitation: typed twice without echo, or one line of stdin.
+fn read_pin(prompt: bool, from_stdin: bool) -> Result<String, String> {
+    let pin = if from_stdin || !prompt {
+        if !from_stdin {
+            return Err("give the activation PIN with --pin-prompt (typed twice) or --pin-stdin".into());
+        }
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).map_err(|e| e.to_string())?;
+        line.trim().to_string()
+    } else {
+        let p = rpassword::prompt_password("Activation PIN (4-8 digits): ").map_err(|e| e.to_string())?;
+        let again = rpassword::prompt_password("Again: ").map_err(|e| e.to_string())?;
+        if p != again {
+            return Err("the two PINs differ; nothing was sent".into());
+        }
+        p
+    };
+    crate::invitations::check_pin(&pin)?;
+    Ok(pin)
 }
 
 fn hash_password(from_stdin: bool) -> Result<i32, String> {

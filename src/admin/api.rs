@@ -144,6 +144,9 @@ pub async fn route(
         ("GET" | "POST", "/audit") => super::audit_read::handle(cfg, body).await,
         ("GET", "/store/export") => super::users::export(auth).await,
         ("POST", "/store/import") => super::users::import(auth, body).await,
+        (method, "/invitations" | "/invite" | "/invite/resend" | "/invite/cancel") => {
+            crate::invitations::handle(cfg, auth, caller, method, path, body).await
+        }
         ("POST", "/cert/issue") => super::cert_issue::handle(cfg, auth, body).await,
         ("POST", path) if path.starts_with("/approver/") => super::approvers::handle(cfg, auth, path, body).await,
         (method, path) if path.starts_with("/pass/") => super::passes::handle(cfg, auth, method, path, body).await,

@@ -47,6 +47,14 @@ impl Compiler<'_> {
             self.check_trust(server, &groups, &apps);
         }
         let portal = Portal { contact: file.portal.contact.as_ref().map(|c| c.get_ref().clone()) };
+        let n = &file.notices;
+        let notices = Notices {
+            token_revoked: n.token_revoked.unwrap_or(true),
+            unlocked: n.unlocked.unwrap_or(true),
+            approver_added: n.approver_added.unwrap_or(true),
+            entrance_pass: n.entrance_pass.unwrap_or(true),
+            cert_expiring: n.cert_expiring.unwrap_or(true),
+        };
         let totp = self.totp(&file);
         let lockout = self.lockout(&file);
         let limits = self.limits(&file.limits);
@@ -68,6 +76,7 @@ impl Compiler<'_> {
             hosts,
             users: users?,
             portal,
+            notices,
             totp,
             lockout,
             limits,

@@ -22,6 +22,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub portal: PortalFile,
     #[serde(default)]
+    pub notices: NoticesFile,
+    #[serde(default)]
     pub redis: RedisFile,
     #[serde(default)]
     pub totp: TotpFile,
@@ -126,6 +128,17 @@ pub struct UsersRef {
     pub file: Text,
 }
 
+/// `[notices]`: which emails users get about their account (with `[mail]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoticesFile {
+    pub token_revoked: Option<bool>,
+    pub unlocked: Option<bool>,
+    pub approver_added: Option<bool>,
+    pub entrance_pass: Option<bool>,
+    pub cert_expiring: Option<bool>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortalFile {
@@ -214,4 +227,6 @@ pub struct UserFile {
     pub groups: Vec<String>,
     /// `master`, `admin` or `user` (the default).
     pub role: Option<Text>,
+    /// `en` or `ja`: the language of the mails the user receives.
+    pub lang: Option<Text>,
 }

@@ -38,6 +38,7 @@ pub struct Config {
     pub hosts: HostTable,
     pub users: users::Users,
     pub portal: Portal,
+    pub notices: Notices,
     pub totp: TotpSettings,
     pub lockout: LockoutSettings,
     pub limits: Limits,
@@ -210,6 +211,17 @@ pub struct LockoutSettings {
 #[derive(Debug, Default)]
 pub struct Portal {
     pub contact: Option<String>,
+}
+
+/// `[notices]`: the emails users get about their account (each on unless
+/// turned off; none without `[mail]` or an `email` in the users file).
+#[derive(Debug, Clone, Copy)]
+pub struct Notices {
+    pub token_revoked: bool,
+    pub unlocked: bool,
+    pub approver_added: bool,
+    pub entrance_pass: bool,
+    pub cert_expiring: bool,
 }
 
 /// The CIDRs whose X-Forwarded-For is believed.

@@ -17,6 +17,8 @@ pub struct User {
     pub policy_group: GroupId,
     pub groups: Vec<String>,
     pub role: Role,
+    /// The language of the user's mails (`en`, `ja`); `None`: English.
+    pub lang: Option<String>,
 }
 
 /// What a user may do besides signing in (`role` in the users file).
@@ -120,8 +122,22 @@ pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<
                 Role::User
             }
         };
+        let lang =
+            match u.lang.as_ref().map(|l| l.get_ref().as_str()) {
+                None => None,
+                Some(l @ ("en" | "ja")) => Some(l.to_string()),
+                Some(other) => {
+                    let at = u.lang.as_ref().map_or(entry.span().start, |l| l.span().start);
+                    errors.push(src.error_at(
+                        at,
+                        format!("user `{name}`: lang `{}` is not \"en\" or \"ja\"", other.escape_default()),
+                    ));
+                    None
+                }
+            };
         let user = User {
             role,
+            lang,
             username: name.to_string(),
             display_name: u.display_name.clone().unwrap_or_else(|| name.to_string()),
             email: u.email.clone(),
@@ -148,7 +164,7 @@ fn valid_group(g: &str) -> bool {
     valid_username(g)
 }
 
-fn valid_email(e: &str) -> bool {
+pub fn valid_email(e: &str) -> bool {
     e.len() <= 254
         && e.bytes().all(|b| b.is_ascii_graphic())
         && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'))

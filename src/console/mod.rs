@@ -12,6 +12,7 @@
 
 mod audit;
 mod certs;
+mod invitations;
 mod policy;
 mod results;
 pub mod text;
@@ -123,6 +124,8 @@ pub async fn browser(p: &Portal<'_>, req: &Request) -> Reply {
         ("POST", "cert/change") => certs::act(&ctx).await,
         ("GET", "policy") => policy::page(&ctx).await,
         ("GET", "audit") => audit::page(&ctx).await,
+        ("GET", "invitations") => invitations::page(&ctx).await,
+        ("POST", "invite" | "invite/resend" | "invite/cancel") => invitations::act(&ctx, sub).await,
         _ => ctx.message(404, None, T::NotFound),
     }
 }

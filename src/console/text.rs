@@ -31,6 +31,7 @@ console_texts! {
     NavUsers => "Users", "ユーザー";
     NavLocked => "Locked users", "ロック中のユーザー";
     NavRevoke => "Token revocation", "トークンの失効";
+    NavInvitations => "Invitations", "招待";
     NavCerts => "Device certificates", "端末証明書";
     NavPolicy => "Policy", "ポリシー";
     NavAudit => "Audit log", "監査ログ";
@@ -212,6 +213,38 @@ console_texts! {
     NoAuditLines => "No lines match.", "該当する行はありません。";
     AuditTruncated => "The newest {n} matching lines are shown; narrow the filters to see older ones.", "該当する行のうち新しい {n} 行を表示しています。古い行を見るには条件を絞り込んでください。";
     AuditOlderUnread => "Only the newest part of the audit file was searched; older lines are in the file itself.", "監査ファイルの新しい部分だけを検索しました。それより古い行はファイルを直接確認してください。";
+
+    InvTitle => "Invitations by email", "メールでの招待";
+    InvIntro => "Send a user a single-use link by email. Tell them the activation PIN in person or by phone: they need the link, their password and the PIN to enroll, from anywhere.", "ユーザーに 1 回限りのリンクをメールで送ります。アクティベーション PIN は対面または電話で伝えてください。リンク・パスワード・PIN がそろえば、どこからでも登録できます。";
+    InvMailOff => "Mail is not configured: add [mail] to the config to send invitations.", "メールが設定されていません。招待を送るには設定に [mail] を追加してください。";
+    InvUser => "User", "ユーザー";
+    InvEmail => "Email address (default: the users file's)", "メールアドレス（省略時はユーザーファイルのもの）";
+    InvPin => "Activation PIN (4–8 digits)", "アクティベーション PIN（4〜8 桁）";
+    InvPinAgain => "The PIN again", "PIN（確認）";
+    InvKind => "Enroll", "登録するもの";
+    InvKindTotp => "an authenticator app", "認証アプリ";
+    InvKindApprover => "an approver device", "承認端末";
+    InvLang => "Language of the mail", "メールの言語";
+    InvSend => "Send the invitation", "招待を送信";
+    InvNone => "No invitations.", "招待はありません。";
+    ColEmail => "Email", "メールアドレス";
+    ColState => "State", "状態";
+    ColExpires => "Expires", "有効期限";
+    ColMail => "Mail", "メール";
+    ColBy => "Invited by", "招待者";
+    InvStatePending => "pending", "未使用";
+    InvStateUsed => "used", "使用済み";
+    InvStateExpired => "expired", "期限切れ";
+    InvStateVoided => "voided (3 wrong PINs)", "無効（PIN を 3 回誤り）";
+    InvMailSent => "sent", "送信済み";
+    InvMailNotSent => "mail not sent: {reason}", "メール未送信: {reason}";
+    InvResend => "Resend", "再送";
+    InvCancel => "Cancel", "取り消し";
+    InvPinsDiffer => "The two PINs differ. Nothing was sent.", "2 つの PIN が一致しません。何も送信していません。";
+    InvSent => "Invitation for {user} sent to {email}; it works until {time}. Tell {user} the PIN in person or by phone.", "{user} への招待を {email} に送信しました（{time} まで有効）。PIN は対面または電話で伝えてください。";
+    InvNotSent => "The invitation for {user} is pending, but the mail was not sent: {reason}. Resend it from the list once mail works.", "{user} への招待は作成しましたが、メールを送信できませんでした: {reason}。メールが使えるようになったら一覧から再送してください。";
+    InvResent => "A new link for {user} was sent to {email}.", "{user} の新しいリンクを {email} に送信しました。";
+    InvCancelled => "The invitation for {user} was cancelled.", "{user} への招待を取り消しました。";
 }
 
 #[cfg(test)]

@@ -41,20 +41,29 @@ pub enum Section {
     Users,
     Locked,
     Revoke,
+    Invitations,
     Certs,
     Policy,
     Audit,
 }
 
 impl Section {
-    const ALL: [Section; 6] =
-        [Section::Users, Section::Locked, Section::Revoke, Section::Certs, Section::Policy, Section::Audit];
+    const ALL: [Section; 7] = [
+        Section::Users,
+        Section::Locked,
+        Section::Revoke,
+        Section::Invitations,
+        Section::Certs,
+        Section::Policy,
+        Section::Audit,
+    ];
 
     pub fn path(self) -> &'static str {
         match self {
             Section::Users => "/.portcullis/admin/",
             Section::Locked => "/.portcullis/admin/locked",
             Section::Revoke => "/.portcullis/admin/revoke",
+            Section::Invitations => "/.portcullis/admin/invitations",
             Section::Certs => "/.portcullis/admin/certs",
             Section::Policy => "/.portcullis/admin/policy",
             Section::Audit => "/.portcullis/admin/audit",
@@ -66,6 +75,7 @@ impl Section {
             Section::Users => T::NavUsers,
             Section::Locked => T::NavLocked,
             Section::Revoke => T::NavRevoke,
+            Section::Invitations => T::NavInvitations,
             Section::Certs => T::NavCerts,
             Section::Policy => T::NavPolicy,
             Section::Audit => T::NavAudit,

@@ -43,6 +43,10 @@ impl Portal<'_> {
                 return crate::console::form_refused(self, req);
             }
             // Back to a fresh copy of the form, which says why.
+            if req.path == crate::invitations::PATH {
+                let (u, code) = (req.field("u").unwrap_or_default(), req.field("code").unwrap_or_default());
+                return see_other(prg::here(req, &req.path, &[("u", u), ("code", code), ("error", "form")]));
+            }
             if req.path == crate::devices::link::DOWNLOAD_PATH {
                 let token = req.field("token").unwrap_or_default();
                 return see_other(prg::here(req, &req.path, &[("token", token)]));
@@ -62,6 +66,8 @@ impl Portal<'_> {
             (_, p) if crate::console::is_console_path(p) => crate::console::browser(self, req).await,
             ("GET", super::cert_login::PATH) => self.cert_login_page(req).await,
             ("GET", "/.portcullis/login") => self.login_page(req),
+            ("GET", crate::invitations::PATH) => self.invite_page(req).await,
+            ("POST", crate::invitations::PATH) => self.invite_post(req).await,
             ("POST", "/.portcullis/login") => self.login_post(req).await,
             ("GET", "/.portcullis/otp") => self.otp_page(req).await,
             ("POST", "/.portcullis/otp") => self.code_post(req, Form::Totp).await,

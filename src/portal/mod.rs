@@ -10,6 +10,7 @@ pub mod cert_download;
 pub mod cert_login;
 pub mod form;
 pub mod handoff;
+mod invite;
 mod my_certs;
 mod my_passes;
 pub mod prg;
