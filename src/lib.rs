@@ -17,6 +17,7 @@ pub mod entrance;
 pub mod identity;
 pub mod live;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod policy;
 pub mod portal;
