@@ -202,6 +202,18 @@ enum AdminAction {
     },
     /// Every invitation: pending, used, expired or voided, and mail failures.
     Invitations,
+    /// Outgoing mail: check the `[mail]` relay settings.
+    Mail {
+        #[command(subcommand)]
+        action: MailAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailAction {
+    /// Send a test message with the config's `[mail]` settings (from this
+    /// process, not through the running instance); exits 1 when it was not sent.
+    Test { address: String },
 }
 
 #[derive(Subcommand)]
@@ -586,6 +598,9 @@ fn cert_verdict(c: &Config, pem: &std::path::Path, host: &str, user: Option<&str
 
 fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, String> {
     let c = load(config_path)?;
+    if let AdminAction::Mail { action: MailAction::Test { address } } = &action {
+        return mail_test(&c, address);
+    }
     let token = crate::admin::api::read_token(&c.admin.token_file)?;
     let addr: SocketAddr = c.admin.listen;
     if let AdminAction::Cert { action } = action {
@@ -671,7 +686,8 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
         | AdminAction::Pass { .. }
         | AdminAction::Users { .. }
         | AdminAction::Audit { .. }
-        | AdminAction::Invite { .. } => {
+        | AdminAction::Invite { .. }
+        | AdminAction::Mail { .. } => {
             unreachable!("handled above")
         }
     };
@@ -681,6 +697,33 @@ fn admin(config_path: &std::path::Path, action: AdminAction) -> Result<i32, Stri
     let (status, body) = crate::admin::client::request(addr, method, path, &token, &body)?;
     print!("{body}");
     Ok(if (200..300).contains(&status) { 0 } else { 1 })
+}
+
+/// `admin mail test ADDRESS`: one message through the configured relay.
+fn mail_test(c: &Config, address: &str) -> Result<i32, String> {
+    let settings = c.mail.as_ref().ok_or("the config has no [mail] section: there is no relay to send with")?;
+    let mailer = crate::mail::Mailer::new(settings);
+    let msg = crate::mail::Message {
+        to: address.to_string(),
+        to_name: None,
+        subject: "portcullis: test message".into(),
+        text: format!(
+            "This is a test message from portcullis, sent by `portcullis admin mail test` through {}.\n\
+             If you can read it, portcullis can send mail.\n",
+            mailer.server()
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    match runtime.block_on(mailer.send(&msg)) {
+        Ok(()) => {
+            println!("sent to {address} via {}", mailer.server());
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("mail not sent: {}", e.reason());
+            Ok(1)
+        }
+    }
 }
 
 fn approver(

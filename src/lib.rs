@@ -18,6 +18,7 @@ pub mod identity;
 pub mod invitations;
 pub mod live;
 pub mod logging;
+pub mod mail;
 pub mod metrics;
 pub mod notices;
 pub mod policy;

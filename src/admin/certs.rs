@@ -16,6 +16,7 @@ use crate::clock::iso8601;
 use crate::config::Config;
 use crate::devices::quota::{self, QuotaError};
 use crate::devices::registry::{CertUpdate, DeviceCert};
+use crate::notices::Notice;
 use crate::store::Change;
 use serde_json::{json, Value};
 
@@ -65,7 +66,7 @@ pub async fn handle(cfg: &Config, auth: &Auth, caller: &Caller, method: &str, pa
             return reply(403, json!({"error": "refused", "reason": r.code(), "message": r.message(), "user": owner}));
         }
     }
-    let r = change(auth, &serial, update, dc.contracted).await;
+    let r = change(cfg, auth, &serial, update, dc.contracted).await;
     let result = if r.status == 200 { "done" } else { "refused" };
     actor::record(caller, act.name(), owner.as_deref().unwrap_or(""), Some(&serial), result);
     r
@@ -90,13 +91,17 @@ pub fn normalize_serial(text: &str) -> Result<String, String> {
     }
 }
 
-async fn change(auth: &Auth, serial: &str, update: CertUpdate, contracted: u32) -> AdminReply {
+async fn change(cfg: &Config, auth: &Auth, serial: &str, update: CertUpdate, contracted: u32) -> AdminReply {
     let now = auth.clock.now();
     match auth.store().update_device_cert(serial, update, contracted, now).await {
         Err(e) => unavailable(e),
         Ok(Err(e)) => refused(&e),
         Ok(Ok(cert)) => {
             auth.apply_now(&Change::DeviceCert(cert.clone()));
+            if let (CertUpdate::SetExpiring, Some(until)) = (update, cert.expires_at) {
+                let notice = Notice::CertExpiring { device: cert.device.clone(), serial: cert.serial.clone(), until };
+                crate::notices::notify(cfg, &cert.user, notice);
+            }
             let event = match update {
                 CertUpdate::SetExpiring => "cert_set_expiring",
                 CertUpdate::Expire => "cert_expire",

@@ -7,6 +7,7 @@ use super::actor::{self, Act, Caller};
 use super::reply::{reply, unavailable, AdminReply};
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::notices::Notice;
 use crate::store::StoreError;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -159,7 +160,13 @@ fn per_user_status(results: &[Value]) -> u16 {
 async fn apply(cfg: &Config, auth: &Auth, act: Act, user: &str) -> Result<(&'static str, Option<u64>), StoreError> {
     let store = auth.store();
     match act {
-        Act::Unlock => Ok((if store.unlock(user).await? { "unlocked" } else { "not_locked" }, None)),
+        Act::Unlock => {
+            let unlocked = store.unlock(user).await?;
+            if unlocked {
+                crate::notices::notify(cfg, user, Notice::Unlocked);
+            }
+            Ok((if unlocked { "unlocked" } else { "not_locked" }, None))
+        }
         Act::RevokeTotp => {
             let now = auth.clock.now();
             store.revoke_totp(user, now).await?;
@@ -168,7 +175,9 @@ async fn apply(cfg: &Config, auth: &Auth, act: Act, user: &str) -> Result<(&'sta
             for d in crate::push::approver::list(store.as_ref(), user).await? {
                 crate::push::approver::remove(store.as_ref(), user, &d.id).await?;
             }
-            Ok(("revoked", Some(cfg.totp.cooldown.ready_at(now))))
+            let ready_at = cfg.totp.cooldown.ready_at(now);
+            crate::notices::notify(cfg, user, Notice::TokenRevoked { ready_at });
+            Ok(("revoked", Some(ready_at)))
         }
         _ => {
             auth.sign_out_everywhere(user).await?;

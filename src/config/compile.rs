@@ -66,6 +66,11 @@ impl Compiler<'_> {
             self.err_at(at, message);
             logs::LogSettings::default()
         });
+        let mail = file.mail.as_ref().and_then(|m| {
+            mail::compile(m)
+                .map_err(|errors| errors.into_iter().for_each(|(at, message)| self.err_at(at, message)))
+                .ok()
+        });
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
@@ -84,6 +89,7 @@ impl Compiler<'_> {
             entrance_pass,
             push,
             log,
+            mail,
             warnings: std::mem::take(&mut self.warnings),
         })
     }

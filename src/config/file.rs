@@ -41,6 +41,23 @@ pub struct ConfigFile {
     pub push: PushFile,
     #[serde(default)]
     pub log: LogFile,
+    pub mail: Option<MailFile>,
+}
+
+/// `[mail]`: the SMTP relay outgoing mail goes through.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailFile {
+    pub host: Text,
+    pub port: Option<Spanned<i64>>,
+    pub security: Option<Text>,
+    pub username: Option<Text>,
+    pub password_file: Option<Text>,
+    pub from_address: Text,
+    pub from_name: Option<Text>,
+    pub ca_file: Option<Text>,
+    pub timeout: Option<Text>,
+    pub link_base: Option<Text>,
 }
 
 /// `[log]`: how portcullis writes its log.

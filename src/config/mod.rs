@@ -10,6 +10,7 @@ pub mod duration;
 pub mod file;
 pub mod hosts;
 pub mod logs;
+pub mod mail;
 pub mod source;
 pub mod users;
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub entrance_pass: Option<EntrancePass>,
     /// `[log]`: format, level and the access log.
     pub log: logs::LogSettings,
+    /// `[mail]`: the SMTP relay; `None` when absent (no mail is sent).
+    pub mail: Option<mail::MailSettings>,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
 }

@@ -236,7 +236,12 @@ impl Portal<'_> {
             return None;
         }
         match self.auth.issue_pass(cfg, user, self.client_ip, &req.user_agent).await {
-            Ok(pass) => Some(self.auth.pass_cookie(&pass)),
+            Ok(pass) => {
+                let browser = crate::identity::pass::describe_browser(&req.user_agent);
+                let notice = crate::notices::Notice::PassIssued { browser, address: self.client_ip.to_string() };
+                crate::notices::notify(self.config, user, notice);
+                Some(self.auth.pass_cookie(&pass))
+            }
             Err(e) => {
                 tracing::warn!("no entrance pass for `{user}`: {e}");
                 None

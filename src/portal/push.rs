@@ -331,10 +331,17 @@ impl Portal<'_> {
         match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/.portcullis/api/approver/enroll") => {
                 match approver::enroll(store.as_ref(), f("code"), f("name"), f("public_key"), now).await {
-                    Ok(d) => Reply::json(
-                        200,
-                        &json!({"device": d.id, "user": d.user, "vapid_public_key": self.auth.vapid_public_key()}),
-                    ),
+                    Ok(d) => {
+                        crate::notices::notify(
+                            self.config,
+                            &d.user,
+                            crate::notices::Notice::ApproverAdded { device: d.name.clone() },
+                        );
+                        Reply::json(
+                            200,
+                            &json!({"device": d.id, "user": d.user, "vapid_public_key": self.auth.vapid_public_key()}),
+                        )
+                    }
                     Err(e) => approver_error(e),
                 }
             }
