@@ -284,7 +284,10 @@ mod tests {
         let src = Source { path: "portcullis.toml".into(), text: format!("[mail]\n{body}") };
         let only: Only = src.parse().map_err(|e| e.0.iter().map(|e| e.message.clone()).collect::<Vec<_>>())?;
         compile(&only.mail).map_err(|errs| {
-            errs.into_iter().map(|(at, m)| src.error_at(at, m)).map(|e| format!("{}:{}: {}", e.line, e.column, e.message)).collect()
+            errs.into_iter()
+                .map(|(at, m)| src.error_at(at, m))
+                .map(|e| format!("{}:{}: {}", e.line, e.column, e.message))
+                .collect()
         })
     }
 
@@ -298,9 +301,12 @@ mod tests {
         assert_eq!((m.security, m.port, m.timeout), (MailSecurity::Tls, 465, Duration::from_secs(30)));
         let m = check("host = \"127.0.0.1\"\nfrom_address = \"a@b.example\"\nsecurity = \"none\"\n").unwrap();
         assert_eq!((m.security, m.port), (MailSecurity::None, 25));
-        let m = check("host = \"localhost\"\nport = 2525\nfrom_address = \"a@b.example\"\nsecurity = \"none\"\n").unwrap();
+        let m =
+            check("host = \"localhost\"\nport = 2525\nfrom_address = \"a@b.example\"\nsecurity = \"none\"\n").unwrap();
         assert_eq!(m.port, 2525);
-        let m = check(&format!("{BASE}from_name = \"情報システム部\"\nlink_base = \"https://Login.example.com:8443/\"\n")).unwrap();
+        let m =
+            check(&format!("{BASE}from_name = \"情報システム部\"\nlink_base = \"https://Login.example.com:8443/\"\n"))
+                .unwrap();
         assert_eq!(m.from_name.as_deref(), Some("情報システム部"));
         assert_eq!(m.link_base.as_deref(), Some("https://login.example.com:8443"));
     }
@@ -360,7 +366,9 @@ mod tests {
         assert!(e[0].contains("mail.from_name"), "{e:?}");
         let e = check(&format!("{BASE}ca_file = \"/nonexistent/ca.pem\"\n")).unwrap_err();
         assert!(e[0].contains("mail.ca_file"), "{e:?}");
-        for bad in ["http://login.example.com", "https://login.example.com/enroll", "https://", "https://a b", "https://x:0"] {
+        for bad in
+            ["http://login.example.com", "https://login.example.com/enroll", "https://", "https://a b", "https://x:0"]
+        {
             let e = check(&format!("{BASE}link_base = \"{bad}\"\n")).unwrap_err();
             assert!(e[0].contains("mail.link_base"), "{bad}: {e:?}");
         }
