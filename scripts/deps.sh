@@ -9,6 +9,8 @@ if [ "${1:-build}" = test ]; then
   want+=(chromium chromium-driver fonts-noto-cjk)
   # tests/device_certs.rs: the real readers of PKCS#12 bundles (openssl pkcs12, NSS pk12util)
   want+=(openssl libnss3-tools)
+  # tests/mail.rs: a real SMTP server (aiosmtpd, run with /usr/bin/python3)
+  want+=(python3-aiosmtpd)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -181,7 +181,7 @@ impl Mailer {
     /// `mail.example.com:587 (starttls)`, for messages.
     pub fn server(&self) -> String {
         let s = &self.settings;
-        format!("{}:{} ({})", host_port(&s.host, s.port).0, s.port, s.security.as_str())
+        format!("{} ({})", host_port(&s.host, s.port), s.security.as_str())
     }
 
     /// Sends one message, within `[mail] timeout`. A message whose headers
@@ -199,7 +199,7 @@ impl Mailer {
 
     async fn exchange(&self, m: &message::Rendered) -> Result<(), MailError> {
         let s = &self.settings;
-        let server = host_port(&s.host, s.port).0;
+        let server = host_port(&s.host, s.port);
         let tcp = Capped::new(connect(&s.host, s.port).await?);
         let stream: Box<dyn AsyncTokioStream> = match s.security {
             MailSecurity::Tls => {
@@ -247,16 +247,16 @@ impl Mailer {
 }
 
 /// `host:port`, with brackets around an IPv6 address.
-fn host_port(host: &str, port: u16) -> (String, u16) {
+fn host_port(host: &str, port: u16) -> String {
     if host.contains(':') {
-        (format!("[{host}]:{port}"), port)
+        format!("[{host}]:{port}")
     } else {
-        (format!("{host}:{port}"), port)
+        format!("{host}:{port}")
     }
 }
 
 async fn connect(host: &str, port: u16) -> Result<TcpStream, MailError> {
-    let server = host_port(host, port).0;
+    let server = host_port(host, port);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| MailError::Resolve { server: host.to_string(), detail: e.to_string() })?
@@ -337,7 +337,7 @@ fn printable(s: &str, max: usize) -> String {
 
 fn human(d: Duration) -> String {
     let s = d.as_secs();
-    if s >= 60 && s % 60 == 0 {
+    if s >= 60 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -430,7 +430,7 @@ mod tests {
         assert_eq!(r.reason(), "the server refused the sender: 550 5.7.1 no");
         assert_eq!(printable("a\r\nb\u{1b}[31m", 100), "a  b [31m");
         assert_eq!(printable(&"x".repeat(300), 5), "xxxxx…");
-        assert_eq!(host_port("::1", 25).0, "[::1]:25");
+        assert_eq!(host_port("::1", 25), "[::1]:25");
     }
 
     /// A relay that sends an endless line is cut off, not buffered.

@@ -10,6 +10,7 @@ pub mod certs;
 pub mod cut;
 pub mod raw;
 pub mod redis_server;
+pub mod smtp;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
