@@ -22,10 +22,7 @@ use crate::config::Config;
 use crate::store::{Invitation, InvitationKind};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
-/// How long an invitation's link works.
-pub const TTL: Duration = Duration::from_secs(72 * 3600);
 /// Where the link leads (the user name and code follow in the query).
 pub const PATH: &str = "/.portcullis/invite";
 
@@ -149,20 +146,19 @@ async fn invite(cfg: &Config, auth: &Auth, caller: &Caller, user: &crate::config
         lang: lang.to_string(),
         invited_by: caller.actor.label(),
         created_at: now,
-        expires_at: now + TTL.as_secs(),
+        expires_at: now + mail.invitation_ttl.as_secs(),
         tries: 0,
         used_at: None,
         mail_error: None,
     };
-    let _ = mail; // checked above: there is a way to send it
     send(cfg, auth, caller, &user.username, inv, "invitation_sent").await
 }
 
 /// A new link for a pending invitation (same PIN, another 72 hours), mailed again.
 async fn resend(cfg: &Config, auth: &Auth, caller: &Caller, user: &str) -> AdminReply {
-    if cfg.mail.is_none() {
+    let Some(mail) = cfg.mail.as_ref() else {
         return reply(409, json!({"error": "mail_not_configured", "message": "add [mail] to the config"}));
-    }
+    };
     let inv = match auth.store().user(user).await {
         Ok(r) => r.invitation,
         Err(e) => return unavailable(e),
@@ -170,7 +166,7 @@ async fn resend(cfg: &Config, auth: &Auth, caller: &Caller, user: &str) -> Admin
     let now = auth.clock.now();
     match inv {
         Some(inv) if inv.used_at.is_none() && inv.tries < crate::store::invitation::MAX_PIN_TRIES => {
-            let inv = Invitation { created_at: now, expires_at: now + TTL.as_secs(), ..*inv };
+            let inv = Invitation { created_at: now, expires_at: now + mail.invitation_ttl.as_secs(), ..*inv };
             send(cfg, auth, caller, user, inv, "invitation_resent").await
         }
         Some(inv) => reply(

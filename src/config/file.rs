@@ -58,6 +58,7 @@ pub struct MailFile {
     pub ca_file: Option<Text>,
     pub timeout: Option<Text>,
     pub link_base: Option<Text>,
+    pub invitation_ttl: Option<Text>,
 }
 
 /// `[log]`: how portcullis writes its log.

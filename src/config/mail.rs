@@ -75,9 +75,12 @@ pub struct MailSettings {
     pub timeout: Duration,
     /// `https://host[:port]` that links in mails start with; no trailing slash.
     pub link_base: Option<String>,
+    /// How long an emailed invitation's link works (`invitation_ttl`, 72 h by default).
+    pub invitation_ttl: Duration,
 }
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_INVITATION_TTL: Duration = Duration::from_secs(72 * 3600);
 
 /// Checks `[mail]`; on error, each problem with the offset of the value at fault.
 pub fn compile(f: &MailFile) -> Result<MailSettings, Vec<(usize, String)>> {
@@ -185,10 +188,36 @@ pub fn compile(f: &MailFile) -> Result<MailSettings, Vec<(usize, String)>> {
             None
         }
     });
+    let invitation_ttl = match &f.invitation_ttl {
+        None => DEFAULT_INVITATION_TTL,
+        Some(t) => match duration::parse(t.get_ref()) {
+            Ok(d) if (1..=30 * 86_400).contains(&d.as_secs()) => d,
+            Ok(_) => {
+                err(t, format!("mail.invitation_ttl: `{}` must be between 1s and 30d", t.get_ref()));
+                DEFAULT_INVITATION_TTL
+            }
+            Err(m) => {
+                err(t, format!("mail.invitation_ttl: {m}"));
+                DEFAULT_INVITATION_TTL
+            }
+        },
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(MailSettings { host, port, security, credentials, from_address, from_name, ca, ca_file, timeout, link_base })
+    Ok(MailSettings {
+        host,
+        port,
+        security,
+        credentials,
+        from_address,
+        from_name,
+        ca,
+        ca_file,
+        timeout,
+        link_base,
+        invitation_ttl,
+    })
 }
 
 /// A DNS name or an IP address (IPv6 without brackets).
