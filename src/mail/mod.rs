@@ -455,6 +455,7 @@ mod tests {
             ca_file: None,
             timeout: Duration::from_secs(10),
             link_base: None,
+            invitation_ttl: crate::config::mail::DEFAULT_INVITATION_TTL,
         };
         let msg = Message { to: "a@example.com".into(), to_name: None, subject: "s".into(), text: "t".into() };
         let e = Mailer::new(&settings).send(&msg).await.unwrap_err();
