@@ -31,6 +31,7 @@ fn settings(port: u16, security: MailSecurity, ca: Option<&Path>) -> MailSetting
         ca_file: ca.map(Path::to_path_buf),
         timeout: Duration::from_secs(10),
         link_base: None,
+        invitation_ttl: portcullis::config::mail::DEFAULT_INVITATION_TTL,
     }
 }
 
