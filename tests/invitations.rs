@@ -21,7 +21,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::OnceLock;
 use webdriver::{require_tool, Browser};
 
 struct Shared {
@@ -85,9 +85,9 @@ fn shared() -> &'static Shared {
 }
 
 /// The tests take turns: one of them takes the mail server away for a while.
-fn turn() -> MutexGuard<'static, ()> {
-    static TURN: Mutex<()> = Mutex::new(());
-    TURN.lock().unwrap_or_else(|e| e.into_inner())
+async fn turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TURN.lock().await
 }
 
 fn reconfigure(s: &Shared, mail_port: u16, ttl: &str) {
@@ -194,7 +194,7 @@ fn url_query(link: &str) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_invited_user_enrolls_from_outside_with_the_pin_in_a_browser() {
     require_tool("oathtool", "oathtool");
-    let _turn = turn();
+    let _turn = turn().await;
     let s = shared();
     let env = &s.env;
     let (code_, out, err) = admin(env, &["invite", "alice", "--pin-stdin"], Some("482913\n"));
@@ -264,7 +264,7 @@ async fn submit(b: &Browser) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_wrong_pins_void_the_link_and_an_expired_link_says_so() {
-    let _turn = turn();
+    let _turn = turn().await;
     let s = shared();
     let env = &s.env;
     let (status, v) = api(env, reqwest::Method::POST, "/invite", json!({"user": "bob", "pin": "1357"})).await;
@@ -308,7 +308,7 @@ async fn three_wrong_pins_void_the_link_and_an_expired_link_says_so() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mail_that_fails_leaves_the_invitation_pending_and_resend_delivers_it() {
-    let _turn = turn();
+    let _turn = turn().await;
     let s = shared();
     let env = &s.env;
     // The server refuses the recipient: 202, the reason, and the invitation pending.
