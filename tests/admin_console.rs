@@ -47,7 +47,7 @@ const USERS: [(&str, &str); 8] = [
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let env = Env::new("\n[device_certificates]\ncontracted = 10\n", &apps());
+        let env = common::on_binary_thread(|| Env::new("\n[device_certificates]\ncontracted = 10\n", &apps()));
         let mut users = String::new();
         for (name, role) in USERS {
             users.push_str(&format!(

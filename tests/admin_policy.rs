@@ -40,24 +40,19 @@ fn proxy() -> &'static Env {
     ENV.get_or_init(|| {
         // The demo upstream dies with the thread that spawned it: spawn it
         // from one that lives as long as the binary.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let env = Env::new("", APPS);
-            env.rewrite("", &apps_with_audit(&env));
-            let users = env.dir.path().join("users.toml");
-            let mut text = std::fs::read_to_string(&users).unwrap();
-            for (name, role) in [("carol", "user"), ("root", "admin")] {
-                text.push_str(&format!(
-                    "\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\nrole = \"{role}\"\n"
-                ));
-            }
-            std::fs::write(&users, text).unwrap();
-            tx.send(env).unwrap();
-            loop {
-                std::thread::park();
-            }
+        let env = common::on_binary_thread(move || {
+        let env = Env::new("", APPS);
+        env.rewrite("", &apps_with_audit(&env));
+        let users = env.dir.path().join("users.toml");
+        let mut text = std::fs::read_to_string(&users).unwrap();
+        for (name, role) in [("carol", "user"), ("root", "admin")] {
+            text.push_str(&format!(
+                "\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"staff\"\nrole = \"{role}\"\n"
+            ));
+        }
+        std::fs::write(&users, text).unwrap();
+            env
         });
-        let env = rx.recv().unwrap();
         env.start_for_binary();
         env
     })

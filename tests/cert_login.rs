@@ -68,8 +68,7 @@ fn proxy() -> &'static Proxy {
         let section = format!("\n[device_certificates]\ncontracted = 50\nlogin_listen = \"{login}\"\n");
         // The demo upstream dies with the thread that spawned it: spawn it
         // from one that lives as long as the binary.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let env = common::on_binary_thread(move || {
             let env = Env::new(&section, APPS);
             let users = env.dir.path().join("users.toml");
             let mut text = std::fs::read_to_string(&users).unwrap();
@@ -79,12 +78,8 @@ fn proxy() -> &'static Proxy {
                 ));
             }
             std::fs::write(&users, text).unwrap();
-            tx.send(env).unwrap();
-            loop {
-                std::thread::park();
-            }
+            env
         });
-        let env = rx.recv().unwrap();
         env.start_for_binary();
         common::wait_for_port(login);
         Proxy { env, login }

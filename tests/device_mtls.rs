@@ -65,14 +65,7 @@ fn proxy() -> &'static Env {
     ENV.get_or_init(|| {
         // The demo upstream dies with the thread that spawned it: spawn it
         // from one that lives as long as the binary.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tx.send(env_with_bob(SECTION)).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        let env = rx.recv().unwrap();
+        let env = common::on_binary_thread(|| env_with_bob(SECTION));
         env.start_for_binary();
         env
     })

@@ -71,14 +71,7 @@ fn proxy(issue_when: &'static str) -> &'static Env {
     static ALWAYS: OnceLock<Env> = OnceLock::new();
     let cell = if issue_when == "always" { &ALWAYS } else { &INTERNAL };
     cell.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            tx.send(env(issue_when)).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        let env = rx.recv().unwrap();
+        let env = common::on_binary_thread(move || env(issue_when));
         env.start_for_binary();
         env
     })

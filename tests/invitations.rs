@@ -48,19 +48,10 @@ fn mail_section(port: u16, ttl: &str) -> String {
 fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
-        // Started from a thread that lives as long as the binary: the server
-        // dies with the thread that started it (`PR_SET_PDEATHSIG`), and a
-        // test's thread ends with the test.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let opts = SmtpOptions { refuse: Some("nobody@example.com".into()), ..Default::default() };
-            tx.send(SmtpServer::start(opts)).unwrap();
-            loop {
-                std::thread::park();
-            }
+        let smtp = common::on_binary_thread(|| {
+            SmtpServer::start(SmtpOptions { refuse: Some("nobody@example.com".into()), ..Default::default() })
         });
-        let smtp = rx.recv().unwrap();
-        let env = Env::new("", &apps());
+        let env = common::on_binary_thread(|| Env::new("", &apps()));
         let users = [
             ("alice", "ja", "user"),
             ("bob", "en", "user"),

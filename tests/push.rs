@@ -101,8 +101,7 @@ fn proxy() -> &'static Proxy {
     static PROXY: OnceLock<Proxy> = OnceLock::new();
     PROXY.get_or_init(|| {
         let (hook, hooks) = hook_receiver();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let env = common::on_binary_thread(move || {
             let env = Env::new("", &APPS.replace("{hook}", &hook));
             let users = env.dir.path().join("users.toml");
             let mut text = String::new();
@@ -112,12 +111,8 @@ fn proxy() -> &'static Proxy {
                 ));
             }
             std::fs::write(&users, text).unwrap();
-            tx.send(env).unwrap();
-            loop {
-                std::thread::park();
-            }
+            env
         });
-        let env = rx.recv().unwrap();
         env.start_for_binary();
         Proxy { env, hooks }
     })

@@ -236,15 +236,7 @@ impl Env {
         let mut command = Command::new(env!("CARGO_BIN_EXE_portcullis"));
         command.args(["run", "--config"]).arg(&self.config).env("RUST_LOG", "info");
         tied(command.stdout(log.try_clone().unwrap()).stderr(log));
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let child = command.spawn();
-            let _ = tx.send(child.map(|_| ()));
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().unwrap().unwrap();
+        on_binary_thread(move || command.spawn().map(|_| ())).unwrap();
         wait_for_port(self.admin);
         wait_for_tls(self.https, &self.ca);
     }
@@ -295,6 +287,21 @@ pub fn portcullis(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs `make` on a thread that lives as long as the test binary and returns
+/// what it made: the processes it starts (the demo upstream, an SMTP server)
+/// die with the thread that started them (`PR_SET_PDEATHSIG`), and a test's
+/// own thread ends with the test.
+pub fn on_binary_thread<T: Send + 'static>(make: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(make());
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().unwrap()
 }
 
 pub fn path_str(p: &Path) -> &str {
