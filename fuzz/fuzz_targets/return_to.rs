@@ -1,7 +1,8 @@
 //! The post-login return target (`rd`, `portal::redirect`): a query value
 //! anyone can craft. Invariants: what validates is a same-origin path that
 //! starts with exactly one `/` (also after one more percent-decoding, as a
-//! backend or browser might do), never a portal page, only printable ASCII;
+//! backend or browser might do), never a portal page but the admin console's
+//! (in canonical form), only printable ASCII;
 //! or an `https` URL on a configured app host, on the listener's port when
 //! checked for one.
 #![no_main]
@@ -18,7 +19,14 @@ fn is_app_host(h: &str) -> bool {
 fn check_path(p: &str) {
     assert!(p.starts_with('/') && !p.starts_with("//") && !p.starts_with("/\\"), "{p:?}");
     assert!(p.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'\\'), "{p:?}");
-    assert!(!p.starts_with("/.portcullis/"), "{p:?}");
+    // No portal page but the admin console's, and that only in the proxy's
+    // own spelling (no dot segments or encoded dots to resolve elsewhere).
+    if p.starts_with("/.portcullis/") {
+        assert!(p.starts_with("/.portcullis/admin/"), "{p:?}");
+        let path = p.split(['?', '#']).next().unwrap_or_default();
+        let canonical = portcullis::proxy::path::canonicalize(path.as_bytes());
+        assert!(matches!(&canonical, Ok(c) if c == path), "{p:?} is not in canonical form");
+    }
     let decoded = percent_decode(p);
     assert!(!decoded.starts_with(b"//") && !decoded.starts_with(b"/\\"), "{p:?} decodes to another origin");
 }
