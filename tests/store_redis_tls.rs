@@ -151,3 +151,32 @@ fn check_and_run_say_why_redis_refused() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("redis user `noeval` may not run EVALSHA (check its ACL)"), "{err}");
 }
+
+/// The `[redis]` TLS keys are checked with the config: TLS files only with
+/// `rediss://`, a client certificate with its key, files that parse.
+#[test]
+fn check_names_bad_redis_tls_keys() {
+    let env = Env::new("store = \"redis://127.0.0.1:1\"", APPS);
+    let config = common::path_str(&env.config);
+    let ca = env.ca.display().to_string();
+    let key = env.dir.path().join("certs/server.key").display().to_string();
+    let crt = env.dir.path().join("certs/server.crt").display().to_string();
+    let cases = [
+        ("redis://127.0.0.1:1", format!("ca_file = \"{ca}\""), "redis.ca_file needs a `rediss://` URL in server.store"),
+        ("rediss://127.0.0.1:1", format!("client_cert = \"{crt}\""), "redis.client_cert needs redis.client_key"),
+        ("rediss://127.0.0.1:1", format!("client_key = \"{key}\""), "redis.client_key needs redis.client_cert"),
+        ("rediss://127.0.0.1:1", format!("ca_file = \"{key}\""), "redis.ca_file: "),
+        (
+            "rediss://127.0.0.1:1",
+            format!("client_cert = \"{ca}\"\nclient_key = \"{key}\""),
+            "redis.client_key does not belong to the certificate in redis.client_cert",
+        ),
+        ("rediss://127.0.0.1:1", "username = \"two words\"".into(), "redis.username must be 1 to 128 characters"),
+    ];
+    for (url, redis, expected) in cases {
+        env.rewrite(&format!("store = \"{url}\""), &format!("[redis]\n{redis}\n{APPS}"));
+        let (code, _, err) = portcullis(&["check", "--config", config]);
+        assert_eq!(code, 1, "{redis}: {err}");
+        assert!(err.contains(expected), "{redis}: expected `{expected}` in {err}");
+    }
+}
