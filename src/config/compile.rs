@@ -126,11 +126,16 @@ impl Compiler<'_> {
         if url == "embedded" {
             return StoreConfig::Embedded;
         }
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) || url.len() < 10 {
+        if url.starts_with(crate::store::redis::sentinel::SCHEME) {
+            if let Err(e) = crate::store::redis::sentinel::parse(url) {
+                self.err(t, format!("server.store `{url}`: {e} (`redis+sentinel://host:port,host:port/service`)"));
+                return StoreConfig::Embedded;
+            }
+        } else if !(url.starts_with("redis://") || url.starts_with("rediss://")) || url.len() < 10 {
             self.err(
                 t,
                 format!(
-                    "server.store `{url}` must be `embedded`, `redis://host:port[/db]` or `rediss://host:port[/db]`"
+                    "server.store `{url}` must be `embedded`, `redis://host:port[/db]`, `rediss://host:port[/db]` or `redis+sentinel://host:port,…/service`"
                 ),
             );
             return StoreConfig::Embedded;

@@ -145,3 +145,44 @@ impl RedisServer {
         client.get_connection().unwrap()
     }
 }
+
+/// A Redis Sentinel (`redis-server --sentinel`) on a loopback port watching
+/// `mymaster` at `primary_port` (quorum 1, down after 500 ms); killed on drop.
+pub struct RedisSentinel {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl RedisSentinel {
+    pub fn start(primary_port: u16) -> RedisSentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {primary_port} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 3000\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run redis-server --sentinel ({e})"));
+        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap());
+        RedisSentinel { port, _dir: dir, _proc: Proc(child) }
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/{service}", self.port)
+    }
+
+    pub fn raw(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap().get_connection().unwrap()
+    }
+}

@@ -89,7 +89,12 @@ pub(super) fn connection_info(opts: &RedisOptions) -> StoreResult<redis::Connect
 /// Redis lets this user run every command the store sends on its keys and
 /// channel. Returns the connection for further looks (persistence).
 pub fn check_access(opts: &RedisOptions) -> Result<redis::Connection, AccessError> {
-    let client = client(opts).map_err(|e| AccessError::Refused(e.to_string()))?;
+    let client = if opts.url.starts_with(super::sentinel::SCHEME) {
+        let mut sentinel = super::sentinel::sentinel_client(opts).map_err(AccessError::Refused)?;
+        sentinel.get_client().map_err(|e| explain(&e, opts))?
+    } else {
+        client(opts).map_err(|e| AccessError::Refused(e.to_string()))?
+    };
     let mut conn = client.get_connection_with_timeout(IO_TIMEOUT).map_err(|e| explain(&e, opts))?;
     conn.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| explain(&e, opts))?;
     conn.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| explain(&e, opts))?;

@@ -55,6 +55,7 @@ mod access;
 mod devices;
 mod feed;
 mod passes;
+pub mod sentinel;
 pub use access::{check_access, AccessError, RedisTls};
 use feed::Feed;
 
@@ -79,7 +80,8 @@ const CHANGE_CAPACITY: usize = 1024;
 /// Where and how to reach Redis.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://host:port[/db]` or `rediss://…` (TLS: system roots, or `tls.ca_file`).
+    /// `redis://host:port[/db]`, `rediss://…` (TLS: system roots, or `tls.ca_file`)
+    /// or `redis+sentinel://host:port,…/service` (see `sentinel.rs`).
     pub url: String,
     /// An ACL user; overrides a user name in the URL.
     pub username: Option<String>,
@@ -144,7 +146,7 @@ impl RedisStore {
     /// Sets up the runtime, the connection manager and the change feed. Does
     /// not need Redis to be up: calls return `Unavailable` until it is.
     pub fn connect(opts: RedisOptions) -> Result<RedisStore, StoreError> {
-        let client = access::client(&opts)?;
+        let target = Arc::new(sentinel::Target::new(&opts)?);
         let (runtime, stop) = start_runtime()?;
         let keys = Keys::new(&opts.key_prefix, &opts.name_key);
         let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
@@ -152,16 +154,11 @@ impl RedisStore {
         let (first_try, first_tried) = std::sync::mpsc::sync_channel(1);
         let conn = {
             let _in_runtime = runtime.enter();
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(IO_TIMEOUT))
-                .set_response_timeout(Some(IO_TIMEOUT))
-                .set_number_of_retries(0);
-            let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-                .map_err(|e| StoreError::Unavailable(format!("redis connection manager: {e}")))?;
+            let conn = Conn::new(Arc::clone(&target))?;
             let feed =
-                Feed { client, channel: keys.changes(), changes: changes.clone(), handed_out: handed_out.clone() };
+                Feed { target, channel: keys.changes(), changes: changes.clone(), handed_out: handed_out.clone() };
             runtime.spawn(feed.run(first_try));
-            Conn(manager)
+            conn
         };
         // Changes made right after `connect` must reach this instance's
         // subscribers, so wait (bounded) until the feed listens.
@@ -662,15 +659,84 @@ fn millis(d: Duration) -> u64 {
 /// The connection manager, plus one retry of a command that never left
 /// because the connection was refused: the manager starts a fresh connection
 /// on that error, so the first call after Redis comes back succeeds instead
-/// of reporting the stale failure.
+/// of reporting the stale failure. With Sentinel, a lost primary (I/O
+/// error, or `-READONLY` from a demoted one) is asked of the sentinels again
+/// and the command retried once on the new primary.
 #[derive(Clone)]
-struct Conn(ConnectionManager);
+struct Conn {
+    target: Arc<sentinel::Target>,
+    /// The current connection manager; with Sentinel, none until the primary
+    /// is known, and replaced when the primary changed.
+    manager: Arc<std::sync::Mutex<Option<ConnectionManager>>>,
+}
+
+impl Conn {
+    /// Needs the Redis runtime (the connection manager spawns on it).
+    fn new(target: Arc<sentinel::Target>) -> StoreResult<Conn> {
+        let manager = match &*target {
+            sentinel::Target::Fixed(client) => Some(
+                Self::manager_for(client.clone())
+                    .map_err(|e| StoreError::Unavailable(format!("redis connection manager: {e}")))?,
+            ),
+            sentinel::Target::Sentinel(_) => None,
+        };
+        Ok(Conn { target, manager: Arc::new(std::sync::Mutex::new(manager)) })
+    }
+
+    fn manager_for(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(IO_TIMEOUT))
+            .set_response_timeout(Some(IO_TIMEOUT))
+            .set_number_of_retries(0);
+        ConnectionManager::new_lazy_with_config(client, config)
+    }
+
+    async fn current(&self) -> redis::RedisResult<ConnectionManager> {
+        if let Some(m) = self.manager.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(m);
+        }
+        let m = Self::manager_for(self.target.client().await?)?;
+        *self.manager.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
+        Ok(m)
+    }
+
+    /// Whether to ask the sentinels again and retry once: the primary is gone
+    /// or has become a replica.
+    fn primary_lost(&self, e: &redis::RedisError) -> bool {
+        self.target.follows_failover()
+            && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.code() == Some("READONLY"))
+    }
+
+    /// A demoted primary answers writes with `-READONLY` (as a value, not an `Err`).
+    fn demoted(&self, answer: &redis::Value) -> bool {
+        let readonly = |v: &redis::Value| matches!(v, redis::Value::ServerError(e) if e.code() == "READONLY");
+        self.target.follows_failover()
+            && match answer {
+                redis::Value::Array(items) => items.iter().any(readonly),
+                v => readonly(v),
+            }
+    }
+
+    fn forget(&self) {
+        *self.manager.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(async move {
-            match self.0.req_packed_command(cmd).await {
-                Err(e) if e.is_connection_refusal() => self.0.req_packed_command(cmd).await,
+            match self.current().await?.req_packed_command(cmd).await {
+                Err(e) if e.is_connection_refusal() && !self.target.follows_failover() => {
+                    self.current().await?.req_packed_command(cmd).await
+                }
+                Err(e) if self.primary_lost(&e) => {
+                    self.forget();
+                    self.current().await?.req_packed_command(cmd).await
+                }
+                Ok(v) if self.demoted(&v) => {
+                    self.forget();
+                    self.current().await?.req_packed_command(cmd).await
+                }
                 done => done,
             }
         })
@@ -683,15 +749,25 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
-            match self.0.req_packed_commands(pipeline, offset, count).await {
-                Err(e) if e.is_connection_refusal() => self.0.req_packed_commands(pipeline, offset, count).await,
+            match self.current().await?.req_packed_commands(pipeline, offset, count).await {
+                Err(e) if e.is_connection_refusal() && !self.target.follows_failover() => {
+                    self.current().await?.req_packed_commands(pipeline, offset, count).await
+                }
+                Err(e) if self.primary_lost(&e) => {
+                    self.forget();
+                    self.current().await?.req_packed_commands(pipeline, offset, count).await
+                }
+                Ok(v) if v.iter().any(|v| self.demoted(v)) => {
+                    self.forget();
+                    self.current().await?.req_packed_commands(pipeline, offset, count).await
+                }
                 done => done,
             }
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.0.get_db()
+        self.manager.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |m| m.get_db())
     }
 }
 
