@@ -219,8 +219,12 @@ fn check(path: &std::path::Path) -> i32 {
             for w in &c.warnings {
                 eprintln!("warning: {w}");
             }
-            if let Some(w) = crate::store::redis::persistence_warning(&c.server.store) {
-                eprintln!("warning: {w}");
+            match crate::store::redis::check_server(&c.server.store) {
+                Ok(warnings) => warnings.iter().for_each(|w| eprintln!("warning: {w}")),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return 1;
+                }
             }
             println!("{}", c.summary());
             0

@@ -126,11 +126,16 @@ impl Compiler<'_> {
         if url == "embedded" {
             return StoreConfig::Embedded;
         }
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) || url.len() < 10 {
+        if url.starts_with(crate::store::redis::sentinel::SCHEME) {
+            if let Err(e) = crate::store::redis::sentinel::parse(url) {
+                self.err(t, format!("server.store `{url}`: {e} (`redis+sentinel://host:port,host:port/service`)"));
+                return StoreConfig::Embedded;
+            }
+        } else if !(url.starts_with("redis://") || url.starts_with("rediss://")) || url.len() < 10 {
             self.err(
                 t,
                 format!(
-                    "server.store `{url}` must be `embedded`, `redis://host:port[/db]` or `rediss://host:port[/db]`"
+                    "server.store `{url}` must be `embedded`, `redis://host:port[/db]`, `rediss://host:port[/db]` or `redis+sentinel://host:port,…/service`"
                 ),
             );
             return StoreConfig::Embedded;
@@ -139,11 +144,58 @@ impl Compiler<'_> {
         if let Some(d) = r.db.as_ref().filter(|d| !(0..=1023).contains(d.get_ref())) {
             self.err_at(d.span().start, "redis.db must be between 0 and 1023");
         }
+        let tls = url.starts_with("rediss://");
+        let ca_file = r.ca_file.as_ref().map(|t| self.redis_tls_file(t, "ca_file", tls));
+        if let Some(t) = &r.ca_file {
+            if let Err(e) = crate::tls::read_cert_chain(Path::new(t.get_ref())) {
+                self.err(t, format!("redis.ca_file: {e}"));
+            }
+        }
+        let (client_cert, client_key) = self.redis_client_cert(r, tls);
+        let username = r.username.as_ref().map(|u| u.get_ref().trim().to_string());
+        if let Some(t) = r.username.as_ref() {
+            let u = t.get_ref().trim();
+            if u.is_empty() || u.len() > 128 || u.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                self.err(t, "redis.username must be 1 to 128 characters, without spaces or control characters");
+            }
+        }
         StoreConfig::Redis {
             url: url.to_string(),
+            username,
             password_file: r.password_file.as_ref().map(|p| p.get_ref().into()),
             db,
             key_prefix: r.key_prefix.as_ref().map_or_else(|| "portcullis:".to_string(), |p| p.get_ref().clone()),
+            ca_file,
+            client_cert,
+            client_key,
+        }
+    }
+
+    /// A `[redis]` TLS file: only with `rediss://`.
+    fn redis_tls_file(&mut self, t: &Text, key: &str, tls: bool) -> PathBuf {
+        if !tls {
+            self.err(t, format!("redis.{key} needs a `rediss://` URL in server.store (TLS)"));
+        }
+        PathBuf::from(t.get_ref())
+    }
+
+    /// `redis.client_cert` and `redis.client_key`: both or neither, and the key
+    /// must belong to the certificate.
+    fn redis_client_cert(&mut self, r: &RedisFile, tls: bool) -> (Option<PathBuf>, Option<PathBuf>) {
+        match (&r.client_cert, &r.client_key) {
+            (None, None) => (None, None),
+            (Some(t), None) => {
+                self.err(t, "redis.client_cert needs redis.client_key (both or neither)");
+                (None, None)
+            }
+            (None, Some(t)) => {
+                self.err(t, "redis.client_key needs redis.client_cert (both or neither)");
+                (None, None)
+            }
+            (Some(cert), Some(key)) => {
+                self.cert_and_key(cert, key, ["redis.client_cert", "redis.client_key"]);
+                (Some(self.redis_tls_file(cert, "client_cert", tls)), Some(PathBuf::from(key.get_ref())))
+            }
         }
     }
 
@@ -178,23 +230,29 @@ impl Compiler<'_> {
     }
 
     fn tls(&mut self, cert: &Text, key: &Text) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.cert_and_key(cert, key, ["server.tls_cert", "server.tls_key"])
+    }
+
+    /// A certificate chain and the key that belongs to it; `names` are their config keys.
+    fn cert_and_key(&mut self, cert: &Text, key: &Text, names: [&str; 2]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let [cert_name, key_name] = names;
         let chain = match crate::tls::read_cert_chain(Path::new(cert.get_ref())) {
             Ok(c) => Some(c),
             Err(e) => {
-                self.err(cert, format!("server.tls_cert: {e}"));
+                self.err(cert, format!("{cert_name}: {e}"));
                 None
             }
         };
         let signing_key = match crate::tls::read_signing_key(Path::new(key.get_ref())) {
             Ok(k) => Some(k),
             Err(e) => {
-                self.err(key, format!("server.tls_key: {e}"));
+                self.err(key, format!("{key_name}: {e}"));
                 None
             }
         };
         let ck = rustls::sign::CertifiedKey::new(chain?, signing_key?);
         if let Err(e) = ck.keys_match() {
-            self.err(key, format!("server.tls_key does not belong to the certificate in server.tls_cert ({e})"));
+            self.err(key, format!("{key_name} does not belong to the certificate in {cert_name} ({e})"));
             return None;
         }
         Some(Arc::new(ck))

@@ -128,7 +128,11 @@ pub struct ServerFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisFile {
+    pub username: Option<Text>,
     pub password_file: Option<Text>,
+    pub ca_file: Option<Text>,
+    pub client_cert: Option<Text>,
+    pub client_key: Option<Text>,
     pub db: Option<Spanned<i64>>,
     pub key_prefix: Option<Text>,
 }

@@ -177,7 +177,20 @@ pub struct Server {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Embedded,
-    Redis { url: String, password_file: Option<PathBuf>, db: Option<i64>, key_prefix: String },
+    Redis {
+        url: String,
+        /// An ACL user (`[redis] username`); overrides one in the URL.
+        username: Option<String>,
+        password_file: Option<PathBuf>,
+        db: Option<i64>,
+        key_prefix: String,
+        /// `rediss://` only: the CA that issued the server's certificate,
+        /// trusted instead of the system's roots.
+        ca_file: Option<PathBuf>,
+        /// `rediss://` only: a client certificate and its key (both or neither).
+        client_cert: Option<PathBuf>,
+        client_key: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug)]

@@ -163,6 +163,13 @@ fn open_auth(config: &crate::config::Config) -> Result<Arc<Auth>, String> {
             (Arc::new(EmbeddedStore::open(state_dir).map_err(|e| e.to_string())?), Some(state_dir.join("cookie.keys")))
         }
         StoreConfig::Redis { .. } => {
+            // Credentials, TLS trust and ACL are the config's to fix: say which, once, and stop.
+            // An unreachable Redis is reported below, where the revocations are read.
+            if let Err(crate::store::redis::AccessError::Refused(e)) =
+                crate::store::redis::check_at_start(&config.server.store)
+            {
+                return Err(e);
+            }
             (Arc::new(crate::store::redis::from_config(&config.server.store, &secrets)?), None)
         }
     };

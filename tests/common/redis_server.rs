@@ -1,8 +1,10 @@
 //! A real `redis-server` for tests: on a free loopback port, without
 //! persistence, killed on drop; it can be stopped and started again on the
-//! same port (outage tests).
+//! same port (outage tests). [`RedisServer::start_tls`] serves TLS only,
+//! with certificates of its own (a CA, the server's, a client's).
 
 use super::{free_port, wait_for_port, Proc};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// A `redis-server` on a loopback port, without persistence; killed on drop.
@@ -11,7 +13,47 @@ pub struct RedisServer {
     pub port: u16,
     dir: tempfile::TempDir,
     args: Vec<String>,
+    tls: Option<RedisTlsFiles>,
     proc: Option<Proc>,
+}
+
+/// The certificates of a TLS `redis-server`: a CA, the server's certificate
+/// (for 127.0.0.1) and a client certificate, both signed by the CA.
+pub struct RedisTlsFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisTlsFiles {
+    pub fn new() -> RedisTlsFiles {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = portcullis::tls::make_dev_certs(dir.path(), &["127.0.0.1".into(), "localhost".into()]).unwrap();
+        let ca_key =
+            rcgen::KeyPair::from_pem(&std::fs::read_to_string(dir.path().join("dev-ca.key")).unwrap()).unwrap();
+        let ca_params =
+            rcgen::CertificateParams::from_ca_cert_pem(&std::fs::read_to_string(&dev.ca_cert).unwrap()).unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, "portcullis instance");
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        let (client_cert, client_key) = (dir.path().join("client.crt"), dir.path().join("client.key"));
+        std::fs::write(&client_cert, cert.pem()).unwrap();
+        std::fs::write(&client_key, key.serialize_pem()).unwrap();
+        RedisTlsFiles {
+            ca: dev.ca_cert,
+            server_cert: dev.server_cert,
+            server_key: dev.server_key,
+            client_cert,
+            client_key,
+            _dir: dir,
+        }
+    }
 }
 
 impl RedisServer {
@@ -21,15 +63,48 @@ impl RedisServer {
 
     pub fn start_on(port: u16, extra: &[&str]) -> RedisServer {
         let args = extra.iter().map(|s| s.to_string()).collect();
-        let mut server = RedisServer { port, dir: tempfile::tempdir().unwrap(), args, proc: None };
+        let mut server = RedisServer { port, dir: tempfile::tempdir().unwrap(), args, tls: None, proc: None };
         server.restart();
         server
     }
 
+    /// TLS only (`--port 0`), with certificates of its own; `auth_clients` is
+    /// `--tls-auth-clients` (`yes`, `no` or `optional`).
+    pub fn start_tls(auth_clients: &str, extra: &[&str]) -> RedisServer {
+        portcullis::tls::install_crypto_provider();
+        let tls = RedisTlsFiles::new();
+        let path = |p: &PathBuf| p.to_str().unwrap().to_string();
+        let mut args = vec![
+            "--tls-cert-file".into(),
+            path(&tls.server_cert),
+            "--tls-key-file".into(),
+            path(&tls.server_key),
+            "--tls-ca-cert-file".into(),
+            path(&tls.ca),
+            "--tls-auth-clients".into(),
+            auth_clients.into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut server =
+            RedisServer { port: free_port(), dir: tempfile::tempdir().unwrap(), args, tls: Some(tls), proc: None };
+        server.restart();
+        server
+    }
+
+    /// The certificates of a server from [`RedisServer::start_tls`].
+    pub fn tls(&self) -> &RedisTlsFiles {
+        self.tls.as_ref().expect("a server started with start_tls")
+    }
+
     pub fn restart(&mut self) {
         let port = self.port.to_string();
+        let ports = match self.tls {
+            Some(_) => vec!["--port", "0", "--tls-port", &port],
+            None => vec!["--port", &port],
+        };
         let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(ports)
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no"])
             .args(&self.args)
             .current_dir(self.dir.path())
@@ -45,11 +120,69 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match self.tls {
+            Some(_) => format!("rediss://127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
-    /// A plain connection for looking at what the store wrote.
+    /// A connection as the default user, for looking at what the store wrote
+    /// (and, over TLS, with the client certificate).
     pub fn raw(&self) -> redis::Connection {
-        redis::Client::open(self.url()).unwrap().get_connection().unwrap()
+        let client = match &self.tls {
+            None => redis::Client::open(self.url()).unwrap(),
+            Some(tls) => {
+                let certs = redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: std::fs::read(&tls.client_cert).unwrap(),
+                        client_key: std::fs::read(&tls.client_key).unwrap(),
+                    }),
+                    root_cert: Some(std::fs::read(&tls.ca).unwrap()),
+                };
+                redis::Client::build_with_tls(self.url(), certs).unwrap()
+            }
+        };
+        client.get_connection().unwrap()
+    }
+}
+
+/// A Redis Sentinel (`redis-server --sentinel`) on a loopback port watching
+/// `mymaster` at `primary_port` (quorum 1, down after 500 ms); killed on drop.
+pub struct RedisSentinel {
+    pub port: u16,
+    _dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl RedisSentinel {
+    pub fn start(primary_port: u16) -> RedisSentinel {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let conf = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\nsentinel monitor mymaster 127.0.0.1 {primary_port} 1\n\
+                 sentinel down-after-milliseconds mymaster 500\nsentinel failover-timeout mymaster 3000\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new("redis-server")
+            .arg(&conf)
+            .arg("--sentinel")
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run redis-server --sentinel ({e})"));
+        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap());
+        RedisSentinel { port, _dir: dir, _proc: Proc(child) }
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        format!("redis+sentinel://127.0.0.1:{}/{service}", self.port)
+    }
+
+    pub fn raw(&self) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{}", self.port)).unwrap().get_connection().unwrap()
     }
 }

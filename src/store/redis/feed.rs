@@ -3,10 +3,11 @@
 //! sends `Change::Resync`, because whatever was published while the
 //! connection was down is gone: subscribers then re-read the state in full.
 
+use super::sentinel::Target;
 use super::{unavailable, FEED_PING_EVERY, FEED_RETRY_DELAY, IO_TIMEOUT};
 use crate::store::{Change, StoreError, StoreResult};
 use redis::aio::MultiplexedConnection;
-use redis::{cmd, AsyncConnectionConfig, Client, PushInfo, PushKind};
+use redis::{cmd, AsyncConnectionConfig, PushInfo, PushKind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
@@ -14,7 +15,8 @@ use tokio::time::timeout;
 
 /// The change feed: one pub/sub connection, reopened whenever it is lost.
 pub(super) struct Feed {
-    pub(super) client: Client,
+    /// With Sentinel, each (re)subscription asks for the current primary.
+    pub(super) target: Arc<Target>,
     pub(super) channel: String,
     pub(super) changes: broadcast::Sender<Change>,
     /// Set once `connect` returned: from then on a new subscription may have missed changes.
@@ -57,7 +59,8 @@ impl Feed {
             .set_connection_timeout(Some(IO_TIMEOUT))
             .set_response_timeout(Some(IO_TIMEOUT));
         let opened = async {
-            let mut conn = self.client.get_multiplexed_async_connection_with_config(&config).await?;
+            let client = self.target.client().await?;
+            let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
             conn.subscribe(&self.channel).await?;
             Ok(conn)
         };

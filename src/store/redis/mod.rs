@@ -40,7 +40,7 @@ use super::{
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::{cmd, Client, Cmd, IntoConnectionInfo, ProtocolVersion, Script};
+use redis::{cmd, Cmd, Script};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use std::future::Future;
@@ -51,9 +51,12 @@ use tokio::runtime::Handle;
 use tokio::sync::{broadcast, oneshot};
 use tokio::time::timeout;
 
+mod access;
 mod devices;
 mod feed;
 mod passes;
+pub mod sentinel;
+pub use access::{check_access, AccessError, RedisTls};
 use feed::Feed;
 
 pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
@@ -77,8 +80,11 @@ const CHANGE_CAPACITY: usize = 1024;
 /// Where and how to reach Redis.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// `redis://host:port[/db]` or `rediss://…` (TLS, system roots).
+    /// `redis://host:port[/db]`, `rediss://…` (TLS: system roots, or `tls.ca_file`)
+    /// or `redis+sentinel://host:port,…/service` (see `sentinel.rs`).
     pub url: String,
+    /// An ACL user; overrides a user name in the URL.
+    pub username: Option<String>,
     /// Overrides a password in the URL (read from a file by the caller).
     pub password: Option<String>,
     /// Overrides a database number in the URL.
@@ -86,11 +92,20 @@ pub struct RedisOptions {
     pub key_prefix: String,
     /// Key of the HMAC that names keys holding user-identifying data.
     pub name_key: [u8; 32],
+    pub tls: RedisTls,
 }
 
 impl RedisOptions {
     pub fn new(url: impl Into<String>, name_key: [u8; 32]) -> RedisOptions {
-        RedisOptions { url: url.into(), password: None, db: None, key_prefix: DEFAULT_KEY_PREFIX.into(), name_key }
+        RedisOptions {
+            url: url.into(),
+            username: None,
+            password: None,
+            db: None,
+            key_prefix: DEFAULT_KEY_PREFIX.into(),
+            name_key,
+            tls: RedisTls::default(),
+        }
     }
 }
 
@@ -98,7 +113,9 @@ impl std::fmt::Debug for RedisOptions {
     // The URL and password may hold secrets; the name key is one.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
+            .field("username", &self.username)
             .field("db", &self.db)
+            .field("tls", &self.tls)
             .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
     }
@@ -129,8 +146,7 @@ impl RedisStore {
     /// Sets up the runtime, the connection manager and the change feed. Does
     /// not need Redis to be up: calls return `Unavailable` until it is.
     pub fn connect(opts: RedisOptions) -> Result<RedisStore, StoreError> {
-        let client = Client::open(connection_info(&opts)?)
-            .map_err(|e| StoreError::Unavailable(format!("redis settings: {e}")))?;
+        let target = Arc::new(sentinel::Target::new(&opts)?);
         let (runtime, stop) = start_runtime()?;
         let keys = Keys::new(&opts.key_prefix, &opts.name_key);
         let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
@@ -138,16 +154,11 @@ impl RedisStore {
         let (first_try, first_tried) = std::sync::mpsc::sync_channel(1);
         let conn = {
             let _in_runtime = runtime.enter();
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(IO_TIMEOUT))
-                .set_response_timeout(Some(IO_TIMEOUT))
-                .set_number_of_retries(0);
-            let manager = ConnectionManager::new_lazy_with_config(client.clone(), config)
-                .map_err(|e| StoreError::Unavailable(format!("redis connection manager: {e}")))?;
+            let conn = Conn::new(Arc::clone(&target))?;
             let feed =
-                Feed { client, channel: keys.changes(), changes: changes.clone(), handed_out: handed_out.clone() };
+                Feed { target, channel: keys.changes(), changes: changes.clone(), handed_out: handed_out.clone() };
             runtime.spawn(feed.run(first_try));
-            Conn(manager)
+            conn
         };
         // Changes made right after `connect` must reach this instance's
         // subscribers, so wait (bounded) until the feed listens.
@@ -200,7 +211,23 @@ pub fn from_config(
     store: &crate::config::StoreConfig,
     secrets: &super::secrets::Secrets,
 ) -> Result<RedisStore, String> {
-    let crate::config::StoreConfig::Redis { url, password_file, db, key_prefix } = store else {
+    let opts = options_from_config(store, secrets.derive("redis key names"))?;
+    RedisStore::connect(opts).map_err(|e| e.to_string())
+}
+
+/// The options a config's Redis store names (the password read from its file).
+pub fn options_from_config(store: &crate::config::StoreConfig, name_key: [u8; 32]) -> Result<RedisOptions, String> {
+    let crate::config::StoreConfig::Redis {
+        url,
+        username,
+        password_file,
+        db,
+        key_prefix,
+        ca_file,
+        client_cert,
+        client_key,
+    } = store
+    else {
         return Err("not a Redis store".into());
     };
     let password = match password_file {
@@ -212,59 +239,56 @@ pub fn from_config(
         ),
         None => None,
     };
-    let opts = RedisOptions {
+    Ok(RedisOptions {
         url: url.clone(),
+        username: username.clone(),
         password,
         db: *db,
         key_prefix: key_prefix.clone(),
-        name_key: secrets.derive("redis key names"),
-    };
-    RedisStore::connect(opts).map_err(|e| e.to_string())
-}
-
-/// What `portcullis check` says about a Redis server's persistence: durable
-/// state (enrollments, locks, revocations) must survive a Redis restart, so
-/// AOF (`appendonly yes`) or at least RDB snapshots should be on.
-pub fn persistence_warning(store: &crate::config::StoreConfig) -> Option<String> {
-    let crate::config::StoreConfig::Redis { url, password_file, db, .. } = store else { return None };
-    let password = password_file.as_ref().and_then(|p| std::fs::read_to_string(p).ok()).map(|p| p.trim().to_string());
-    let opts = RedisOptions { url: url.clone(), password, db: *db, key_prefix: String::new(), name_key: [0; 32] };
-    let check = || -> Result<Option<String>, String> {
-        let client = Client::open(connection_info(&opts).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-        let mut conn = client.get_connection_with_timeout(IO_TIMEOUT).map_err(|e| e.to_string())?;
-        let get = |conn: &mut redis::Connection, name: &str| -> Result<String, String> {
-            let map: std::collections::HashMap<String, String> =
-                redis::cmd("CONFIG").arg("GET").arg(name).query(conn).map_err(|e| e.to_string())?;
-            Ok(map.get(name).cloned().unwrap_or_default())
-        };
-        let aof_on = get(&mut conn, "appendonly")? == "yes";
-        let rdb_on = !get(&mut conn, "save")?.trim().is_empty();
-        Ok(match (aof_on, rdb_on) {
-            (true, _) => None,
-            (false, true) => Some("Redis has AOF off (RDB snapshots only): changes since the last snapshot (enrollments, locks, revocations) are lost if Redis restarts; set `appendonly yes`".into()),
-            (false, false) => Some("Redis persistence is off (`appendonly no`, no `save`): enrollments, locks and revocations are lost when Redis restarts; set `appendonly yes`".into()),
-        })
-    };
-    check().unwrap_or_else(|e| {
-        Some(format!("could not check the Redis server's persistence ({e}); make sure it uses `appendonly yes`"))
+        name_key,
+        tls: RedisTls { ca_file: ca_file.clone(), client_cert: client_cert.clone().zip(client_key.clone()) },
     })
 }
 
-fn connection_info(opts: &RedisOptions) -> StoreResult<redis::ConnectionInfo> {
-    // Never echo the URL: it may carry the password.
-    let info = opts
-        .url
-        .as_str()
-        .into_connection_info()
-        .map_err(|e| StoreError::Unavailable(format!("invalid redis url ({:?})", e.kind())))?;
-    let mut settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-    if let Some(password) = &opts.password {
-        settings = settings.set_password(password);
+/// What `portcullis run` checks before it opens a Redis store: that Redis
+/// accepts the credentials, TLS and ACL. `Unreachable` is for the caller to
+/// word (Redis may simply not be up yet).
+pub fn check_at_start(store: &crate::config::StoreConfig) -> Result<(), AccessError> {
+    let opts = options_from_config(store, [0; 32]).map_err(AccessError::Refused)?;
+    check_access(&opts).map(drop)
+}
+
+/// What `portcullis check` says about a Redis store: an error when Redis
+/// refuses this config (credentials, TLS, ACL); warnings when it cannot be
+/// reached or when its persistence is off, because durable state
+/// (enrollments, locks, revocations) must survive a Redis restart, so AOF
+/// (`appendonly yes`) or at least RDB snapshots should be on.
+pub fn check_server(store: &crate::config::StoreConfig) -> Result<Vec<String>, String> {
+    if !matches!(store, crate::config::StoreConfig::Redis { .. }) {
+        return Ok(Vec::new());
     }
-    if let Some(db) = opts.db {
-        settings = settings.set_db(db);
-    }
-    Ok(info.set_redis_settings(settings))
+    let opts = options_from_config(store, [0; 32])?;
+    let mut conn = match check_access(&opts) {
+        Ok(conn) => conn,
+        Err(AccessError::Refused(e)) => return Err(e),
+        Err(AccessError::Unreachable(e)) => {
+            return Ok(vec![format!(
+                "could not check the Redis server ({e}); make sure it is up and uses `appendonly yes`"
+            )])
+        }
+    };
+    let mut get = |name: &str| -> Result<String, String> {
+        let map: std::collections::HashMap<String, String> =
+            redis::cmd("CONFIG").arg("GET").arg(name).query(&mut conn).map_err(|e| e.to_string())?;
+        Ok(map.get(name).cloned().unwrap_or_default())
+    };
+    let persistence = (|| Ok::<_, String>((get("appendonly")? == "yes", !get("save")?.trim().is_empty())))();
+    Ok(match persistence {
+        Ok((true, _)) => vec![],
+        Ok((false, true)) => vec!["Redis has AOF off (RDB snapshots only): changes since the last snapshot (enrollments, locks, revocations) are lost if Redis restarts; set `appendonly yes`".into()],
+        Ok((false, false)) => vec!["Redis persistence is off (`appendonly no`, no `save`): enrollments, locks and revocations are lost when Redis restarts; set `appendonly yes`".into()],
+        Err(e) => vec![format!("could not check the Redis server's persistence ({e}); make sure it uses `appendonly yes`")],
+    })
 }
 
 /// A runtime on its own thread; it ends when the returned sender is dropped.
@@ -635,15 +659,84 @@ fn millis(d: Duration) -> u64 {
 /// The connection manager, plus one retry of a command that never left
 /// because the connection was refused: the manager starts a fresh connection
 /// on that error, so the first call after Redis comes back succeeds instead
-/// of reporting the stale failure.
+/// of reporting the stale failure. With Sentinel, a lost primary (I/O
+/// error, or `-READONLY` from a demoted one) is asked of the sentinels again
+/// and the command retried once on the new primary.
 #[derive(Clone)]
-struct Conn(ConnectionManager);
+struct Conn {
+    target: Arc<sentinel::Target>,
+    /// The current connection manager; with Sentinel, none until the primary
+    /// is known, and replaced when the primary changed.
+    manager: Arc<std::sync::Mutex<Option<ConnectionManager>>>,
+}
+
+impl Conn {
+    /// Needs the Redis runtime (the connection manager spawns on it).
+    fn new(target: Arc<sentinel::Target>) -> StoreResult<Conn> {
+        let manager = match &*target {
+            sentinel::Target::Fixed(client) => Some(
+                Self::manager_for(client.clone())
+                    .map_err(|e| StoreError::Unavailable(format!("redis connection manager: {e}")))?,
+            ),
+            sentinel::Target::Sentinel(_) => None,
+        };
+        Ok(Conn { target, manager: Arc::new(std::sync::Mutex::new(manager)) })
+    }
+
+    fn manager_for(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(IO_TIMEOUT))
+            .set_response_timeout(Some(IO_TIMEOUT))
+            .set_number_of_retries(0);
+        ConnectionManager::new_lazy_with_config(client, config)
+    }
+
+    async fn current(&self) -> redis::RedisResult<ConnectionManager> {
+        if let Some(m) = self.manager.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return Ok(m);
+        }
+        let m = Self::manager_for(self.target.client().await?)?;
+        *self.manager.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
+        Ok(m)
+    }
+
+    /// Whether to ask the sentinels again and retry once: the primary is gone
+    /// or has become a replica.
+    fn primary_lost(&self, e: &redis::RedisError) -> bool {
+        self.target.follows_failover()
+            && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.code() == Some("READONLY"))
+    }
+
+    /// A demoted primary answers writes with `-READONLY` (as a value, not an `Err`).
+    fn demoted(&self, answer: &redis::Value) -> bool {
+        let readonly = |v: &redis::Value| matches!(v, redis::Value::ServerError(e) if e.code() == "READONLY");
+        self.target.follows_failover()
+            && match answer {
+                redis::Value::Array(items) => items.iter().any(readonly),
+                v => readonly(v),
+            }
+    }
+
+    fn forget(&self) {
+        *self.manager.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, redis::Value> {
         Box::pin(async move {
-            match self.0.req_packed_command(cmd).await {
-                Err(e) if e.is_connection_refusal() => self.0.req_packed_command(cmd).await,
+            match self.current().await?.req_packed_command(cmd).await {
+                Err(e) if e.is_connection_refusal() && !self.target.follows_failover() => {
+                    self.current().await?.req_packed_command(cmd).await
+                }
+                Err(e) if self.primary_lost(&e) => {
+                    self.forget();
+                    self.current().await?.req_packed_command(cmd).await
+                }
+                Ok(v) if self.demoted(&v) => {
+                    self.forget();
+                    self.current().await?.req_packed_command(cmd).await
+                }
                 done => done,
             }
         })
@@ -656,15 +749,25 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
         Box::pin(async move {
-            match self.0.req_packed_commands(pipeline, offset, count).await {
-                Err(e) if e.is_connection_refusal() => self.0.req_packed_commands(pipeline, offset, count).await,
+            match self.current().await?.req_packed_commands(pipeline, offset, count).await {
+                Err(e) if e.is_connection_refusal() && !self.target.follows_failover() => {
+                    self.current().await?.req_packed_commands(pipeline, offset, count).await
+                }
+                Err(e) if self.primary_lost(&e) => {
+                    self.forget();
+                    self.current().await?.req_packed_commands(pipeline, offset, count).await
+                }
+                Ok(v) if v.iter().any(|v| self.demoted(v)) => {
+                    self.forget();
+                    self.current().await?.req_packed_commands(pipeline, offset, count).await
+                }
                 done => done,
             }
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.0.get_db()
+        self.manager.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |m| m.get_db())
     }
 }
 
@@ -993,6 +1096,7 @@ mod tests {
 
     #[test]
     fn url_db_and_password_are_overridden() {
+        use access::connection_info;
         let mut opts = RedisOptions::new("redis://:fromurl@localhost:1/3", [1; 32]);
         let info = connection_info(&opts).unwrap();
         assert_eq!((info.redis_settings().db(), info.redis_settings().password()), (3, Some("fromurl")));
@@ -1000,6 +1104,11 @@ mod tests {
         opts.password = Some("fromfile".into());
         let info = connection_info(&opts).unwrap();
         assert_eq!((info.redis_settings().db(), info.redis_settings().password()), (5, Some("fromfile")));
+        assert_eq!(info.redis_settings().username(), None);
+        opts.url = "rediss://fromurl:pw@localhost:1".into();
+        assert_eq!(connection_info(&opts).unwrap().redis_settings().username(), Some("fromurl"));
+        opts.username = Some("acluser".into());
+        assert_eq!(connection_info(&opts).unwrap().redis_settings().username(), Some("acluser"));
         opts.url = "http://localhost".into();
         assert!(matches!(connection_info(&opts), Err(StoreError::Unavailable(_))));
     }
