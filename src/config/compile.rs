@@ -126,8 +126,8 @@ impl Compiler<'_> {
         if url == "embedded" {
             return StoreConfig::Embedded;
         }
-        if url.starts_with(crate::store::redis::sentinel::SCHEME) {
-            if let Err(e) = crate::store::redis::sentinel::parse(url) {
+        if url.starts_with(sentinel_url::SCHEME) {
+            if let Err(e) = sentinel_url::parse(url) {
                 self.err(t, format!("server.store `{url}`: {e} (`redis+sentinel://host:port,host:port/service`)"));
                 return StoreConfig::Embedded;
             }

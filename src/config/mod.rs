@@ -11,6 +11,7 @@ pub mod file;
 pub mod hosts;
 pub mod logs;
 pub mod mail;
+pub mod sentinel_url;
 pub mod source;
 pub mod users;
 

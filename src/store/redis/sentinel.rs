@@ -7,8 +7,7 @@ use super::RedisOptions;
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Client, ConnectionAddr, ProtocolVersion, RedisResult};
 
-pub const SCHEME: &str = "redis+sentinel://";
-const DEFAULT_PORT: u16 = 26379;
+pub use crate::config::sentinel_url::{parse, SCHEME};
 
 /// Where the store's connections go: one fixed server, or the primary the sentinels name.
 pub(super) enum Target {
@@ -38,32 +37,11 @@ impl Target {
     }
 }
 
-/// The sentinels and the service name of a `redis+sentinel://` URL.
-pub fn parse(url: &str) -> Result<(Vec<ConnectionAddr>, String), String> {
-    let rest = url.strip_prefix(SCHEME).ok_or("not a redis+sentinel:// URL")?;
-    let (hosts, service) = rest.rsplit_once('/').ok_or("no service name (…/mymaster)")?;
-    let service_ok = |c: char| c.is_ascii_alphanumeric() || "-_.".contains(c);
-    if service.is_empty() || !service.chars().all(service_ok) {
-        return Err(format!("`{service}` is not a service name (letters, digits, - _ .)"));
-    }
-    let mut addrs = Vec::new();
-    for host in hosts.split(',') {
-        let (name, port) = match host.rsplit_once(':') {
-            Some((n, p)) => (n, p.parse::<u16>().map_err(|_| format!("`{p}` is not a port"))?),
-            None => (host, DEFAULT_PORT),
-        };
-        if name.is_empty() || name.contains(['@', '[', ']', ' ']) {
-            return Err(format!("`{host}` is not host:port"));
-        }
-        addrs.push(ConnectionAddr::Tcp(name.to_string(), port));
-    }
-    Ok((addrs, service.to_string()))
-}
-
 /// A client that asks the sentinels for the primary; the `[redis]` user,
 /// password and database are for the data nodes (the sentinels need none).
 pub(super) fn sentinel_client(opts: &RedisOptions) -> Result<SentinelClient, String> {
-    let (addrs, service) = parse(&opts.url).map_err(|e| format!("server.store: {e}"))?;
+    let (hosts, service) = parse(&opts.url).map_err(|e| format!("server.store: {e}"))?;
+    let addrs: Vec<ConnectionAddr> = hosts.into_iter().map(|(host, port)| ConnectionAddr::Tcp(host, port)).collect();
     let mut b = SentinelClientBuilder::new(addrs, service, SentinelServerType::Master)
         .map_err(|e| format!("redis sentinel settings: {e}"))?
         .set_client_to_redis_protocol(ProtocolVersion::RESP3);
@@ -77,24 +55,4 @@ pub(super) fn sentinel_client(opts: &RedisOptions) -> Result<SentinelClient, Str
         b = b.set_client_to_redis_db(db);
     }
     b.build().map_err(|e| format!("redis sentinel settings: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sentinel_urls() {
-        let (addrs, service) = parse("redis+sentinel://10.0.0.1:26379,s2/mymaster").unwrap();
-        assert_eq!(service, "mymaster");
-        assert_eq!(
-            addrs,
-            vec![ConnectionAddr::Tcp("10.0.0.1".into(), 26379), ConnectionAddr::Tcp("s2".into(), DEFAULT_PORT)]
-        );
-        assert!(parse("redis+sentinel://h:1/").is_err());
-        assert!(parse("redis+sentinel://h:1").is_err());
-        assert!(parse("redis+sentinel://h:x/m").is_err());
-        assert!(parse("redis+sentinel://u:p@h:1/m").is_err());
-        assert!(parse("redis+sentinel://h:1/m x").is_err());
-    }
 }
