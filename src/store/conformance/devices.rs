@@ -63,10 +63,15 @@ pub(super) async fn issuance_races_for_the_last_slot(s: SharedStore) {
 }
 
 pub(super) async fn set_expiring_expire_and_revoke(s: SharedStore) {
+    // Subscribe first and drain the four issuances: a feed delivers a change
+    // some time after the write returns, so a later subscriber may still see them.
+    let mut rx = s.subscribe();
     for i in 0..4 {
         s.put_device_cert(cert(&format!("c{i}"), "ann"), 4, T0).await.unwrap().unwrap();
     }
-    let mut rx = s.subscribe();
+    for i in 0..4 {
+        assert_eq!(next_change(&mut rx).await, Change::DeviceCert(cert(&format!("c{i}"), "ann")));
+    }
     let mut snapshot = Registry::from_certs(&s.device_certs().await.unwrap(), 0);
     let fp0 = cert("c0", "ann").fingerprint;
     let now = T0 + 100;
