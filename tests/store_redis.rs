@@ -65,7 +65,7 @@ async fn key_names_hold_no_user_names_and_short_lived_keys_expire() {
 
     let mut raw = server.raw();
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut raw).unwrap();
-    assert!(keys.len() >= 6, "user, not_before, locks, revoked, ch, n: {keys:?}");
+    assert!(keys.len() >= 6, "users, not_before, locks, revoked, ch, n: {keys:?}");
     assert!(keys.iter().all(|k| !k.contains("alice")), "a key names the user: {keys:?}");
     let prefix = "pc[names]*:";
     let short: Vec<&String> = keys
@@ -77,9 +77,17 @@ async fn key_names_hold_no_user_names_and_short_lived_keys_expire() {
         let ttl: i64 = redis::cmd("PTTL").arg(key).query(&mut raw).unwrap();
         assert!(ttl > 0 && ttl <= 60_000, "{key} has PTTL {ttl}");
     }
-    let fields: Vec<String> = redis::cmd("HKEYS").arg(format!("{prefix}locks")).query(&mut raw).unwrap();
-    assert_eq!(fields.len(), 1);
-    assert!(!fields[0].contains("alice"), "hash fields are HMACs too");
+    // A user's record and index entries share one hash tag (one cluster slot).
+    let bucket: Vec<&String> = keys.iter().filter(|k| k.starts_with(&format!("{prefix}{{u"))).collect();
+    assert_eq!(bucket.len(), 3, "users, not_before, locks of one bucket: {keys:?}");
+    let tag = |k: &str| k[..k.find('}').unwrap()].to_string();
+    assert!(bucket.iter().all(|k| tag(k) == tag(bucket[0])), "{bucket:?}");
+    for what in ["users", "locks", "not_before"] {
+        let key = bucket.iter().find(|k| k.ends_with(&format!(":{what}"))).unwrap();
+        let fields: Vec<String> = redis::cmd("HKEYS").arg(key).query(&mut raw).unwrap();
+        assert_eq!(fields.len(), 1, "{key}");
+        assert!(!fields[0].contains("alice"), "hash fields are HMACs too");
+    }
 }
 
 /// Every call, with Redis gone, must say so quickly: a login waits for none of them.

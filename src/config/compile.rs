@@ -126,16 +126,22 @@ impl Compiler<'_> {
         if url == "embedded" {
             return StoreConfig::Embedded;
         }
-        if url.starts_with(sentinel_url::SCHEME) {
-            if let Err(e) = sentinel_url::parse(url) {
+        let cluster = redis_url::is_cluster(url);
+        if url.starts_with(redis_url::SCHEME) {
+            if let Err(e) = redis_url::parse(url) {
                 self.err(t, format!("server.store `{url}`: {e} (`redis+sentinel://host:port,host:port/service`)"));
+                return StoreConfig::Embedded;
+            }
+        } else if cluster {
+            if let Err(e) = redis_url::parse_cluster(url) {
+                self.err(t, format!("server.store `{url}`: {e} (`redis+cluster://host:port,host:port`)"));
                 return StoreConfig::Embedded;
             }
         } else if !(url.starts_with("redis://") || url.starts_with("rediss://")) || url.len() < 10 {
             self.err(
                 t,
                 format!(
-                    "server.store `{url}` must be `embedded`, `redis://host:port[/db]`, `rediss://host:port[/db]` or `redis+sentinel://host:port,…/service`"
+                    "server.store `{url}` must be `embedded`, `redis://host:port[/db]`, `rediss://host:port[/db]`, `redis+sentinel://host:port,…/service` or `redis+cluster://host:port,…`"
                 ),
             );
             return StoreConfig::Embedded;
@@ -144,7 +150,22 @@ impl Compiler<'_> {
         if let Some(d) = r.db.as_ref().filter(|d| !(0..=1023).contains(d.get_ref())) {
             self.err_at(d.span().start, "redis.db must be between 0 and 1023");
         }
-        let tls = url.starts_with("rediss://");
+        if let Some(d) = r.db.as_ref().filter(|d| cluster && *d.get_ref() != 0) {
+            self.err_at(d.span().start, "redis.db: a Redis Cluster has only database 0");
+        }
+        let durable_replicas = match &r.durable_replicas {
+            Some(n) if !(0..=16).contains(n.get_ref()) => {
+                self.err_at(n.span().start, "redis.durable_replicas must be between 0 and 16");
+                0
+            }
+            Some(n) => *n.get_ref() as u32,
+            None => 0,
+        };
+        let key_prefix = r.key_prefix.as_ref().map_or_else(|| "portcullis:".to_string(), |p| p.get_ref().clone());
+        if let Some(t) = r.key_prefix.as_ref().filter(|_| key_prefix.contains(['{', '}'])) {
+            self.err(t, "redis.key_prefix may not contain `{` or `}` (portcullis places its own hash tags)");
+        }
+        let tls = url.starts_with("rediss://") || url.starts_with(redis_url::CLUSTER_TLS_SCHEME);
         let ca_file = r.ca_file.as_ref().map(|t| self.redis_tls_file(t, "ca_file", tls));
         if let Some(t) = &r.ca_file {
             if let Err(e) = crate::tls::read_cert_chain(Path::new(t.get_ref())) {
@@ -164,10 +185,11 @@ impl Compiler<'_> {
             username,
             password_file: r.password_file.as_ref().map(|p| p.get_ref().into()),
             db,
-            key_prefix: r.key_prefix.as_ref().map_or_else(|| "portcullis:".to_string(), |p| p.get_ref().clone()),
+            key_prefix,
             ca_file,
             client_cert,
             client_key,
+            durable_replicas,
         }
     }
 

@@ -135,6 +135,7 @@ pub struct RedisFile {
     pub client_key: Option<Text>,
     pub db: Option<Spanned<i64>>,
     pub key_prefix: Option<Text>,
+    pub durable_replicas: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -11,7 +11,7 @@ pub mod file;
 pub mod hosts;
 pub mod logs;
 pub mod mail;
-pub mod sentinel_url;
+pub mod redis_url;
 pub mod source;
 pub mod users;
 
@@ -191,6 +191,8 @@ pub enum StoreConfig {
         /// `rediss://` only: a client certificate and its key (both or neither).
         client_cert: Option<PathBuf>,
         client_key: Option<PathBuf>,
+        /// Durable writes wait (`WAIT`) until this many replicas have them.
+        durable_replicas: u32,
     },
 }
 

@@ -9,7 +9,7 @@
 //! replaces the system's roots (an internal Redis has an internal CA; trusting
 //! every public CA as well would only widen who can impersonate it).
 
-use super::{RedisOptions, IO_TIMEOUT};
+use super::{target, RedisOptions, IO_TIMEOUT};
 use crate::store::{StoreError, StoreResult};
 use redis::{cmd, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, ProtocolVersion, TlsCertificates};
 use std::path::{Path, PathBuf};
@@ -44,13 +44,19 @@ impl std::fmt::Display for AccessError {
 pub(super) fn client(opts: &RedisOptions) -> StoreResult<Client> {
     let info = connection_info(opts)?;
     let settings_error = |e: redis::RedisError| StoreError::Unavailable(format!("redis settings: {e}"));
-    if opts.tls.ca_file.is_none() && opts.tls.client_cert.is_none() {
-        return Client::open(info).map_err(settings_error);
-    }
-    if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
-        return Err(StoreError::Unavailable(
+    match tls_certificates(opts)? {
+        None => Client::open(info).map_err(settings_error),
+        Some(_) if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) => Err(StoreError::Unavailable(
             "redis.ca_file, redis.client_cert and redis.client_key need a `rediss://` URL".into(),
-        ));
+        )),
+        Some(certs) => Client::build_with_tls(info, certs).map_err(settings_error),
+    }
+}
+
+/// The CA and client certificate the `[redis]` TLS files name, if any.
+pub(super) fn tls_certificates(opts: &RedisOptions) -> StoreResult<Option<TlsCertificates>> {
+    if opts.tls.ca_file.is_none() && opts.tls.client_cert.is_none() {
+        return Ok(None);
     }
     let read = |key: &str, path: &Path| {
         std::fs::read(path).map_err(|e| StoreError::Unavailable(format!("redis.{key} `{}`: {e}", path.display())))
@@ -62,7 +68,7 @@ pub(super) fn client(opts: &RedisOptions) -> StoreResult<Client> {
         }
         None => None,
     };
-    Client::build_with_tls(info, TlsCertificates { client_tls, root_cert }).map_err(settings_error)
+    Ok(Some(TlsCertificates { client_tls, root_cert }))
 }
 
 /// The URL with the `[redis]` overrides. Never echoes the URL: it may carry the password.
@@ -88,19 +94,67 @@ pub(super) fn connection_info(opts: &RedisOptions) -> StoreResult<redis::Connect
 /// Connects as the store will and checks, without changing anything, that
 /// Redis lets this user run every command the store sends on its keys and
 /// channel. Returns the connection for further looks (persistence).
+/// With a cluster, the first seed node that answers is checked, and the
+/// cluster must say its state is `ok`.
 pub fn check_access(opts: &RedisOptions) -> Result<redis::Connection, AccessError> {
-    let client = if opts.url.starts_with(super::sentinel::SCHEME) {
-        let mut sentinel = super::sentinel::sentinel_client(opts).map_err(AccessError::Refused)?;
+    if target::is_cluster(&opts.url) {
+        let nodes = target::node_options(opts).map_err(AccessError::Refused)?;
+        let mut last = AccessError::Unreachable("redis cluster: no seed node".into());
+        for node in &nodes {
+            match check_node(node, opts) {
+                Err(e @ AccessError::Unreachable(_)) => last = e,
+                Err(refused) => return Err(refused),
+                Ok(mut conn) => {
+                    let info: String = cmd("CLUSTER").arg("INFO").query(&mut conn).map_err(|e| explain(&e, opts))?;
+                    if !info.lines().any(|l| l.trim() == "cluster_state:ok") {
+                        return Err(AccessError::Unreachable(
+                            "redis cluster: the cluster's state is not `ok` (are all slots served?)".into(),
+                        ));
+                    }
+                    return Ok(conn);
+                }
+            }
+        }
+        return Err(last);
+    }
+    let client = if opts.url.starts_with(target::SCHEME) {
+        let mut sentinel = target::sentinel_client(opts).map_err(AccessError::Refused)?;
         sentinel.get_client().map_err(|e| explain(&e, opts))?
     } else {
         client(opts).map_err(|e| AccessError::Refused(e.to_string()))?
     };
+    connect_and_probe(&client, opts)
+}
+
+fn check_node(node: &RedisOptions, opts: &RedisOptions) -> Result<redis::Connection, AccessError> {
+    let client = client(node).map_err(|e| AccessError::Refused(e.to_string()))?;
+    connect_and_probe(&client, opts)
+}
+
+fn connect_and_probe(client: &Client, opts: &RedisOptions) -> Result<redis::Connection, AccessError> {
     let mut conn = client.get_connection_with_timeout(IO_TIMEOUT).map_err(|e| explain(&e, opts))?;
     conn.set_read_timeout(Some(IO_TIMEOUT)).map_err(|e| explain(&e, opts))?;
     conn.set_write_timeout(Some(IO_TIMEOUT)).map_err(|e| explain(&e, opts))?;
     cmd("PING").query::<redis::Value>(&mut conn).map_err(|e| explain(&e, opts))?;
     probe_commands(&mut conn, opts)?;
+    refuse_old_layout(&mut conn, opts)?;
     Ok(conn)
+}
+
+/// Keys of the layout before hash tags (before Redis Cluster support): the
+/// data must be moved with `portcullis store export` / `import`, not read as empty.
+fn refuse_old_layout(conn: &mut redis::Connection, opts: &RedisOptions) -> Result<(), AccessError> {
+    let p = &opts.key_prefix;
+    let old = ["not_before", "locks", "device_certs", "passes"].map(|k| format!("{p}{k}"));
+    // On a cluster node a key of another slot answers MOVED: it is then not here.
+    let found = old.iter().any(|k| cmd("EXISTS").arg(k).query::<i64>(conn).is_ok_and(|n| n > 0));
+    match found {
+        false => Ok(()),
+        true => Err(AccessError::Refused(format!(
+            "redis holds portcullis data under `{p}` in the key layout of an earlier version (keys such as `{p}locks`); \
+             export it with that version (`portcullis store export`) and import it with this one, or use another redis.key_prefix"
+        ))),
+    }
 }
 
 /// Every command the store sends (directly or from its scripts), queued in a
@@ -113,7 +167,6 @@ fn probe_commands(conn: &mut redis::Connection, opts: &RedisOptions) -> Result<(
     }
     let key = format!("{}probe", opts.key_prefix);
     let channel = format!("{}changes", opts.key_prefix);
-    let pattern = format!("{}*", opts.key_prefix);
     let sha = "0000000000000000000000000000000000000000";
     let probes: &[&[&str]] = &[
         &["EVALSHA", sha, "1", &key],
@@ -121,7 +174,6 @@ fn probe_commands(conn: &mut redis::Connection, opts: &RedisOptions) -> Result<(
         &["GET", &key],
         &["SET", &key, "1", "PX", "1000"],
         &["GETDEL", &key],
-        &["MGET", &key],
         &["INCR", &key],
         &["DECR", &key],
         &["PEXPIRE", &key, "1000"],
@@ -136,7 +188,6 @@ fn probe_commands(conn: &mut redis::Connection, opts: &RedisOptions) -> Result<(
         &["ZADD", &key, "1", "m"],
         &["ZRANGEBYSCORE", &key, "0", "1"],
         &["ZREMRANGEBYSCORE", &key, "0", "1"],
-        &["SCAN", "0", "MATCH", &pattern, "COUNT", "1"],
         &["PUBLISH", &channel, ""],
         &["SUBSCRIBE", &channel],
     ];
@@ -146,9 +197,14 @@ fn probe_commands(conn: &mut redis::Connection, opts: &RedisOptions) -> Result<(
         for arg in &probe[1..] {
             c.arg(*arg);
         }
-        if let Err(e) = c.query::<redis::Value>(conn) {
-            refused = Some(explain_refusal(&e, probe[0], opts));
-            break;
+        match c.query::<redis::Value>(conn) {
+            // A cluster node redirects a key of another slot: the ACL passed it first.
+            Err(e) if matches!(e.code(), Some("MOVED" | "ASK")) => {}
+            Err(e) => {
+                refused = Some(explain_refusal(&e, probe[0], opts));
+                break;
+            }
+            Ok(_) => {}
         }
     }
     let _ = cmd("DISCARD").query::<redis::Value>(conn);

@@ -1,5 +1,6 @@
-//! The device-certificate registry in Redis: `{p}device_certs`, a hash of
-//! serial → JSON [`DeviceCert`], and `{p}device_certs:version`, a counter
+//! The device-certificate registry in Redis: `{p}{device_certs}`, a hash of
+//! serial → JSON [`DeviceCert`], and `{p}{device_certs}:version`, a counter
+//! (one hash tag, so one slot of a cluster),
 //! every registry write increments. A change reads both in one MULTI/EXEC,
 //! applies the rules of `devices::quota` here, and writes with one Lua script
 //! that first checks the version is still the one read (and otherwise starts
@@ -24,11 +25,11 @@ return 1
 
 impl Keys {
     pub(super) fn device_certs(&self) -> String {
-        format!("{}device_certs", self.prefix)
+        format!("{}{{device_certs}}", self.prefix)
     }
 
     pub(super) fn device_certs_version(&self) -> String {
-        format!("{}device_certs:version", self.prefix)
+        format!("{}{{device_certs}}:version", self.prefix)
     }
 }
 
@@ -74,6 +75,7 @@ impl Shared {
                 .await
                 .map_err(unavailable)?;
             if written == 1 {
+                self.durable(&self.keys.device_certs()).await?;
                 return Ok(Ok(cert));
             }
         }
@@ -81,7 +83,8 @@ impl Shared {
     }
 
     /// Adds an exported certificate to an import's MULTI/EXEC.
-    pub(super) fn import_device_cert(&self, pipe: &mut redis::Pipeline, cert: &DeviceCert) {
+    pub(super) fn import_device_cert(&self, pipes: &mut super::ImportPipes, cert: &DeviceCert) {
+        let pipe = pipes.for_key(&self.keys.device_certs());
         pipe.cmd("HSET").arg(self.keys.device_certs()).arg(&cert.serial).arg(json(cert)).ignore();
         pipe.cmd("INCR").arg(self.keys.device_certs_version()).ignore();
     }

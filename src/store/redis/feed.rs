@@ -3,7 +3,7 @@
 //! sends `Change::Resync`, because whatever was published while the
 //! connection was down is gone: subscribers then re-read the state in full.
 
-use super::sentinel::Target;
+use super::target::Target;
 use super::{unavailable, FEED_PING_EVERY, FEED_RETRY_DELAY, IO_TIMEOUT};
 use crate::store::{Change, StoreError, StoreResult};
 use redis::aio::MultiplexedConnection;

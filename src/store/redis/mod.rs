@@ -23,14 +23,23 @@
 //!   subscribers; after it was lost it announces [`Change::Resync`], because
 //!   whatever was published meanwhile is gone.
 //!
-//! Key layout (`{p}` is the key prefix, `{h}` an HMAC-SHA256 in hex):
-//! `{p}user:{h}` JSON `{"user", "record"}`; `{p}not_before` hash `{h}` →
-//! `{"user", "at"}`; `{p}locks` hash `{h}` → `{"user", "lock"}`; `{p}revoked`
-//! sorted set, member session id, score `until`; `{p}ch:{h}` challenge with
-//! a TTL; `{p}n:{h}` counter with a TTL; `{p}device_certs` hash serial →
-//! JSON device certificate, with `{p}device_certs:version` (see `devices.rs`);
-//! `{p}passes` hash entrance pass id → JSON record, with `{p}passes:seen`
-//! hash id → latest use (see `passes.rs`); channel `{p}changes`.
+//! - **Cluster-ready key names.** Every key a script or transaction touches
+//!   together shares one hash tag, so it runs on one node of a Redis Cluster:
+//!   a user's record and index entries (`users.rs`, 16 buckets), the
+//!   device registry, the entrance passes. The change feed is a classic
+//!   `PUBLISH`, which a cluster delivers on every node (see `target.rs`).
+//! - **Durable writes** (`durable_replicas`): after a write that must
+//!   survive a failover, `WAIT` for that many replicas, or report failure.
+//!
+//! Key layout (`{p}` is the key prefix, `{h}` an HMAC-SHA256 in hex, `b` its
+//! first digit): `{p}{ub}:users`, `{p}{ub}:not_before`, `{p}{ub}:locks`
+//! hashes keyed by `{h}` (see `users.rs`); `{p}revoked` sorted set, member
+//! session id, score `until`; `{p}ch:{h}` challenge with a TTL; `{p}n:{h}`
+//! counter with a TTL; `{p}{device_certs}` hash serial → JSON device
+//! certificate, with `{p}{device_certs}:version` (see `devices.rs`);
+//! `{p}{passes}` hash entrance pass id → JSON record, with
+//! `{p}{passes}:seen` hash id → latest use (see `passes.rs`);
+//! `{p}setting:{name}`; channel `{p}changes`.
 //! Needs Redis 6.2 or later (RESP3, GETDEL, ZADD GT).
 
 use super::{
@@ -39,9 +48,8 @@ use super::{
 };
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
-use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::{cmd, Cmd, Script};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::Sha256;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,12 +60,16 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::time::timeout;
 
 mod access;
+mod conn;
 mod devices;
 mod feed;
 mod passes;
-pub mod sentinel;
+pub mod target;
+mod users;
 pub use access::{check_access, AccessError, RedisTls};
+use conn::Conn;
 use feed::Feed;
+use target::Target;
 
 pub const DEFAULT_KEY_PREFIX: &str = "portcullis:";
 
@@ -74,14 +86,15 @@ const FEED_RETRY_DELAY: Duration = Duration::from_millis(200);
 const FEED_FIRST_WAIT: Duration = Duration::from_secs(2);
 /// Rounds of optimistic read-modify-write before giving up (each round one writer wins).
 const WRITE_ROUNDS: usize = 64;
-const SCAN_BATCH: usize = 500;
+/// How long a durable write waits for its replicas (`WAIT`).
+const DURABLE_WAIT: Duration = Duration::from_secs(1);
 const CHANGE_CAPACITY: usize = 1024;
 
 /// Where and how to reach Redis.
 #[derive(Clone)]
 pub struct RedisOptions {
     /// `redis://host:port[/db]`, `rediss://…` (TLS: system roots, or `tls.ca_file`)
-    /// or `redis+sentinel://host:port,…/service` (see `sentinel.rs`).
+    /// `redis+sentinel://host:port,…/service` or `redis+cluster://host:port,…` (see `target.rs`).
     pub url: String,
     /// An ACL user; overrides a user name in the URL.
     pub username: Option<String>,
@@ -93,6 +106,8 @@ pub struct RedisOptions {
     /// Key of the HMAC that names keys holding user-identifying data.
     pub name_key: [u8; 32],
     pub tls: RedisTls,
+    /// Durable writes wait until this many replicas have them (0: no wait).
+    pub durable_replicas: u32,
 }
 
 impl RedisOptions {
@@ -105,6 +120,7 @@ impl RedisOptions {
             key_prefix: DEFAULT_KEY_PREFIX.into(),
             name_key,
             tls: RedisTls::default(),
+            durable_replicas: 0,
         }
     }
 }
@@ -117,6 +133,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("db", &self.db)
             .field("tls", &self.tls)
             .field("key_prefix", &self.key_prefix)
+            .field("durable_replicas", &self.durable_replicas)
             .finish_non_exhaustive()
     }
 }
@@ -133,6 +150,7 @@ pub struct RedisStore {
 struct Shared {
     conn: Conn,
     keys: Keys,
+    durable_replicas: u32,
     write_user: Script,
     count: Script,
     revoke_session: Script,
@@ -146,7 +164,7 @@ impl RedisStore {
     /// Sets up the runtime, the connection manager and the change feed. Does
     /// not need Redis to be up: calls return `Unavailable` until it is.
     pub fn connect(opts: RedisOptions) -> Result<RedisStore, StoreError> {
-        let target = Arc::new(sentinel::Target::new(&opts)?);
+        let target = Arc::new(Target::new(&opts)?);
         let (runtime, stop) = start_runtime()?;
         let keys = Keys::new(&opts.key_prefix, &opts.name_key);
         let (changes, _) = broadcast::channel(CHANGE_CAPACITY);
@@ -167,7 +185,8 @@ impl RedisStore {
         let shared = Shared {
             conn,
             keys,
-            write_user: Script::new(WRITE_USER),
+            durable_replicas: opts.durable_replicas,
+            write_user: Script::new(users::WRITE_USER),
             count: Script::new(COUNT),
             revoke_session: Script::new(REVOKE_SESSION),
             put_setting: Script::new(PUT_SETTING),
@@ -226,6 +245,7 @@ pub fn options_from_config(store: &crate::config::StoreConfig, name_key: [u8; 32
         ca_file,
         client_cert,
         client_key,
+        durable_replicas,
     } = store
     else {
         return Err("not a Redis store".into());
@@ -247,6 +267,7 @@ pub fn options_from_config(store: &crate::config::StoreConfig, name_key: [u8; 32
         key_prefix: key_prefix.clone(),
         name_key,
         tls: RedisTls { ca_file: ca_file.clone(), client_cert: client_cert.clone().zip(client_key.clone()) },
+        durable_replicas: *durable_replicas,
     })
 }
 
@@ -331,24 +352,12 @@ impl Keys {
         hex::encode(mac.finalize().into_bytes())
     }
 
-    fn user(&self, field: &str) -> String {
-        format!("{}user:{field}", self.prefix)
-    }
-
     fn challenge(&self, key: &str) -> String {
         format!("{}ch:{}", self.prefix, self.hashed(key))
     }
 
     fn counter(&self, key: &str) -> String {
         format!("{}n:{}", self.prefix, self.hashed(key))
-    }
-
-    fn not_before(&self) -> String {
-        format!("{}not_before", self.prefix)
-    }
-
-    fn locks(&self) -> String {
-        format!("{}locks", self.prefix)
     }
 
     fn revoked(&self) -> String {
@@ -362,78 +371,12 @@ impl Keys {
     fn changes(&self) -> String {
         format!("{}changes", self.prefix)
     }
-
-    /// A SCAN pattern for every user record: the prefix matched literally.
-    fn users_pattern(&self) -> String {
-        let mut p = String::with_capacity(self.prefix.len() + 8);
-        for c in self.prefix.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                p.push('\\');
-            }
-            p.push(c);
-        }
-        p + "user:*"
-    }
-}
-
-/// `{p}user:{h}`: the record with its plain name.
-#[derive(Serialize, Deserialize)]
-struct StoredUser {
-    user: String,
-    record: UserRecord,
-}
-
-/// `{p}not_before` entry: the snapshot is rebuilt from these with plain names.
-#[derive(Serialize, Deserialize)]
-struct NotBeforeEntry {
-    user: String,
-    at: u64,
-}
-
-/// `{p}locks` entry, for `locked()` without reading every record.
-#[derive(Serialize, Deserialize)]
-struct LockEntry {
-    user: String,
-    lock: Lock,
-}
-
-/// A user's record and index entries as written; empty means "delete the entry".
-struct UserWrite {
-    record: String,
-    not_before: String,
-    lock: String,
-}
-
-impl UserWrite {
-    fn new(user: &str, record: &UserRecord) -> UserWrite {
-        let stored = StoredUser { user: user.to_owned(), record: record.clone() };
-        let not_before = (record.sessions_not_before > 0)
-            .then(|| json(&NotBeforeEntry { user: user.to_owned(), at: record.sessions_not_before }));
-        let lock = record.lock.clone().map(|lock| json(&LockEntry { user: user.to_owned(), lock }));
-        UserWrite { record: json(&stored), not_before: not_before.unwrap_or_default(), lock: lock.unwrap_or_default() }
-    }
 }
 
 /// serde_json of the value types here, which always serialise.
 fn json(value: &impl Serialize) -> String {
     serde_json::to_string(value).expect("store values always serialise")
 }
-
-/// KEYS: record, not_before hash, locks hash. ARGV: the record as read ("" =
-/// none), the new record ("" = unchanged), the index field, the not_before
-/// and lock entries ("" = remove), the channel, the change ("" = none).
-/// Returns 0, writing nothing, when the record is no longer what was read.
-const WRITE_USER: &str = r"
-local current = redis.call('GET', KEYS[1]) or ''
-if current ~= ARGV[1] then return 0 end
-if ARGV[2] ~= '' then
-  redis.call('SET', KEYS[1], ARGV[2])
-  if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], ARGV[3], ARGV[4]) else redis.call('HDEL', KEYS[2], ARGV[3]) end
-  if ARGV[5] ~= '' then redis.call('HSET', KEYS[3], ARGV[3], ARGV[5]) else redis.call('HDEL', KEYS[3], ARGV[3]) end
-end
-if ARGV[7] ~= '' then redis.call('PUBLISH', ARGV[6], ARGV[7]) end
-return 1
-";
 
 /// KEYS: counter. ARGV: window in ms. The TTL is set with the first
 /// increment (and repaired if a counter ever lacks one).
@@ -468,53 +411,6 @@ return 0
 ";
 
 impl Shared {
-    async fn read_user(&self, field: &str, user: &str) -> StoreResult<(Option<String>, UserRecord)> {
-        let stored: Option<String> = query(&self.conn, cmd("GET").arg(self.keys.user(field))).await?;
-        let record = match &stored {
-            Some(json) => decode_user(user, json)?,
-            None => UserRecord::default(),
-        };
-        Ok((stored, record))
-    }
-
-    /// Read, change here, write if still unchanged (see the module docs).
-    async fn update<T, F>(&self, user: &str, mut change: F) -> StoreResult<T>
-    where
-        F: FnMut(&mut UserRecord) -> (T, Option<Change>),
-    {
-        let field = self.keys.hashed(user);
-        let mut conn = self.conn.clone();
-        for _ in 0..WRITE_ROUNDS {
-            let (stored, before) = self.read_user(&field, user).await?;
-            let mut record = before.clone();
-            let (out, published) = change(&mut record);
-            // A refused step (replayed code, unknown user) writes nothing.
-            if record == before && published.is_none() {
-                return Ok(out);
-            }
-            let write = (record != before).then(|| UserWrite::new(user, &record));
-            let written: i64 = self
-                .write_user
-                .key(self.keys.user(&field))
-                .key(self.keys.not_before())
-                .key(self.keys.locks())
-                .arg(stored.as_deref().unwrap_or(""))
-                .arg(write.as_ref().map_or("", |w| w.record.as_str()))
-                .arg(&field)
-                .arg(write.as_ref().map_or("", |w| w.not_before.as_str()))
-                .arg(write.as_ref().map_or("", |w| w.lock.as_str()))
-                .arg(self.keys.changes())
-                .arg(published.map(|c| json(&c)).unwrap_or_default())
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            if written == 1 {
-                return Ok(out);
-            }
-        }
-        Err(StoreError::Unavailable(format!("redis: record kept changing under {WRITE_ROUNDS} concurrent writers")))
-    }
-
     /// Voids one session (or entrance pass) until `until` and publishes it.
     async fn revoke_session(&self, id: &str, until: u64) -> StoreResult<()> {
         let change = json(&Change::SessionRevoked { id: id.to_owned(), until });
@@ -529,60 +425,46 @@ impl Shared {
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
+        self.durable(&self.keys.revoked()).await
+    }
+
+    /// With `durable_replicas`, waits until that many replicas have the
+    /// write to `key` (and every earlier one on its connection); otherwise
+    /// the caller hears that the change may be lost in a failover.
+    async fn durable(&self, key: &str) -> StoreResult<()> {
+        if self.durable_replicas == 0 {
+            return Ok(());
+        }
+        let confirmed = self.conn.wait_replicas(key, self.durable_replicas, DURABLE_WAIT).await.map_err(unavailable)?;
+        if confirmed < self.durable_replicas {
+            return Err(StoreError::Unavailable(format!(
+                "redis: the change is on the primary, but only {confirmed} of {} replicas confirmed it within {} ms \
+                 (redis.durable_replicas); it may be lost if the primary fails now",
+                self.durable_replicas,
+                DURABLE_WAIT.as_millis()
+            )));
+        }
         Ok(())
     }
 
     async fn revocations(&self, now: u64) -> StoreResult<Revocations> {
-        // One transaction, so both halves describe the same moment.
-        let (not_before, sessions): (Vec<String>, Vec<(String, f64)>) = redis::pipe()
-            .atomic()
-            .cmd("HVALS")
-            .arg(self.keys.not_before())
-            .cmd("ZRANGEBYSCORE")
-            .arg(self.keys.revoked())
-            .arg(format!("({now}"))
-            .arg("+inf")
-            .arg("WITHSCORES")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        // Not one moment: a subscriber reads after it subscribed, so a change
+        // made between the two reads also arrives on the feed.
+        let sessions: Vec<(String, f64)> = query(
+            &self.conn,
+            cmd("ZRANGEBYSCORE").arg(self.keys.revoked()).arg(format!("({now}")).arg("+inf").arg("WITHSCORES"),
+        )
+        .await?;
         // A score is the `until` Unix time, an integer well inside f64's exact range.
         let revoked_sessions = sessions.into_iter().map(|(id, until)| (id, until as u64)).collect();
         let mut out = Revocations { not_before: Default::default(), revoked_sessions };
-        for json in not_before {
-            let e: NotBeforeEntry = decode("a not_before entry", &json)?;
-            out.not_before.insert(e.user, e.at);
-        }
+        self.not_before(&mut out).await?;
         Ok(out)
     }
 
     async fn export(&self, now: u64) -> StoreResult<Vec<Exported>> {
         let mut out = Vec::new();
-        let mut conn = self.conn.clone();
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(self.keys.users_pattern())
-                .arg("COUNT")
-                .arg(SCAN_BATCH)
-                .query_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
-            if !keys.is_empty() {
-                // Some may be gone since the SCAN: then MGET says nil.
-                let values: Vec<Option<String>> = query(&self.conn, cmd("MGET").arg(&keys)).await?;
-                for json in values.into_iter().flatten() {
-                    let s: StoredUser = decode("a user record", &json)?;
-                    out.push(Exported::User { user: s.user, record: s.record });
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        self.export_users(&mut out).await?;
         let sessions: Vec<(String, f64)> = query(
             &self.conn,
             cmd("ZRANGEBYSCORE").arg(self.keys.revoked()).arg(format!("({now}")).arg("+inf").arg("WITHSCORES"),
@@ -595,49 +477,64 @@ impl Shared {
     }
 
     async fn import(&self, items: &[Exported]) -> StoreResult<()> {
-        // One MULTI/EXEC: other instances see all of it or none, then Resync.
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        // One MULTI/EXEC per hash tag (a transaction cannot span slots on a
+        // cluster); then Resync, so other instances re-read all of it.
+        let mut pipes = ImportPipes::default();
         for item in items {
             match item {
-                Exported::User { user, record } => {
-                    let field = self.keys.hashed(user);
-                    let w = UserWrite::new(user, record);
-                    pipe.cmd("SET").arg(self.keys.user(&field)).arg(&w.record).ignore();
-                    index_entry(&mut pipe, &self.keys.not_before(), &field, &w.not_before);
-                    index_entry(&mut pipe, &self.keys.locks(), &field, &w.lock);
-                }
+                Exported::User { user, record } => self.import_user(&mut pipes, user, record),
                 Exported::RevokedSession { id, until } => {
-                    pipe.cmd("ZADD").arg(self.keys.revoked()).arg(*until).arg(id).ignore();
+                    let key = self.keys.revoked();
+                    pipes.for_key(&key).cmd("ZADD").arg(&key).arg(*until).arg(id).ignore();
                 }
-                Exported::DeviceCert { cert } => self.import_device_cert(&mut pipe, cert),
-                Exported::EntrancePass { pass } => self.import_pass(&mut pipe, pass),
+                Exported::DeviceCert { cert } => self.import_device_cert(&mut pipes, cert),
+                Exported::EntrancePass { pass } => self.import_pass(&mut pipes, pass),
             }
         }
-        pipe.cmd("PUBLISH").arg(self.keys.changes()).arg(json(&Change::Resync)).ignore();
-        pipe.exec_async(&mut self.conn.clone()).await.map_err(unavailable)
+        for (key, pipe) in &pipes.0 {
+            pipe.exec_async(&mut self.conn.clone()).await.map_err(unavailable)?;
+            self.durable(key).await?;
+        }
+        let resync = json(&Change::Resync);
+        cmd("PUBLISH")
+            .arg(self.keys.changes())
+            .arg(resync)
+            .exec_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
     }
 }
 
-fn index_entry(pipe: &mut redis::Pipeline, hash: &str, field: &str, entry: &str) {
-    if entry.is_empty() {
-        pipe.cmd("HDEL").arg(hash).arg(field).ignore();
-    } else {
-        pipe.cmd("HSET").arg(hash).arg(field).arg(entry).ignore();
+/// An import's transactions, one per hash tag (keyed by the first key seen with it).
+#[derive(Default)]
+struct ImportPipes(Vec<(String, redis::Pipeline)>);
+
+impl ImportPipes {
+    fn for_key(&mut self, key: &str) -> &mut redis::Pipeline {
+        let tag = hash_tag(key);
+        let at = match self.0.iter().position(|(k, _)| hash_tag(k) == tag) {
+            Some(at) => at,
+            None => {
+                let mut pipe = redis::pipe();
+                pipe.atomic();
+                self.0.push((key.to_owned(), pipe));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+}
+
+/// The part of a key Redis Cluster hashes: the first non-empty `{…}`, else all of it.
+fn hash_tag(key: &str) -> &str {
+    match key.find('{').and_then(|open| key[open + 1..].find('}').map(|len| (open + 1, len))) {
+        Some((start, len)) if len > 0 => &key[start..start + len],
+        _ => key,
     }
 }
 
 async fn query<T: redis::FromRedisValue>(conn: &Conn, command: &mut Cmd) -> StoreResult<T> {
     command.query_async(&mut conn.clone()).await.map_err(unavailable)
-}
-
-fn decode_user(user: &str, json: &str) -> StoreResult<UserRecord> {
-    let stored: StoredUser = decode(&format!("record of user {user:?}"), json)?;
-    // Two names with one HMAC would be a broken key, not a coincidence.
-    if stored.user != user {
-        return Err(StoreError::Corrupt(format!("record of user {user:?} names {:?}", stored.user)));
-    }
-    Ok(stored.record)
 }
 
 fn decode<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> StoreResult<T> {
@@ -654,121 +551,6 @@ fn unix_now() -> u64 {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-/// The connection manager, plus one retry of a command that never left
-/// because the connection was refused: the manager starts a fresh connection
-/// on that error, so the first call after Redis comes back succeeds instead
-/// of reporting the stale failure. With Sentinel, a lost primary (I/O
-/// error, or `-READONLY` from a demoted one) is asked of the sentinels again
-/// and the command retried once on the new primary.
-#[derive(Clone)]
-struct Conn {
-    target: Arc<sentinel::Target>,
-    /// The current connection manager; with Sentinel, none until the primary
-    /// is known, and replaced when the primary changed.
-    manager: Arc<std::sync::Mutex<Option<ConnectionManager>>>,
-}
-
-impl Conn {
-    /// Needs the Redis runtime (the connection manager spawns on it).
-    fn new(target: Arc<sentinel::Target>) -> StoreResult<Conn> {
-        let manager = match &*target {
-            sentinel::Target::Fixed(client) => Some(
-                Self::manager_for(client.clone())
-                    .map_err(|e| StoreError::Unavailable(format!("redis connection manager: {e}")))?,
-            ),
-            sentinel::Target::Sentinel(_) => None,
-        };
-        Ok(Conn { target, manager: Arc::new(std::sync::Mutex::new(manager)) })
-    }
-
-    fn manager_for(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(IO_TIMEOUT))
-            .set_response_timeout(Some(IO_TIMEOUT))
-            .set_number_of_retries(0);
-        ConnectionManager::new_lazy_with_config(client, config)
-    }
-
-    async fn current(&self) -> redis::RedisResult<ConnectionManager> {
-        if let Some(m) = self.manager.lock().unwrap_or_else(|p| p.into_inner()).clone() {
-            return Ok(m);
-        }
-        let m = Self::manager_for(self.target.client().await?)?;
-        *self.manager.lock().unwrap_or_else(|p| p.into_inner()) = Some(m.clone());
-        Ok(m)
-    }
-
-    /// Whether to ask the sentinels again and retry once: the primary is gone
-    /// or has become a replica.
-    fn primary_lost(&self, e: &redis::RedisError) -> bool {
-        self.target.follows_failover()
-            && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.code() == Some("READONLY"))
-    }
-
-    /// A demoted primary answers writes with `-READONLY` (as a value, not an `Err`).
-    fn demoted(&self, answer: &redis::Value) -> bool {
-        let readonly = |v: &redis::Value| matches!(v, redis::Value::ServerError(e) if e.code() == "READONLY");
-        self.target.follows_failover()
-            && match answer {
-                redis::Value::Array(items) => items.iter().any(readonly),
-                v => readonly(v),
-            }
-    }
-
-    fn forget(&self) {
-        *self.manager.lock().unwrap_or_else(|p| p.into_inner()) = None;
-    }
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, redis::Value> {
-        Box::pin(async move {
-            match self.current().await?.req_packed_command(cmd).await {
-                Err(e) if e.is_connection_refusal() && !self.target.follows_failover() => {
-                    self.current().await?.req_packed_command(cmd).await
-                }
-                Err(e) if self.primary_lost(&e) => {
-                    self.forget();
-                    self.current().await?.req_packed_command(cmd).await
-                }
-                Ok(v) if self.demoted(&v) => {
-                    self.forget();
-                    self.current().await?.req_packed_command(cmd).await
-                }
-                done => done,
-            }
-        })
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
-        Box::pin(async move {
-            match self.current().await?.req_packed_commands(pipeline, offset, count).await {
-                Err(e) if e.is_connection_refusal() && !self.target.follows_failover() => {
-                    self.current().await?.req_packed_commands(pipeline, offset, count).await
-                }
-                Err(e) if self.primary_lost(&e) => {
-                    self.forget();
-                    self.current().await?.req_packed_commands(pipeline, offset, count).await
-                }
-                Ok(v) if v.iter().any(|v| self.demoted(v)) => {
-                    self.forget();
-                    self.current().await?.req_packed_commands(pipeline, offset, count).await
-                }
-                done => done,
-            }
-        })
-    }
-
-    fn get_db(&self) -> i64 {
-        self.manager.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |m| m.get_db())
-    }
 }
 
 #[async_trait]
@@ -815,7 +597,7 @@ impl Store for RedisStore {
         self.run(CALL_TIMEOUT, move |s| async move {
             let written: i64 = s
                 .put_setting
-                .key(key)
+                .key(&key)
                 .arg(value)
                 .arg(if only_if_absent { "1" } else { "0" })
                 .arg(s.keys.changes())
@@ -823,6 +605,9 @@ impl Store for RedisStore {
                 .invoke_async(&mut s.conn.clone())
                 .await
                 .map_err(unavailable)?;
+            if written == 1 {
+                s.durable(&key).await?;
+            }
             Ok(written == 1)
         })
         .await
@@ -956,18 +741,7 @@ impl Store for RedisStore {
     }
 
     async fn locked(&self, now: u64) -> StoreResult<Vec<(String, Lock)>> {
-        self.run(CALL_TIMEOUT, move |s| async move {
-            let entries: Vec<String> = query(&s.conn, cmd("HVALS").arg(s.keys.locks())).await?;
-            let mut out = Vec::new();
-            for json in entries {
-                let e: LockEntry = decode("a lock entry", &json)?;
-                if e.lock.until.is_none_or(|until| now < until) {
-                    out.push((e.user, e.lock));
-                }
-            }
-            Ok(out)
-        })
-        .await
+        self.run(CALL_TIMEOUT, move |s| async move { s.locked(now).await }).await
     }
 
     async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()> {
@@ -1060,30 +834,22 @@ mod tests {
         let keys = Keys::new("p:", &[7; 32]);
         let field = keys.hashed("alice");
         assert_eq!(field.len(), 64);
-        assert!(!keys.user(&field).contains("alice"));
+        assert!(!keys.of_user(&field, "users").contains("alice"));
         assert!(!keys.challenge("fail-ip:192.0.2.1").contains("192.0.2.1"));
         assert_ne!(keys.hashed("alice"), Keys::new("p:", &[8; 32]).hashed("alice"), "keyed by name_key");
         assert_ne!(keys.challenge("x"), keys.counter("x"), "challenges and counters apart");
     }
 
     #[test]
-    fn users_pattern_matches_the_prefix_literally() {
-        assert_eq!(Keys::new("a*b[1]?\\:", &[0; 32]).users_pattern(), "a\\*b\\[1\\]\\?\\\\:user:*");
-        assert_eq!(Keys::new(DEFAULT_KEY_PREFIX, &[0; 32]).users_pattern(), "portcullis:user:*");
-    }
-
-    #[test]
-    fn index_entries_follow_the_record() {
-        let mut record = UserRecord::default();
-        let w = UserWrite::new("bob", &record);
-        assert_eq!((w.not_before.as_str(), w.lock.as_str()), ("", ""), "nothing to index");
-        record.sessions_not_before = 9;
-        record.lock = Some(Lock { at: 1, until: None, reason: "r".into() });
-        let w = UserWrite::new("bob", &record);
-        assert_eq!(w.not_before, r#"{"user":"bob","at":9}"#);
-        assert!(w.lock.starts_with(r#"{"user":"bob","lock":{"at":1"#), "{}", w.lock);
-        assert_eq!(decode_user("bob", &w.record).unwrap(), record);
-        assert!(matches!(decode_user("eve", &w.record), Err(StoreError::Corrupt(_))));
+    fn hash_tags_are_read_as_redis_cluster_does() {
+        assert_eq!(hash_tag("p:{u7}:users"), "u7");
+        assert_eq!(hash_tag("p:{}:x{y}"), "p:{}:x{y}", "an empty tag means the whole key");
+        assert_eq!(hash_tag("p:revoked"), "p:revoked");
+        let mut pipes = ImportPipes::default();
+        pipes.for_key("p:{u7}:users");
+        pipes.for_key("p:{u7}:locks");
+        pipes.for_key("p:{u8}:users");
+        assert_eq!(pipes.0.len(), 2, "one transaction per hash tag");
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Entrance passes in Redis: `{p}passes`, a hash of pass id → JSON
+//! Entrance passes in Redis: `{p}{passes}`, a hash of pass id → JSON
 //! [`PassRecord`] as issued (or imported, or marked revoked), and
-//! `{p}passes:seen`, a hash of pass id → the latest use recorded. A batch of
+//! `{p}{passes}:seen`, a hash of pass id → the latest use recorded (one
+//! hash tag, so one slot of a cluster). A batch of
 //! touches is one script that only ever raises `passes:seen` entries of
 //! known passes, so touches need no read-modify-write of the record and never
 //! race a revocation; a read takes the later of the record's `last_seen` and
@@ -37,11 +38,11 @@ return 1
 
 impl Keys {
     pub(super) fn passes(&self) -> String {
-        format!("{}passes", self.prefix)
+        format!("{}{{passes}}", self.prefix)
     }
 
     pub(super) fn passes_seen(&self) -> String {
-        format!("{}passes:seen", self.prefix)
+        format!("{}{{passes}}:seen", self.prefix)
     }
 }
 
@@ -54,7 +55,8 @@ fn merged(id: &str, stored: &str, seen: Option<u64>) -> StoreResult<PassRecord> 
 
 impl Shared {
     pub(super) async fn put_pass(&self, pass: &PassRecord) -> StoreResult<()> {
-        query(&self.conn, cmd("HSET").arg(self.keys.passes()).arg(&pass.id).arg(json(pass))).await
+        let _: i64 = query(&self.conn, cmd("HSET").arg(self.keys.passes()).arg(&pass.id).arg(json(pass))).await?;
+        self.durable(&self.keys.passes()).await
     }
 
     /// Every pass (of `user`, when given), newest first, `last_seen` merged.
@@ -136,6 +138,7 @@ impl Shared {
                 .await
                 .map_err(unavailable)?;
             if written == 1 {
+                self.durable(&self.keys.passes()).await?;
                 return Ok(Some(before));
             }
             match query::<Option<String>>(&self.conn, cmd("HGET").arg(self.keys.passes()).arg(id)).await? {
@@ -149,7 +152,8 @@ impl Shared {
 
     /// Adds an exported pass to an import's MULTI/EXEC: the record replaces
     /// any stored one, `last_seen` included.
-    pub(super) fn import_pass(&self, pipe: &mut redis::Pipeline, pass: &PassRecord) {
+    pub(super) fn import_pass(&self, pipes: &mut super::ImportPipes, pass: &PassRecord) {
+        let pipe = pipes.for_key(&self.keys.passes());
         pipe.cmd("HSET").arg(self.keys.passes()).arg(&pass.id).arg(json(pass)).ignore();
         pipe.cmd("HDEL").arg(self.keys.passes_seen()).arg(&pass.id).ignore();
     }
