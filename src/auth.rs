@@ -36,6 +36,8 @@ pub struct Auth {
     /// The VAPID key Web Push messages are signed with, one for all
     /// instances (sealed in the store); set by [`Auth::start`].
     pub vapid: arc_swap::ArcSwapOption<crate::push::webpush::VapidKeys>,
+    /// Whether the snapshot may be behind the store (a gap in the change feed).
+    pub catch_up: crate::catch_up::CatchUp,
     secrets: Secrets,
     keys_file: Option<PathBuf>,
 }
@@ -90,6 +92,7 @@ impl Auth {
             push_events: tokio::sync::broadcast::channel(1024).0,
             http: crate::push::webpush::client().map_err(|e| format!("HTTP client: {e}"))?,
             vapid: arc_swap::ArcSwapOption::empty(),
+            catch_up: crate::catch_up::CatchUp::default(),
             secrets,
             keys_file,
         })
@@ -302,9 +305,11 @@ impl Auth {
     /// Reads everything the feed may have missed, retrying while the store is
     /// still coming back (the feed can reconnect before commands can).
     async fn resync(&self) {
+        self.catch_up.lost();
         for attempt in 0..40 {
             let keys_ok = self.keys_file.is_some() || self.load_shared_keys().await.is_ok();
             if keys_ok && self.reload_revocations().await.is_ok() && self.reload_devices().await.is_ok() {
+                self.catch_up.caught_up();
                 tracing::info!("revocations and device certificates re-read in full after a gap in the change feed");
                 return;
             }
@@ -333,6 +338,7 @@ impl Auth {
             };
             match received {
                 Ok(Change::Resync) => self.resync().await,
+                Ok(Change::FeedLost) => self.catch_up.lost(),
                 Ok(Change::SettingChanged { name }) if name == KEYS_SETTING && self.keys_file.is_none() => {
                     if let Err(e) = self.load_shared_keys().await {
                         tracing::error!("cannot load rotated cookie keys: {e}");

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod catch_up;
 pub mod challenge;
 pub mod cli;
 pub mod clock;

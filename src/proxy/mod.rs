@@ -231,6 +231,11 @@ impl ProxyHttp for Portcullis {
         ctx.app = Some(app_id);
         let xff = req.headers.get_all("x-forwarded-for").into_iter().map(|v| v.as_bytes());
         ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
+        // After a gap in the change feed, revocations are re-read before they are relied on.
+        if self.auth.catch_up.behind() {
+            self.auth.catch_up.wait().await;
+        }
+        let req = session.req_header();
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         ctx.session = self.auth.session(&config, app_id, cookies);
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());

@@ -283,6 +283,9 @@ pub enum Change {
     DeviceCert(DeviceCert),
     /// The feed may have missed changes (a reconnect): read [`Store::revocations`] in full.
     Resync,
+    /// The feed's connection was lost: changes may be missed until the next
+    /// `Resync` (local to this instance, never published).
+    FeedLost,
     /// A push request was made for `user`: open approver apps show it.
     PushRequested {
         user: String,
@@ -374,6 +377,7 @@ impl Revocations {
             Change::Locked { .. }
             | Change::Unlocked { .. }
             | Change::Resync
+            | Change::FeedLost
             | Change::SettingChanged { .. }
             | Change::DeviceCert(_)
             | Change::PushRequested { .. }

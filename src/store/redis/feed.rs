@@ -38,6 +38,8 @@ impl Feed {
                     }
                     first_try.take().map(|t| t.send(()));
                     self.listen(conn, pushes).await;
+                    // Requests that depend on the snapshot wait for the catch-up (see `catch_up`).
+                    let _ = self.changes.send(Change::FeedLost);
                     tracing::warn!("redis change feed: connection lost, reconnecting");
                 }
                 Err(e) => {
