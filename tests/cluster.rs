@@ -7,7 +7,7 @@ mod common;
 
 use common::api::{browser, code, post, whoami};
 use common::cut::Cuttable;
-use common::redis_server::RedisServer;
+use common::redis_server::{RedisCluster, RedisServer};
 use common::{portcullis, Env, LOGIN_APPS as APPS, PASSWORD};
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
@@ -23,12 +23,18 @@ struct Instance {
 
 /// Starts instances sharing Redis at `urls[i]` and one `secrets.key`.
 fn cluster(urls: &[String], apps: &str) -> Vec<Instance> {
+    cluster_with(urls, apps, |_| {})
+}
+
+/// The same, with `prepare` run on each instance's files before it starts.
+fn cluster_with(urls: &[String], apps: &str, prepare: impl Fn(&Env)) -> Vec<Instance> {
     let envs: Vec<Env> = urls.iter().map(|u| Env::new(&format!("store = \"{u}\""), apps)).collect();
     let mut out: Vec<Instance> = Vec::new();
     for env in envs {
         if let Some(first) = out.first() {
             copy_secrets(&first.env, &env);
         }
+        prepare(&env);
         let p = env.start();
         out.push(Instance { env, _p: p });
     }
@@ -67,7 +73,20 @@ where
 #[tokio::test(flavor = "multi_thread")]
 async fn two_instances_act_as_one() {
     let redis = RedisServer::start();
-    let nodes = cluster(&[redis.url(), redis.url()], APPS);
+    act_as_one(&redis.url()).await;
+}
+
+/// The same on a Redis Cluster of three primaries: the keys spread over the
+/// nodes, the change feed reaches both instances.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_instances_act_as_one_on_a_redis_cluster() {
+    let redis = RedisCluster::start();
+    act_as_one(&redis.url()).await;
+}
+
+/// Login across instances, revocation seen by both, lockout counted across them.
+async fn act_as_one(url: &str) {
+    let nodes = cluster(&[url.to_string(), url.to_string()], APPS);
     let (a, b) = (&nodes[0].env, &nodes[1].env);
 
     // Enroll on A.
@@ -332,4 +351,143 @@ policy_groups = ["staff"]
     assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
     assert_eq!(v["next"], "done", "{v}");
     assert_eq!(whoami(&c, a).await, StatusCode::OK);
+}
+
+/// Sentinel failover under load, with `durable_replicas = 1`: a primary, two
+/// replicas and a sentinel; two instances. The primary is killed while
+/// requests with a valid session and complete logins stream to both
+/// instances: the session requests see no error, logins work again within
+/// 5 s of the promotion, and the enrollment, lockout and revocation
+/// acknowledged before the kill are all there afterwards.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sentinel_failover_under_load_loses_nothing_acknowledged() {
+    use common::redis_server::{info, primary_replicas_sentinel};
+    let (mut primary, replicas, sentinel) = primary_replicas_sentinel(2);
+    let apps = format!(
+        "{}\n[policy_group.quick]\nallow = \"always\"\notp_skip = \"always\"\n\n[redis]\ndurable_replicas = 1\n",
+        APPS.replace("policy_groups = [\"staff\"]", "policy_groups = [\"staff\", \"quick\"]")
+    );
+    let url = sentinel.url("mymaster");
+    let nodes = cluster_with(&[url.clone(), url], &apps, |env| {
+        let users = env.dir.path().join("users.toml");
+        let mut text = std::fs::read_to_string(&users).unwrap();
+        for (name, group) in [("bob", "staff"), ("carol", "quick")] {
+            text += &format!(
+                "[[user]]\nusername = \"{name}\"\npassword = \"{}\"\npolicy_group = \"{group}\"\n",
+                common::HASH
+            );
+        }
+        std::fs::write(users, text).unwrap();
+    });
+    let (a, b) = (&nodes[0].env, &nodes[1].env);
+
+    // Acknowledged before the kill: alice's enrollment, a revoked session, bob's lock.
+    let c = browser(a, "127.0.0.2");
+    assert_eq!(login(&c, a).await["next"], "enroll_totp");
+    let (_, e) = post(&c, a, "/.portcullis/api/totp/enroll", json!({})).await;
+    let key = e["secret"].as_str().unwrap().to_string();
+    let (s, _) = post(&c, a, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    assert_eq!(s, StatusCode::OK);
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let d = common::api::client_with_jar(a, "127.0.0.3", jar.clone());
+    assert_eq!(login(&d, a).await["next"], "totp");
+    let (s, v) = post(&d, b, "/.portcullis/api/totp", json!({"code": code(&key, 30)})).await;
+    assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some("done")), "{v}");
+    let site: reqwest::Url = a.url("wiki.localhost", "/").parse().unwrap();
+    let revoked_cookies = reqwest::cookie::CookieStore::cookies(&*jar, &site).unwrap();
+    let (s, _) = post(&d, a, "/.portcullis/api/logout", json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let bob = browser(a, "127.0.0.3");
+    let mut last = Value::Null;
+    for _ in 0..5 {
+        last = post(&bob, b, "/.portcullis/api/login", json!({"username": "bob", "password": "wrong"})).await.1;
+    }
+    assert_eq!(login_as(&bob, a, "bob").await.1["next"], "locked", "after {last}");
+
+    // The stream: alice's session on both instances, and carol's logins.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let sessions = {
+        let (c, urls, ok, failed, stop) = (
+            c.clone(),
+            [a.url("wiki.localhost", "/app"), b.url("wiki.localhost", "/app")],
+            ok.clone(),
+            failed.clone(),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                i += 1;
+                match c.get(&urls[i % 2]).send().await {
+                    Ok(r) if r.status() == StatusCode::OK => ok.fetch_add(1, Ordering::SeqCst),
+                    other => {
+                        eprintln!("session request failed: {:?}", other.map(|r| r.status()));
+                        failed.fetch_add(1, Ordering::SeqCst)
+                    }
+                };
+            }
+        })
+    };
+    let logins = async {
+        let mut outcomes: Vec<(Instant, bool)> = Vec::new();
+        let mut i = 0;
+        while !stop.load(Ordering::SeqCst) {
+            i += 1;
+            let env = [a, b][i % 2];
+            let fresh = browser(env, "127.0.0.3");
+            let (s, v) = login_as(&fresh, env, "carol").await;
+            outcomes.push((Instant::now(), s == StatusCode::OK && v["next"] == "done"));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        outcomes
+    };
+    let failover = async {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = ok.load(Ordering::SeqCst);
+        let killed = Instant::now();
+        primary.stop();
+        let promoted = loop {
+            if replicas.iter().any(|r| info(&mut r.raw(), "replication").contains("role:master")) {
+                break Instant::now();
+            }
+            assert!(killed.elapsed() < Duration::from_secs(30), "no replica promoted within 30 s");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        stop.store(true, Ordering::SeqCst);
+        (before, killed, promoted)
+    };
+    let (outcomes, (before, killed, promoted)) = tokio::join!(logins, failover);
+    sessions.await.unwrap();
+
+    let (ok, failed) = (ok.load(Ordering::SeqCst), failed.load(Ordering::SeqCst));
+    eprintln!(
+        "promoted {} ms after the kill; session requests: {ok} ok ({before} before the kill), {failed} failed",
+        (promoted - killed).as_millis()
+    );
+    assert_eq!(failed, 0, "requests with a valid session saw errors");
+    assert!(ok > before, "the session stream went on");
+    let first_ok_after = outcomes.iter().find(|(at, good)| *at > promoted && *good).map(|(at, _)| *at - promoted);
+    let failed_late = outcomes.iter().filter(|(at, good)| *at > promoted + Duration::from_secs(5) && !good).count();
+    eprintln!("logins: {} tried, first success {first_ok_after:?} after the promotion", outcomes.len());
+    assert!(first_ok_after.is_some_and(|t| t <= Duration::from_secs(5)), "logins work again within 5 s");
+    assert_eq!(failed_late, 0, "every login later than 5 s after the promotion succeeds");
+
+    // Nothing acknowledged before the kill is missing.
+    let fresh = browser(a, "127.0.0.3");
+    assert_eq!(login(&fresh, b).await["next"], "totp", "alice's enrollment survived");
+    assert_eq!(login_as(&fresh, a, "bob").await.1["next"], "locked", "bob's lock survived");
+    let replay = Arc::new(reqwest::cookie::Jar::default());
+    for pair in revoked_cookies.to_str().unwrap().split("; ") {
+        replay.add_cookie_str(pair, &site);
+    }
+    let r = common::api::client_with_jar(a, "127.0.0.3", replay);
+    assert_eq!(whoami(&r, a).await, StatusCode::UNAUTHORIZED, "the revoked session stays revoked");
+    assert_eq!(whoami(&r, b).await, StatusCode::UNAUTHORIZED);
+    assert!(info(&mut sentinel.raw(), "sentinel").contains("status=ok"));
+}
+
+async fn login_as(c: &Client, env: &Env, user: &str) -> (StatusCode, Value) {
+    post(c, env, "/.portcullis/api/login", json!({"username": user, "password": PASSWORD})).await
 }

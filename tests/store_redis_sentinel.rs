@@ -5,8 +5,7 @@
 
 mod common;
 
-use common::free_port;
-use common::redis_server::{RedisSentinel, RedisServer};
+use common::redis_server::{info, primary_replicas_sentinel, RedisSentinel, RedisServer};
 use portcullis::store::redis::{check_access, RedisOptions, RedisStore};
 use portcullis::store::{Change, Store};
 use std::time::{Duration, Instant};
@@ -19,24 +18,10 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn info(conn: &mut redis::Connection, section: &str) -> String {
-    redis::cmd("INFO").arg(section).query(conn).unwrap_or_default()
-}
-
 /// A primary, its replica (in sync), and a sentinel that knows both.
 fn primary_replica_sentinel() -> (RedisServer, RedisServer, RedisSentinel) {
-    let primary = RedisServer::start();
-    let replica = RedisServer::start_on(free_port(), &["--replicaof", "127.0.0.1", &primary.port.to_string()]);
-    wait_until("the replica syncs", Duration::from_secs(10), || {
-        info(&mut replica.raw(), "replication").contains("master_link_status:up")
-    });
-    let sentinel = RedisSentinel::start(primary.port);
-    wait_until("the sentinel sees the replica", Duration::from_secs(20), || {
-        let replicas: Vec<redis::Value> =
-            redis::cmd("SENTINEL").arg("REPLICAS").arg("mymaster").query(&mut sentinel.raw()).unwrap_or_default();
-        !replicas.is_empty()
-    });
-    (primary, replica, sentinel)
+    let (primary, mut replicas, sentinel) = primary_replicas_sentinel(1);
+    (primary, replicas.remove(0), sentinel)
 }
 
 async fn connect(opts: &RedisOptions) -> RedisStore {

@@ -238,3 +238,36 @@ impl RedisCluster {
         format!("redis+cluster://{}", addrs.join(","))
     }
 }
+
+/// `INFO <section>` of a server, or "" when it does not answer.
+pub fn info(conn: &mut redis::Connection, section: &str) -> String {
+    redis::cmd("INFO").arg(section).query(conn).unwrap_or_default()
+}
+
+/// A primary, `replicas` replicas (in sync), and a sentinel that knows them all.
+pub fn primary_replicas_sentinel(replicas: usize) -> (RedisServer, Vec<RedisServer>, RedisSentinel) {
+    let primary = RedisServer::start();
+    let replicas: Vec<RedisServer> = (0..replicas)
+        .map(|_| RedisServer::start_on(free_port(), &["--replicaof", "127.0.0.1", &primary.port.to_string()]))
+        .collect();
+    let until = |what: &str, mut done: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}: not within 20 s");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    for r in &replicas {
+        until("the replica syncs", Box::new(|| info(&mut r.raw(), "replication").contains("master_link_status:up")));
+    }
+    let sentinel = RedisSentinel::start(primary.port);
+    until(
+        "the sentinel sees the replicas",
+        Box::new(|| {
+            let seen: Vec<redis::Value> =
+                redis::cmd("SENTINEL").arg("REPLICAS").arg("mymaster").query(&mut sentinel.raw()).unwrap_or_default();
+            seen.len() == replicas.len()
+        }),
+    );
+    (primary, replicas, sentinel)
+}
