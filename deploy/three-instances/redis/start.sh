@@ -38,8 +38,8 @@ password() {
     printf %s "$p"
 }
 
-mkdir -p "$dir"
 umask 077
+mkdir -p "$dir"
 conf=$dir/$role.conf
 if [ ! -e "$conf" ]; then
     admin=$(password "${ADMIN_PASSWORD_FILE:-}")
