@@ -8,7 +8,7 @@
 #   1. a login on instance 1 gives a session that instances 2 and 3 accept,
 #      and a request through instance 3 reaches the app as that user;
 #   2. "sign out everywhere" on instance 2 ends the session on 1 and 3;
-#   3. after a Sentinel failover (SENTINEL FAILOVER) a new login on
+#   3. after a Sentinel failover (SENTINEL FAILOVER, or FAILOVER=kill) a new login on
 #      instance 3 works and is accepted by instance 1 (written to the new primary).
 #
 # Usage: run-local.sh [--keep] [PORTCULLIS_BINARY]
@@ -20,6 +20,9 @@
 #   WORK=DIR            where configs, data and logs go (default: a new temp dir, kept)
 #   WITHOUT_DURABLE_REPLICAS=1
 #                       drop `durable_replicas` from the configs (a build before it)
+#   FAILOVER=kill       step 3 kills the primary (SIGKILL) instead of SENTINEL FAILOVER
+#   SHARED_STATE=1      one state_dir for the three (as compose.yaml's shared volume)
+#                       instead of a copy of instance 1's secrets.key in each
 # Needs: redis-server (7.x; 6.2 for ACL key/channel rules), curl.
 # Everything it starts it stops on exit (and only that).
 set -eu
@@ -90,7 +93,8 @@ sentinel_ready() {
 
 say "Redis primary on 127.0.0.1:$primary_port, replicas on :$((base + 1)) and :$((base + 2))"
 PORT=$primary_port "$here/redis/start.sh" primary "$work/redis-primary" >"$work/redis-primary.log" 2>&1 &
-pids="$pids $!"
+primary_pid=$!
+pids="$pids $primary_pid"
 wait_for 10 "the primary answers" data_cli "$primary_port" ping
 for n in 1 2; do
     PORT=$((base + n)) PRIMARY_HOST=127.0.0.1 PRIMARY_PORT=$primary_port \
@@ -126,10 +130,13 @@ sed "s|^password = .*|password = \"$hash\"|" "$here/users.example.toml" >"$work/
 # --- three portcullis instances ---------------------------------------------------
 # portcullis.toml with this machine's paths and loopback ports; 127.0.0.2 (the
 # checks' client address) is internal, so alice's second factor is skipped.
+state_dir() {
+    if [ -n "${SHARED_STATE:-}" ]; then echo "$work/state"; else echo "$work/portcullis-$1/state"; fi
+}
 instance_config() {
     n=$1
     awk -v https="127.0.0.1:$((base + 30 + n))" -v http="127.0.0.1:$((base + 40 + n))" \
-        -v admin="127.0.0.1:$((base + 50 + n))" -v certs="$work/certs" -v state="$work/portcullis-$n/state" \
+        -v admin="127.0.0.1:$((base + 50 + n))" -v certs="$work/certs" -v state="$(state_dir "$n")" \
         -v store="redis+sentinel://$sentinels/mymaster" -v pwfile="$PORTCULLIS_PASSWORD_FILE" \
         -v users="$work/users.toml" -v app="127.0.0.1:$app_port" -v nodurable="${WITHOUT_DURABLE_REPLICAS:-}" '
         function set(v) { sub(/=.*/, "= \"" v "\""); print }
@@ -162,11 +169,15 @@ say "portcullis 1 on https://127.0.0.1:$((base + 31)) (it makes secrets.key)"
 pids="$pids $!"
 wait_for 30 "portcullis 1 is healthy" healthy 1
 for n in 2 3; do
-    # The same secrets.key on every instance, before its first start.
-    mkdir -p "$work/portcullis-$n/state"
-    chmod 700 "$work/portcullis-$n/state"
-    cp "$work/portcullis-1/state/secrets.key" "$work/portcullis-$n/state/secrets.key"
-    say "portcullis $n on https://127.0.0.1:$((base + 30 + n)) (secrets.key of instance 1)"
+    if [ -n "${SHARED_STATE:-}" ]; then
+        say "portcullis $n on https://127.0.0.1:$((base + 30 + n)) (the same state_dir)"
+    else
+        # The same secrets.key on every instance, before its first start.
+        mkdir -p "$work/portcullis-$n/state"
+        chmod 700 "$work/portcullis-$n/state"
+        cp "$work/portcullis-1/state/secrets.key" "$work/portcullis-$n/state/secrets.key"
+        say "portcullis $n on https://127.0.0.1:$((base + 30 + n)) (secrets.key of instance 1)"
+    fi
     "$bin" run --config "$work/portcullis-$n/portcullis.toml" >"$work/portcullis-$n/log" 2>&1 &
     pids="$pids $!"
 done
@@ -215,12 +226,19 @@ for n in 1 3; do
 done
 jar=$work/cookies
 
-say "3. failover: SENTINEL FAILOVER, then a login on instance 3"
 old_primary=$(redis-cli -h 127.0.0.1 -p $((base + 10)) sentinel get-master-addr-by-name mymaster | tail -n 1)
-# A sentinel answers NOGOODSLAVE until it has heard from a replica itself: retry.
-failover_started() { redis-cli -h 127.0.0.1 -p $((base + 10)) sentinel failover mymaster | grep -q '^OK'; }
 t0=$(date +%s.%N)
-wait_for 30 "a sentinel starts the failover" failover_started
+if [ "${FAILOVER:-}" = kill ]; then
+    say "3. failover: the primary killed (SIGKILL), then a login on instance 3"
+    kill -KILL "$primary_pid"
+    how="the primary was killed"
+else
+    say "3. failover: SENTINEL FAILOVER, then a login on instance 3"
+    # A sentinel answers NOGOODSLAVE until it has heard from a replica itself: retry.
+    failover_started() { redis-cli -h 127.0.0.1 -p $((base + 10)) sentinel failover mymaster | grep -q '^OK'; }
+    wait_for 30 "a sentinel starts the failover" failover_started
+    how="SENTINEL FAILOVER"
+fi
 new_primary_named() {
     [ "$(redis-cli -h 127.0.0.1 -p $((base + 10)) sentinel get-master-addr-by-name mymaster | tail -n 1)" != "$old_primary" ]
 }
@@ -230,7 +248,7 @@ echo "ok: the primary moved from :$old_primary to :$new_primary"
 rm -f "$jar"
 login_on_3() { [ "$(browse 3 POST /.portcullis/api/login "$login")" = 200 ]; }
 wait_for 30 "a login on instance 3 after the failover" login_on_3
-echo "ok: login on instance 3 after the failover (200), $(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }') s after SENTINEL FAILOVER"
+echo "ok: login on instance 3 after the failover (200), $(echo "$t0 $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }') s after $how"
 expect 200 "that session on instance 1" 1 GET /.portcullis/api/whoami
 keys=$(data_cli "$new_primary" --no-auth-warning dbsize)
 echo "ok: the new primary holds $keys keys"
