@@ -261,5 +261,10 @@ Running (Ctrl-C stops everything):
   CA: $work/certs/dev-ca.crt   user: alice   password: $user_pw
   admin: $bin admin --config $work/portcullis-1/portcullis.toml health
 EOF
-    while :; do sleep 3600; done
+    # A sleep in the background, so that Ctrl-C (or SIGTERM) stops everything at once.
+    while :; do
+        sleep 3600 &
+        pids="$pids $!"
+        wait $! || true
+    done
 fi
