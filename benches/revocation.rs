@@ -180,13 +180,17 @@ async fn admin(i: &Instance, path: &str, body: Value) -> Value {
 }
 
 /// Polls `done` on one instance until it holds; how long after `t0`.
-async fn until<F, Fut>(t0: Instant, mut done: F) -> Duration
+async fn until<F, Fut>(what: &str, t0: Instant, mut done: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
     while !done().await {
-        assert!(t0.elapsed() < Duration::from_secs(10), "not acted on within 10 s");
+        assert!(t0.elapsed() < Duration::from_secs(10), "{what}: not within 10 s");
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            eprintln!("{what}: still waiting after {:?}", t0.elapsed());
+        }
     }
     t0.elapsed()
 }
@@ -212,11 +216,17 @@ async fn measure_all(n: &[Instance], reps: usize) -> Vec<(&'static str, Vec<Dura
         let c = &browser(&a.env, "127.0.0.3");
         assert_eq!(login(c, &a.env, "s", PASSWORD).await["next"], "done");
         for e in others {
-            until(Instant::now(), || async { whoami(c, e).await.is_some() }).await;
+            until("session valid elsewhere", Instant::now(), || async { whoami(c, e).await.is_some() }).await;
         }
         let t0 = Instant::now();
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            eprintln!("before: {:?}", whoami(c, others[0]).await);
+            eprintln!("sign-out: {}", admin(a, "/sign-out", json!({"user": "s"})).await);
+            eprintln!("after on a: {:?}", whoami(c, &a.env).await);
+            eprintln!("after on b: {:?}", whoami(c, others[0]).await);
+        }
         let sent = admin(a, "/sign-out", json!({"user": "s"}));
-        let polls = others.map(|e| until(t0, move || async move { whoami(c, e).await.is_none() }));
+        let polls = others.map(|e| until("signed out", t0, move || async move { whoami(c, e).await.is_none() }));
         let (_, [x, y]) = tokio::join!(sent, join2(polls));
         samples.push(x.max(y));
     }
@@ -230,12 +240,18 @@ async fn measure_all(n: &[Instance], reps: usize) -> Vec<(&'static str, Vec<Dura
         let issued = admin(a, "/cert/issue", json!({"user": "w", "device": format!("bench {i}")})).await;
         let serial = &issued["serial"].as_str().unwrap().to_string();
         for e in others {
-            until(Instant::now(), || async { cert_status(w, e, serial).await.as_deref() == Some("active") }).await;
+            until("certificate seen", Instant::now(), || async {
+                cert_status(w, e, serial).await.as_deref() == Some("active")
+            })
+            .await;
         }
         let t0 = Instant::now();
         let sent = admin(a, "/cert/revoke", json!({"serial": serial}));
-        let polls = others
-            .map(|e| until(t0, move || async move { cert_status(w, e, serial).await.as_deref() == Some("revoked") }));
+        let polls = others.map(|e| {
+            until("certificate revoked", t0, move || async move {
+                cert_status(w, e, serial).await.as_deref() == Some("revoked")
+            })
+        });
         let (_, [x, y]) = tokio::join!(sent, join2(polls));
         samples.push(x.max(y));
     }
@@ -247,13 +263,14 @@ async fn measure_all(n: &[Instance], reps: usize) -> Vec<(&'static str, Vec<Dura
         let p = &browser(&a.env, "127.0.0.2");
         assert_eq!(login(p, &a.env, "p", PASSWORD).await["next"], "done");
         for e in others {
-            until(Instant::now(), || async { has_pass(p, e).await == Some(true) }).await;
+            until("pass counts elsewhere", Instant::now(), || async { has_pass(p, e).await == Some(true) }).await;
         }
         let passes = admin(a, "/pass/list", json!({"user": "p"})).await;
         let id = passes["passes"][0]["id"].as_str().expect("a pass was issued").to_string();
         let t0 = Instant::now();
         let sent = admin(a, "/pass/revoke", json!({"id": id}));
-        let polls = others.map(|e| until(t0, move || async move { has_pass(p, e).await == Some(false) }));
+        let polls =
+            others.map(|e| until("pass revoked", t0, move || async move { has_pass(p, e).await == Some(false) }));
         let (_, [x, y]) = tokio::join!(sent, join2(polls));
         samples.push(x.max(y));
     }
@@ -265,12 +282,16 @@ async fn measure_all(n: &[Instance], reps: usize) -> Vec<(&'static str, Vec<Dura
     for _ in 0..reps {
         login(l, &a.env, "l", "wrong").await;
         for e in others {
-            until(Instant::now(), || async { login(l, e, "l", PASSWORD).await["next"] == "locked" }).await;
+            until("locked elsewhere", Instant::now(), || async {
+                login(l, e, "l", PASSWORD).await["next"] == "locked"
+            })
+            .await;
         }
         let t0 = Instant::now();
         let sent = admin(a, "/unlock", json!({"user": "l"}));
-        let polls =
-            others.map(|e| until(t0, move || async move { login(l, e, "l", PASSWORD).await["next"] != "locked" }));
+        let polls = others.map(|e| {
+            until("unlocked", t0, move || async move { login(l, e, "l", PASSWORD).await["next"] != "locked" })
+        });
         let (_, [x, y]) = tokio::join!(sent, join2(polls));
         samples.push(x.max(y));
     }

@@ -243,8 +243,7 @@ impl Auth {
     /// Also revokes the user's entrance passes: whoever signs a user out
     /// everywhere (a lost laptop, a revoked authenticator) means the browsers too.
     pub async fn sign_out_everywhere(&self, user: &str) -> Result<(), crate::store::StoreError> {
-        let at = self.clock.now() + 1;
-        self.store().sign_out_everywhere(user, at).await?;
+        let at = self.store().sign_out_everywhere(user, self.clock.now() + 1).await?;
         self.apply_now(&Change::SessionsNotBefore { user: user.to_string(), at });
         self.revoke_passes_of(user).await?;
         Ok(())

@@ -140,6 +140,13 @@ async fn sign_out_everywhere_ends_other_sessions() {
         post(&laptop, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
     assert_eq!(v["next"], "done");
     assert_eq!(echo_user(&laptop, &env).await.0, StatusCode::OK);
+    // ...and a second sign-out everywhere ends it, even within the same second
+    // (that login was stamped with the first sign-out's bar).
+    let (s, _) = post(&phone, &env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = post(&phone, &env, "/.portcullis/api/logout", json!({"everywhere": true})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(echo_user(&laptop, &env).await.0, StatusCode::UNAUTHORIZED, "the newer session ended too");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -527,27 +527,32 @@ async fn revoke_totp(s: SharedStore) {
     s.sign_out_everywhere("pete", 9_000).await.unwrap();
     s.revoke_totp("pete", 5_000).await.unwrap();
     let r = s.user("pete").await.unwrap();
-    assert_eq!((r.sessions_not_before, r.totp_revoked_at), (9_000, Some(5_000)));
+    assert_eq!((r.sessions_not_before, r.totp_revoked_at), (9_001, Some(5_000)), "past the earlier bar");
 }
 
 async fn sign_out_everywhere(s: SharedStore) {
     let mut rx = s.subscribe();
     enrolled(&*s, "quin", 100, &["r"]).await;
-    s.sign_out_everywhere("quin", 7_000).await.unwrap();
+    assert_eq!(s.sign_out_everywhere("quin", 7_000).await.unwrap(), 7_000);
     let change = Change::SessionsNotBefore { user: "quin".into(), at: 7_000 };
     assert_eq!(next_change(&mut rx).await, change);
-    s.sign_out_everywhere("quin", 6_000).await.unwrap();
+    // Never moves back, and always past the earlier bar: a session stamped
+    // with it (a login right after that sign-out) is voided too.
+    assert_eq!(s.sign_out_everywhere("quin", 6_000).await.unwrap(), 7_001);
+    assert_eq!(next_change(&mut rx).await, Change::SessionsNotBefore { user: "quin".into(), at: 7_001 });
+    assert_eq!(s.sign_out_everywhere("quin", 7_001).await.unwrap(), 7_002, "twice within one second");
+    next_change(&mut rx).await;
     let r = s.user("quin").await.unwrap();
-    assert_eq!(r.sessions_not_before, 7_000, "never moves back");
+    assert_eq!(r.sessions_not_before, 7_002);
     assert!(r.totp.is_some_and(|t| t.confirmed), "authenticator kept");
     assert_eq!(r.recovery, hashes(&["r"]));
 
     s.record_failure("rita", 5, admin_lock(1)).await.unwrap();
     let rev = s.revocations().await.unwrap();
-    assert_eq!(rev.not_before.get("quin"), Some(&7_000));
+    assert_eq!(rev.not_before.get("quin"), Some(&7_002));
     assert!(!rev.not_before.contains_key("rita"), "only users signed out");
-    assert!(!rev.allows("quin", "sid", 6_999), "issued before: void");
-    assert!(rev.allows("quin", "sid", 7_000));
+    assert!(!rev.allows("quin", "sid", 7_001), "issued before: void");
+    assert!(rev.allows("quin", "sid", 7_002));
     assert!(rev.allows("rita", "sid", 1));
 }
 

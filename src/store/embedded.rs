@@ -563,10 +563,10 @@ impl Store for EmbeddedStore {
         Ok(())
     }
 
-    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()> {
+    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<u64> {
         let not_before = self.update(user, move |r| r.sign_out_everywhere(at)).await?;
         self.publish(Change::SessionsNotBefore { user: user.to_owned(), at: not_before });
-        Ok(())
+        Ok(not_before)
     }
 
     async fn set_invitation(&self, user: &str, invitation: Option<Invitation>) -> StoreResult<()> {

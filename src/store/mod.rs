@@ -217,8 +217,13 @@ impl UserRecord {
         self.sign_out_everywhere(at)
     }
 
+    /// Voids sessions issued before `at`, and always every session issued
+    /// so far: the bar moves at least one second past where it was, because a
+    /// login right after an earlier sign-out is stamped with that bar (see
+    /// `challenge::login`), and a second sign-out within the same second must
+    /// void it too. Returns the new "not before" time.
     pub fn sign_out_everywhere(&mut self, at: u64) -> u64 {
-        self.sessions_not_before = self.sessions_not_before.max(at);
+        self.sessions_not_before = at.max(self.sessions_not_before.saturating_add(1));
         self.sessions_not_before
     }
 
@@ -484,7 +489,8 @@ pub trait Store: Send + Sync {
     /// Removes the authenticator and recovery codes, starts the cooldown and signs the user out everywhere.
     async fn revoke_totp(&self, user: &str, at: u64) -> StoreResult<()>;
     /// Signs the user out everywhere: sessions issued before `at` are void.
-    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()>;
+    /// Returns the resulting "not before" time ([`UserRecord::sign_out_everywhere`]).
+    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<u64>;
     /// Sets or replaces `user`'s invitation (`None` clears it).
     async fn set_invitation(&self, user: &str, invitation: Option<Invitation>) -> StoreResult<()>;
     /// Counts one PIN try at `user`'s invitation with `code_hash`

@@ -86,12 +86,12 @@ impl Conn {
     /// or has become a replica.
     fn primary_lost(&self, e: &redis::RedisError) -> bool {
         self.target.follows_failover()
-            && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.code() == Some("READONLY"))
+            && (e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || left_behind(e.code()))
     }
 
     /// A demoted primary answers writes with `-READONLY` (as a value, not an `Err`).
     fn demoted(&self, answer: &redis::Value) -> bool {
-        let readonly = |v: &redis::Value| matches!(v, redis::Value::ServerError(e) if e.code() == "READONLY");
+        let readonly = |v: &redis::Value| matches!(v, redis::Value::ServerError(e) if left_behind(Some(e.code())));
         self.target.follows_failover()
             && match answer {
                 redis::Value::Array(items) => items.iter().any(readonly),
@@ -158,3 +158,12 @@ impl ConnectionLike for Conn {
         self.manager.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, |m| m.get_db())
     }
 }
+
+/// A write refused by a server that is no longer (or about to stop being) the
+/// primary: `-READONLY` from a demoted one; `-NOREPLICAS` from an old primary
+/// that lost its replicas to a failover (`min-replicas-to-write`) and may
+/// take the sentinels seconds to demote. Either way, ask the sentinels again.
+fn left_behind(code: Option<&str>) -> bool {
+    matches!(code, Some("READONLY" | "NOREPLICAS"))
+}
+

@@ -750,10 +750,11 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<()> {
+    async fn sign_out_everywhere(&self, user: &str, at: u64) -> StoreResult<u64> {
         let name = user.to_owned();
         self.update(user, move |r| {
-            ((), Some(Change::SessionsNotBefore { user: name.clone(), at: r.sign_out_everywhere(at) }))
+            let not_before = r.sign_out_everywhere(at);
+            (not_before, Some(Change::SessionsNotBefore { user: name.clone(), at: not_before }))
         })
         .await
     }
