@@ -152,7 +152,7 @@ fn refuse_old_layout(conn: &mut redis::Connection, opts: &RedisOptions) -> Resul
         false => Ok(()),
         true => Err(AccessError::Refused(format!(
             "redis holds portcullis data under `{p}` in the key layout of an earlier version (keys such as `{p}locks`); \
-             export it with that version (`portcullis store export`) and import it with this one, or use another redis.key_prefix"
+             export it with that version (`portcullis admin store export`) and import it with this one (`portcullis admin store import`), or use another redis.key_prefix"
         ))),
     }
 }

@@ -166,4 +166,3 @@ impl ConnectionLike for Conn {
 fn left_behind(code: Option<&str>) -> bool {
     matches!(code, Some("READONLY" | "NOREPLICAS"))
 }
-
