@@ -335,6 +335,8 @@ fn summary(mut samples: Vec<Duration>) -> Summary {
 fn report(rows: &[(&str, &str, Summary)], reps: usize, args: &[String]) -> String {
     let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
     let machine = machine();
+    // `cargo bench` passes `--bench` to a harness-less bench.
+    let given: Vec<&str> = args.iter().map(String::as_str).filter(|a| *a != "--bench").collect();
     let mut out = format!(
         "# Revocation latency across three instances\n\n\
          Command: `cargo bench --bench revocation{}{}` ({reps} repetitions per act)\n\n\
@@ -343,8 +345,8 @@ fn report(rows: &[(&str, &str, Summary)], reps: usize, args: &[String]) -> Strin
          each is polled back to back over HTTPS, and an instance counts from when the first request\n\
          that shows the change was sent. Goal: p99 ≤ 100 ms.\n\n\
          | Redis | act | n | p50 ms | p99 ms | max ms |\n|---|---|---:|---:|---:|---:|\n",
-        if args.is_empty() { "" } else { " -- " },
-        args.iter().filter(|a| *a != "--bench").cloned().collect::<Vec<_>>().join(" "),
+        if given.is_empty() { "" } else { " -- " },
+        given.join(" "),
     );
     for (topology, act, s) in rows {
         out += &format!("| {topology} | {act} | {} | {} | {} | {} |\n", s.n, ms(s.p50), ms(s.p99), ms(s.max));
