@@ -20,7 +20,6 @@
 //! `cargo bench --bench revocation` (all three topologies, 200 repetitions);
 //! `-- --reps 50 --only single` for a quicker look.
 
-#[allow(dead_code)]
 #[path = "../tests/common/mod.rs"]
 mod common;
 
