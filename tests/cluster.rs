@@ -52,6 +52,18 @@ fn copy_secrets(from: &Env, to: &Env) {
     }
 }
 
+/// alice signs in from inside on `env` and enrolls an authenticator: her
+/// signed-in browser and the TOTP key.
+async fn enroll_alice(env: &Env) -> (Client, String) {
+    let c = browser(env, "127.0.0.2");
+    assert_eq!(login(&c, env).await["next"], "enroll_totp");
+    let (_, e) = post(&c, env, "/.portcullis/api/totp/enroll", json!({})).await;
+    let key = e["secret"].as_str().unwrap().to_string();
+    let (s, _) = post(&c, env, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
+    assert_eq!(s, StatusCode::OK);
+    (c, key)
+}
+
 async fn login(c: &Client, env: &Env) -> Value {
     post(c, env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await.1
 }
@@ -90,12 +102,7 @@ async fn act_as_one(url: &str) {
     let (a, b) = (&nodes[0].env, &nodes[1].env);
 
     // Enroll on A.
-    let c = browser(a, "127.0.0.2");
-    assert_eq!(login(&c, a).await["next"], "enroll_totp");
-    let (_, e) = post(&c, a, "/.portcullis/api/totp/enroll", json!({})).await;
-    let key = e["secret"].as_str().unwrap().to_string();
-    let (s, _) = post(&c, a, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
-    assert_eq!(s, StatusCode::OK);
+    let (c, key) = enroll_alice(a).await;
 
     // Password on A, TOTP on B: one login. The session minted by B works on A and B.
     let d = browser(a, "127.0.0.3");
@@ -382,12 +389,7 @@ async fn a_sentinel_failover_under_load_loses_nothing_acknowledged() {
     let (a, b) = (&nodes[0].env, &nodes[1].env);
 
     // Acknowledged before the kill: alice's enrollment, a revoked session, bob's lock.
-    let c = browser(a, "127.0.0.2");
-    assert_eq!(login(&c, a).await["next"], "enroll_totp");
-    let (_, e) = post(&c, a, "/.portcullis/api/totp/enroll", json!({})).await;
-    let key = e["secret"].as_str().unwrap().to_string();
-    let (s, _) = post(&c, a, "/.portcullis/api/totp/enroll/confirm", json!({"code": code(&key, 0)})).await;
-    assert_eq!(s, StatusCode::OK);
+    let (c, key) = enroll_alice(a).await;
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let d = common::api::client_with_jar(a, "127.0.0.3", jar.clone());
     assert_eq!(login(&d, a).await["next"], "totp");
