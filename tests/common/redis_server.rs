@@ -197,6 +197,9 @@ impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
+                // The bus port defaults to port + 10 000, which may not exist
+                // (or be taken) for an ephemeral port: name one that is free.
+                let bus = free_port().to_string();
                 RedisServer::start_on(
                     free_port(),
                     &[
@@ -206,6 +209,8 @@ impl RedisCluster {
                         "nodes.conf",
                         "--cluster-node-timeout",
                         "2000",
+                        "--cluster-port",
+                        &bus,
                     ],
                 )
             })
