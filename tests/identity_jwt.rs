@@ -129,7 +129,7 @@ async fn apps_get_a_token_python_verifies_before_and_after_a_rotation() {
 
     // Signed once: the next request carries the same token.
     let again = received(&c, &env, "wiki.localhost", &[], "x-portcullis-jwt").await;
-    assert_eq!(again, [first.clone()], "reused, not signed again");
+    assert_eq!(again, std::slice::from_ref(&first), "reused, not signed again");
 
     // PyJWT verifies it against the published set; the forged one and a tampered one fail.
     let mut tampered = first.clone().into_bytes();

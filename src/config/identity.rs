@@ -18,8 +18,16 @@ pub const DEFAULT_JWT_ISSUER: &str = "portcullis";
 const LIFETIMES: std::ops::RangeInclusive<Duration> = Duration::from_secs(30)..=Duration::from_secs(3600);
 
 /// Headers the JWT may not travel in: framing, routing, hop-by-hop, the
-/// client's own credentials, and the identity headers the proxy sets.
+/// client's own credentials, and the headers the proxy sets (a test in
+/// `proxy::headers` keeps these in step with its table).
 const REFUSED_NAMES: &[&str] = &[
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-portcullis-auth",
+    "x-portcullis-user",
+    "x-portcullis-groups",
+    "x-portcullis-email",
     "host",
     "cookie",
     "set-cookie",
@@ -104,13 +112,15 @@ fn header_name(t: &Text) -> Result<http::HeaderName, (usize, String)> {
     if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return fail("must be 1 to 64 letters, digits and `-`");
     }
-    let set_by_proxy = crate::proxy::headers::OWNED_HEADERS
-        .iter()
-        .any(|row| !row.prefix && row.treatment == crate::proxy::headers::Treatment::Set && row.name == name);
-    if set_by_proxy || REFUSED_NAMES.contains(&name.as_str()) {
+    if is_refused(&name) {
         return fail("is a header HTTP or the proxy already uses for something else");
     }
     http::HeaderName::from_bytes(name.as_bytes()).or_else(|_| fail("is not a header name"))
+}
+
+/// Whether `name` (lowercase) may not carry the JWT.
+pub fn is_refused(name: &str) -> bool {
+    REFUSED_NAMES.contains(&name)
 }
 
 #[cfg(test)]

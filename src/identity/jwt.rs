@@ -22,7 +22,7 @@ use rand::rngs::OsRng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -244,9 +244,7 @@ impl TokenCache {
     /// signed with the current key of `keys`.
     pub fn token(&self, keys: &IdentityKeys, req: &Request<'_>, now: u64) -> http::HeaderValue {
         let kid = keys.current_kid();
-        let mut h = self.hasher.build_hasher();
-        (req.session.id.as_str(), req.app, kid).hash(&mut h);
-        let hash = h.finish();
+        let hash = self.hasher.hash_one((req.session.id.as_str(), req.app, kid));
         let shard = &self.shards[(hash >> 60) as usize % SHARDS];
         {
             let map = shard.lock().unwrap_or_else(|e| e.into_inner());

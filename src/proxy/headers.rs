@@ -393,6 +393,14 @@ mod tests {
     }
 
     #[test]
+    fn no_header_the_proxy_sets_can_carry_the_jwt_but_its_own() {
+        for row in OWNED_HEADERS.iter().filter(|r| r.treatment == Treatment::Set && r.name != "x-portcullis-jwt") {
+            assert!(crate::config::identity::is_refused(row.name), "{}", row.name);
+        }
+        assert!(!crate::config::identity::is_refused(crate::config::identity::DEFAULT_JWT_HEADER));
+    }
+
+    #[test]
     fn clean_request_strips_a_configured_header_in_every_spelling() {
         let mut req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
         req.append_header("X-Identity-Assertion", "forged").unwrap();
