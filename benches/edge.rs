@@ -47,7 +47,7 @@ fn edge_benches(c: &mut Criterion) {
     c.bench_function("headers/clean_request", |b| {
         b.iter_batched(
             browser_request,
-            |mut r| headers::clean_request(&mut r, false).is_ok(),
+            |mut r| headers::clean_request(&mut r, false, None).is_ok(),
             criterion::BatchSize::SmallInput,
         )
     });

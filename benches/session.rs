@@ -1,6 +1,7 @@
 //! The per-request cost of a session: finding the cookie in the Cookie
 //! header, verifying its HMAC and decoding it (the goal is ≤ 1 µs), and the
-//! cost of signing one on login or refresh.
+//! cost of signing one on login or refresh; and the signed identity for
+//! apps: a token from the cache (every request) against signing one (a miss).
 
 use std::hint::black_box;
 
@@ -22,6 +23,33 @@ fn session_benches(c: &mut Criterion) {
         b.iter(|| Session::from_cookie(black_box(&value), &keys, "wiki", NOW + 60, HOUR))
     });
     c.bench_function("session/sign", |b| b.iter(|| black_box(&session).to_cookie(&keys)));
+}
+
+fn identity_benches(c: &mut Criterion) {
+    use portcullis::identity::jwt::{IdentityKeys, Request, TokenCache};
+    let keys = IdentityKeys::generate();
+    let session = typical_session().proved(Factors::PASSWORD.with(Factors::TOTP));
+    let groups = vec!["finance".to_string(), "staff".to_string()];
+    let req = Request {
+        session: &session,
+        app: "wiki",
+        issuer: "portcullis",
+        email: Some("alice.example@corp.example.com"),
+        groups: &groups,
+        lifetime_secs: 300,
+        config_tag: 1,
+    };
+    let cache = TokenCache::default();
+    cache.token(&keys, &req, NOW);
+    c.bench_function("identity/token, cached", |b| b.iter(|| cache.token(&keys, black_box(&req), NOW + 1)));
+    let fresh = TokenCache::with_capacity(1);
+    let mut now = NOW;
+    c.bench_function("identity/token, signed (miss)", |b| {
+        b.iter(|| {
+            now += 600;
+            fresh.token(&keys, black_box(&req), now)
+        })
+    });
 }
 
 /// The lookup as it was before issue 20 (split on ';', trim, find '='),
@@ -61,5 +89,5 @@ fn cookie_benches(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, session_benches, cookie_benches);
+criterion_group!(benches, session_benches, cookie_benches, identity_benches);
 criterion_main!(benches);

@@ -11,6 +11,8 @@ if [ "${1:-build}" = test ]; then
   want+=(openssl libnss3-tools)
   # tests/mail.rs: a real SMTP server (aiosmtpd, run with /usr/bin/python3)
   want+=(python3-aiosmtpd)
+  # tests/identity_jwt.rs: an independent JWT verifier (PyJWT with cryptography for ES256)
+  want+=(python3-jwt python3-cryptography)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -10,6 +10,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{hosts::AppId, Config};
 use crate::devices::registry::Registry;
 use crate::identity::cookie::KeyRing;
+use crate::identity::jwt::{IdentityKeys, TokenCache};
 use crate::identity::session::{Session, SessionLevel, SESSION_COOKIE};
 use crate::policy::decide::{Level, SessionFacts};
 use crate::store::secrets::Secrets;
@@ -38,12 +39,19 @@ pub struct Auth {
     pub vapid: arc_swap::ArcSwapOption<crate::push::webpush::VapidKeys>,
     /// Whether the snapshot may be behind the store (a gap in the change feed).
     pub catch_up: crate::catch_up::CatchUp,
+    /// The keys of the signed identity for apps (`identity::jwt`): sealed in
+    /// the store, one ring for all instances; rotated with the cookie keys.
+    pub identity_keys: ArcSwap<IdentityKeys>,
+    /// Signed identity tokens, reused until shortly before they expire.
+    pub identity_tokens: TokenCache,
     secrets: Secrets,
     keys_file: Option<PathBuf>,
 }
 
 /// The store setting holding the sealed cookie key ring (shared stores).
 const KEYS_SETTING: &str = "cookie-keys";
+/// The store setting holding the sealed signing keys of the identity for apps.
+const IDENTITY_KEYS_SETTING: &str = "identity-keys";
 /// The store setting holding the sealed VAPID key (Web Push).
 const VAPID_SETTING: &str = "vapid-key";
 /// The store setting proving every instance has the same `secrets.key`.
@@ -93,6 +101,8 @@ impl Auth {
             http: crate::push::webpush::client().map_err(|e| format!("HTTP client: {e}"))?,
             vapid: arc_swap::ArcSwapOption::empty(),
             catch_up: crate::catch_up::CatchUp::default(),
+            identity_keys: ArcSwap::from_pointee(IdentityKeys::generate()),
+            identity_tokens: TokenCache::default(),
             secrets,
             keys_file,
         })
@@ -119,7 +129,49 @@ impl Auth {
         }
         self.reload_revocations().await.map_err(e)?;
         self.reload_devices().await.map_err(e)?;
+        // The first instance's ring is everyone's (the store keeps the first written).
+        let fresh =
+            self.secrets.sealer.seal(IdentityKeys::generate().to_json().as_bytes(), IDENTITY_KEYS_SETTING.as_bytes());
+        store.put_setting(IDENTITY_KEYS_SETTING, &fresh, true).await.map_err(e)?;
+        self.load_identity_keys().await?;
         self.load_vapid().await
+    }
+
+    /// Reads the identity keys from the store (at start, after a rotation
+    /// anywhere, after a gap in the change feed).
+    async fn load_identity_keys(&self) -> Result<(), String> {
+        let sealed = self
+            .store()
+            .setting(IDENTITY_KEYS_SETTING)
+            .await
+            .map_err(|e| format!("state store: {e}"))?
+            .ok_or("no identity keys in the store")?;
+        let json = self
+            .secrets
+            .sealer
+            .open(&sealed, IDENTITY_KEYS_SETTING.as_bytes())
+            .map_err(|e| format!("identity keys in the store: {e}"))?;
+        let keys = IdentityKeys::from_json(&String::from_utf8_lossy(&json))?;
+        self.identity_keys.store(Arc::new(keys));
+        Ok(())
+    }
+
+    /// The signed identity (`[identity] jwt`) of a request to `app` with
+    /// session `s`; `None` when switched off or the user is gone.
+    pub fn identity_token(&self, cfg: &Config, app: &crate::config::App, s: &Session) -> Option<http::HeaderValue> {
+        let settings = cfg.identity.jwt.as_ref()?;
+        let user = cfg.users.get(&s.user)?;
+        let req = crate::identity::jwt::Request {
+            session: s,
+            app: &app.name,
+            issuer: &settings.issuer,
+            email: user.email.as_deref(),
+            groups: &user.groups,
+            lifetime_secs: settings.lifetime.as_secs(),
+            // A reload may change the claims: tokens of the old config are not reused.
+            config_tag: cfg as *const Config as usize,
+        };
+        Some(self.identity_tokens.token(&self.identity_keys.load(), &req, self.clock.now()))
     }
 
     /// The VAPID key pair: made by the first instance, sealed in the store.
@@ -171,7 +223,18 @@ impl Auth {
         }
         let id = next.current_id();
         self.keys.store(Arc::new(next));
+        self.rotate_identity_keys().await?;
         Ok(id)
+    }
+
+    /// A new current identity signing key; the previous one stays in the
+    /// published set until the next rotation. Every instance follows (feed).
+    async fn rotate_identity_keys(&self) -> Result<(), String> {
+        let next = self.identity_keys.load().rotate();
+        let sealed = self.secrets.sealer.seal(next.to_json().as_bytes(), IDENTITY_KEYS_SETTING.as_bytes());
+        self.store().put_setting(IDENTITY_KEYS_SETTING, &sealed, false).await.map_err(|e| e.to_string())?;
+        self.identity_keys.store(Arc::new(next));
+        Ok(())
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -307,6 +370,7 @@ impl Auth {
         self.catch_up.lost();
         for attempt in 0..40 {
             let keys_ok = self.keys_file.is_some() || self.load_shared_keys().await.is_ok();
+            let keys_ok = keys_ok && self.load_identity_keys().await.is_ok();
             if keys_ok && self.reload_revocations().await.is_ok() && self.reload_devices().await.is_ok() {
                 self.catch_up.caught_up();
                 tracing::info!("revocations and device certificates re-read in full after a gap in the change feed");
@@ -341,6 +405,11 @@ impl Auth {
                 Ok(Change::SettingChanged { name }) if name == KEYS_SETTING && self.keys_file.is_none() => {
                     if let Err(e) = self.load_shared_keys().await {
                         tracing::error!("cannot load rotated cookie keys: {e}");
+                    }
+                }
+                Ok(Change::SettingChanged { name }) if name == IDENTITY_KEYS_SETTING => {
+                    if let Err(e) = self.load_identity_keys().await {
+                        tracing::error!("cannot load rotated identity keys: {e}");
                     }
                 }
                 Ok(change @ (Change::PushRequested { .. } | Change::PushSettled { .. })) => {

@@ -68,6 +68,22 @@ async fn login(c: &Client, env: &Env) -> Value {
     post(c, env, "/.portcullis/api/login", json!({"username": "alice", "password": PASSWORD})).await.1
 }
 
+/// The claims and `kid` of the identity JWT the app received through `env`.
+async fn identity_jwt(c: &Client, env: &Env) -> (Value, Value) {
+    use base64::Engine;
+    let echo: Value = c.get(env.url("wiki.localhost", "/app")).send().await.unwrap().json().await.unwrap();
+    let h = echo["headers"].as_array().unwrap().iter().find(|h| h[0] == "x-portcullis-jwt").expect("a token");
+    let part = |i: usize| -> Value {
+        let b64 = h[1].as_str().unwrap().split('.').nth(i).unwrap();
+        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).unwrap()).unwrap()
+    };
+    (part(1), part(0)["kid"].clone())
+}
+
+async fn jwks(c: &Client, env: &Env) -> Value {
+    c.get(env.url("wiki.localhost", "/.portcullis/jwks.json")).send().await.unwrap().json().await.unwrap()
+}
+
 /// Waits up to `within` for `check` to hold; returns how long it took.
 async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
 where
@@ -111,6 +127,22 @@ async fn act_as_one(url: &str) {
     assert_eq!((s, v["next"].as_str()), (StatusCode::OK, Some("done")), "{v}");
     assert_eq!(whoami(&d, a).await, StatusCode::OK);
     assert_eq!(whoami(&d, b).await, StatusCode::OK);
+
+    // Both sign the identity for apps with the same key and publish the same
+    // set; a rotation on A reaches B's set, the old key still in it.
+    let (ta, tb) = (identity_jwt(&d, a).await, identity_jwt(&d, b).await);
+    assert_eq!(ta.0["amr"], json!(["pwd", "otp", "mfa"]), "password, then TOTP: {:?}", ta.0);
+    assert_eq!(ta.1, tb.1, "one signing key");
+    let set = jwks(&d, a).await;
+    assert_eq!(set, jwks(&d, b).await);
+    let (code_, out, err) = portcullis(&["admin", "--config", common::path_str(&a.config), "rotate-keys"]);
+    assert_eq!(code_, 0, "{out}{err}");
+    let rotated: Value = serde_json::from_str(&out).unwrap();
+    let took = eventually(Duration::from_secs(1), || async { jwks(&d, b).await == jwks(&d, a).await }).await;
+    eprintln!("an identity key rotation reached B in {took:?}");
+    let kids: Vec<Value> = jwks(&d, b).await["keys"].as_array().unwrap().iter().map(|k| k["kid"].clone()).collect();
+    assert_eq!(kids, [rotated["identity_key"].clone(), set["keys"][0]["kid"].clone()]);
+    assert_eq!(identity_jwt(&d, b).await.1, rotated["identity_key"], "B signs with the new key");
 
     // Sign out everywhere through A: B obeys within 1 s.
     let (s, _) = post(&c, a, "/.portcullis/api/logout", json!({"everywhere": true})).await;

@@ -218,8 +218,9 @@ pub fn app_url(cfg: &Config, user: &str, path: &str) -> Option<String> {
 async fn rotate_keys(auth: &Auth) -> AdminReply {
     match auth.rotate_keys().await {
         Ok(id) => {
-            crate::audit!("rotate_cookie_keys", current_key = %id);
-            reply(200, json!({"current_key": id}))
+            let identity_key = auth.identity_keys.load().current_kid().to_string();
+            crate::audit!("rotate_cookie_keys", current_key = %id, identity_key = %identity_key);
+            reply(200, json!({"current_key": id, "identity_key": identity_key}))
         }
         Err(e) => reply(503, json!({"error": "cannot_rotate", "message": e})),
     }

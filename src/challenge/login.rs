@@ -31,7 +31,7 @@ use super::recovery;
 use super::totp::{qr_svg, Totp, TotpSecret};
 use crate::clock::Clock;
 use crate::config::{hosts::AppId, Config, User};
-use crate::identity::session::{Carried, Session, SessionLevel};
+use crate::identity::session::{Carried, Factors, Session, SessionLevel};
 use crate::policy::expr::Facts;
 use crate::store::secrets::SecretBox;
 use crate::store::{Lock, Revocations, SharedStore, StoreError, TotpRecord, UserRecord};
@@ -112,6 +112,9 @@ pub struct Attempt {
     /// Its id: a sign-out of that session during the step-up voids the step-up.
     #[serde(default)]
     pub stepping_up_id: Option<String>,
+    /// How the first factor was proved (password or device certificate).
+    #[serde(default)]
+    pub first: Factors,
 }
 
 /// What the enrollment page shows.
@@ -203,7 +206,8 @@ impl LoginService {
             self.store.uncount(&brake).await?;
             self.store.release_guess(&user.username).await?;
             let rec = self.store.user(&user.username).await?;
-            self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd, None).await
+            let first = (Factors::PASSWORD, None);
+            self.after_first_factor(cfg, app, facts, flow, user, &rec, enroll_code, rd, first).await
         }
         .await;
         let step = result.unwrap_or_else(|s| s);
@@ -250,7 +254,8 @@ impl LoginService {
             if rec.is_locked(self.now()) {
                 return Err(Step::Locked);
             }
-            self.after_first_factor(cfg, app, facts, flow, user, &rec, None, rd, None).await
+            let first = (Factors::DEVICE_CERT, None);
+            self.after_first_factor(cfg, app, facts, flow, user, &rec, None, rd, first).await
         }
         .await;
         result.unwrap_or_else(|s| s)
@@ -285,7 +290,7 @@ impl LoginService {
         rec: &UserRecord,
         enroll_code: Option<&str>,
         rd: &str,
-        earlier: Option<Earlier>,
+        (first, earlier): (Factors, Option<Earlier>),
     ) -> StepResult<Step> {
         let app = cfg.app(app_id);
         let group = &cfg.groups[user.policy_group];
@@ -296,7 +301,7 @@ impl LoginService {
         // Administrators always sign in with a second factor, whatever `otp_skip` says.
         if group.otp_skip.eval(facts) && !user.role.administers() {
             self.store.reset_failures(&user.username).await?;
-            return Ok(self.done(cfg, user, &app.name, SessionLevel::FirstFactor, rec, rd, earlier));
+            return Ok(self.done(cfg, user, &app.name, (SessionLevel::FirstFactor, first), rec, rd, earlier));
         }
         if let Some(until) = cooldown(cfg).waiting(rec.totp_revoked_at, now) {
             return Ok(Step::Cooldown { until });
@@ -311,7 +316,7 @@ impl LoginService {
         };
         let (username, app_name, rd) = (user.username.clone(), app.name.clone(), rd.to_string());
         let (stepping_up, stepping_up_id) = earlier.map_or((None, None), |(c, id)| (Some(c), Some(id)));
-        let attempt = Attempt { user: username, app: app_name, stage, rd, stepping_up, stepping_up_id };
+        let attempt = Attempt { user: username, app: app_name, stage, rd, stepping_up, stepping_up_id, first };
         let bytes = serde_json::to_vec(&attempt).unwrap_or_default();
         self.forget_push(flow).await?;
         self.store.put_challenge(&attempt_key(flow), &bytes, ATTEMPT_TTL).await?;
@@ -342,7 +347,8 @@ impl LoginService {
         if rec.is_locked(self.now()) {
             return Step::Locked;
         }
-        let carried = Some((earlier.carried(), earlier.id.clone()));
+        // Nothing is proved anew before the second factor; the earlier factors are carried.
+        let carried = (Factors::default(), Some((earlier.carried(), earlier.id.clone())));
         self.after_first_factor(cfg, app, facts, flow, user, &rec, None, rd, carried).await.unwrap_or_else(|s| s)
     }
 
@@ -352,7 +358,7 @@ impl LoginService {
         cfg: &Config,
         user: &User,
         app: &str,
-        level: SessionLevel,
+        (level, factors): (SessionLevel, Factors),
         rec: &UserRecord,
         rd: &str,
         earlier: Option<Earlier>,
@@ -360,7 +366,8 @@ impl LoginService {
         let group = &cfg.groups[user.policy_group];
         // Never before a "sign out everywhere" of the same second.
         let issued = self.now().max(rec.sessions_not_before);
-        let mut session = Session::new(&user.username, app, level, issued, group.session_lifetime.as_secs());
+        let lifetime = group.session_lifetime.as_secs();
+        let mut session = Session::new(&user.username, app, level, issued, lifetime).proved(factors);
         if let Some((earlier, id)) = earlier {
             // A sign-out (of that session, or everywhere) during the step-up
             // ended the session being stepped up: nothing is left to continue.
@@ -424,9 +431,11 @@ impl LoginService {
             return self.failure(cfg, &user.username, ip, what, Step::WrongCode).await;
         }
         self.store.uncount(&brake).await?;
-        self.finish(cfg, user, &attempt, flow, &rec).await
+        let second = if recovery { Factors::RECOVERY_CODE } else { Factors::TOTP };
+        self.finish(cfg, user, &attempt, flow, &rec, second).await
     }
 
+    /// The second factor `second` was proved: the login is done.
     async fn finish(
         &self,
         cfg: &Config,
@@ -434,13 +443,15 @@ impl LoginService {
         attempt: &Attempt,
         flow: &str,
         rec: &UserRecord,
+        second: Factors,
     ) -> StepResult<Step> {
         // The right code's own reservation ends; others' in flight stay counted.
         self.store.release_guess(&user.username).await?;
         self.store.reset_failures(&user.username).await?;
         self.store.delete_challenge(&attempt_key(flow)).await?;
         let earlier = attempt.stepping_up.map(|c| (c, attempt.stepping_up_id.clone().unwrap_or_default()));
-        Ok(self.done(cfg, user, &attempt.app, SessionLevel::BothFactors, rec, &attempt.rd, earlier))
+        let proved = (SessionLevel::BothFactors, attempt.first.with(second));
+        Ok(self.done(cfg, user, &attempt.app, proved, rec, &attempt.rd, earlier))
     }
 
     /// The user of an attempt about to be guessed at, with the guess
@@ -543,7 +554,7 @@ impl LoginService {
             return Err(Step::NoAttempt);
         }
         crate::audit!("totp_enrolled", user = %user.username);
-        Ok((self.finish(cfg, user, &attempt, flow, &rec).await?, codes))
+        Ok((self.finish(cfg, user, &attempt, flow, &rec, Factors::TOTP).await?, codes))
     }
 
     /// New recovery codes for a signed-in user (the old ones stop working).

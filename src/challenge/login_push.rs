@@ -48,7 +48,7 @@ impl LoginService {
             if !cfg.groups[user.policy_group].second_factors.contains(&SecondFactor::Push) {
                 return Err(Step::NoAttempt);
             }
-            self.finish(cfg, user, &attempt, flow, &rec).await
+            self.finish(cfg, user, &attempt, flow, &rec, crate::identity::session::Factors::PUSH).await
         }
         .await;
         result.unwrap_or_else(|s| s)

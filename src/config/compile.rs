@@ -66,6 +66,10 @@ impl Compiler<'_> {
             self.err_at(at, message);
             logs::LogSettings::default()
         });
+        let identity = identity::compile(&file.identity).unwrap_or_else(|(at, message)| {
+            self.err_at(at, message);
+            identity::IdentitySettings::default()
+        });
         let mail = file.mail.as_ref().and_then(|m| {
             mail::compile(m)
                 .map_err(|errors| errors.into_iter().for_each(|(at, message)| self.err_at(at, message)))
@@ -90,6 +94,7 @@ impl Compiler<'_> {
             push,
             log,
             mail,
+            identity,
             warnings: std::mem::take(&mut self.warnings),
         })
     }

@@ -42,6 +42,19 @@ pub struct ConfigFile {
     #[serde(default)]
     pub log: LogFile,
     pub mail: Option<MailFile>,
+    #[serde(default)]
+    pub identity: IdentityFile,
+}
+
+/// `[identity]`: what apps are told about the user beyond the plain headers.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFile {
+    /// The signed identity (an ES256 JWT) on every forwarded request (default on).
+    pub jwt: Option<bool>,
+    pub jwt_header: Option<Text>,
+    pub jwt_lifetime: Option<Text>,
+    pub jwt_issuer: Option<Text>,
 }
 
 /// `[mail]`: the SMTP relay outgoing mail goes through.

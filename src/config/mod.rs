@@ -9,6 +9,7 @@ pub mod cooldown;
 pub mod duration;
 pub mod file;
 pub mod hosts;
+pub mod identity;
 pub mod logs;
 pub mod mail;
 pub mod redis_url;
@@ -54,6 +55,8 @@ pub struct Config {
     pub log: logs::LogSettings,
     /// `[mail]`: the SMTP relay; `None` when absent (no mail is sent).
     pub mail: Option<mail::MailSettings>,
+    /// `[identity]`: the signed identity (JWT) apps receive.
+    pub identity: identity::IdentitySettings,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
 }

@@ -4,5 +4,6 @@
 
 pub mod client_ip;
 pub mod cookie;
+pub mod jwt;
 pub mod pass;
 pub mod session;

@@ -2,8 +2,9 @@
 //! when.
 //!
 //! The payload is decoded on every request, so it is a compact binary record
-//! rather than JSON: a version byte, the level, three big-endian `u64` times,
-//! then three length-prefixed strings (id, user, app). Every length is bounded
+//! rather than JSON: a version byte, the level, the factors (version 2; a
+//! version-1 cookie from before the upgrade reads as factors unknown), three
+//! big-endian `u64` times, then three length-prefixed strings (id, user, app). Every length is bounded
 //! and checked, trailing bytes are refused, and nothing here panics on a
 //! damaged payload (though only a correctly signed one ever reaches it).
 //!
@@ -26,7 +27,9 @@ pub const SESSION_COOKIE: &str = "__Host-portcullis-session";
 
 /// The signing purpose of session cookies.
 const PURPOSE: &str = "session";
-const FORMAT_VERSION: u8 = 1;
+const FORMAT_VERSION: u8 = 2;
+/// Cookies written before the factors were recorded; still read.
+const FORMAT_VERSION_1: u8 = 1;
 /// Longest id, user or app name a payload may carry.
 pub const MAX_FIELD_LEN: usize = 1024;
 /// Tolerated clock difference between instances, in seconds.
@@ -56,6 +59,56 @@ impl SessionLevel {
     }
 }
 
+/// Which factors the user proved to get the session, as bits: what the
+/// signed identity for apps names in `amr` (RFC 8176). Empty when unknown (a
+/// cookie from before they were recorded).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Factors(u8);
+
+impl Factors {
+    pub const PASSWORD: Factors = Factors(1);
+    pub const DEVICE_CERT: Factors = Factors(1 << 1);
+    pub const TOTP: Factors = Factors(1 << 2);
+    pub const RECOVERY_CODE: Factors = Factors(1 << 3);
+    pub const PUSH: Factors = Factors(1 << 4);
+
+    /// Both sets: a factor once proved is kept.
+    pub fn with(self, other: Factors) -> Factors {
+        Factors(self.0 | other.0)
+    }
+
+    pub fn contains(self, other: Factors) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The RFC 8176 `amr` values, in a fixed order: `pwd` (password), `swk`
+    /// (a device certificate: a key held by the device, proved in TLS),
+    /// `otp` (TOTP or a one-time recovery code), `mca` (a push approval on
+    /// another device: a second channel), then `mfa` when two were proved.
+    pub fn amr(self) -> Vec<&'static str> {
+        let mut amr = Vec::with_capacity(4);
+        for (bit, name) in [
+            (Factors::PASSWORD, "pwd"),
+            (Factors::DEVICE_CERT, "swk"),
+            (Factors(Factors::TOTP.0 | Factors::RECOVERY_CODE.0), "otp"),
+            (Factors::PUSH, "mca"),
+        ] {
+            if self.0 & bit.0 != 0 {
+                amr.push(name);
+            }
+        }
+        if amr.len() > 1 {
+            amr.push("mfa");
+        }
+        amr
+    }
+}
+
 /// A signed-in browser on one app.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -65,6 +118,8 @@ pub struct Session {
     /// The app (name) whose host issued it.
     pub app: String,
     pub level: SessionLevel,
+    /// How the user proved who they are (empty: not known).
+    pub factors: Factors,
     /// Unix seconds.
     pub issued_at: u64,
     /// Last refresh, for the idle timeout.
@@ -81,6 +136,8 @@ pub struct Carried {
     pub issued_at: u64,
     pub expires_at: u64,
     pub both_factors: bool,
+    #[serde(default)]
+    pub factors: Factors,
 }
 
 /// Why a session cookie was refused.
@@ -128,10 +185,17 @@ impl Session {
             user: user.to_string(),
             app: app.to_string(),
             level,
+            factors: Factors::default(),
             issued_at: now,
             seen_at: now,
             expires_at: now.saturating_add(lifetime_secs),
         }
+    }
+
+    /// The same session, noting `factors` as proved.
+    pub fn proved(mut self, factors: Factors) -> Session {
+        self.factors = self.factors.with(factors);
+        self
     }
 
     /// Compact binary encoding; see the module docs. A string longer than
@@ -140,9 +204,10 @@ impl Session {
     /// rather than being silently truncated to another identity.
     pub fn encode(&self) -> Vec<u8> {
         let strings = self.id.len() + self.user.len() + self.app.len();
-        let mut out = Vec::with_capacity(2 + 3 * 8 + 3 * 2 + strings);
+        let mut out = Vec::with_capacity(3 + 3 * 8 + 3 * 2 + strings);
         out.push(FORMAT_VERSION);
         out.push(self.level.to_byte());
+        out.push(self.factors.0);
         for t in [self.issued_at, self.seen_at, self.expires_at] {
             out.extend_from_slice(&t.to_be_bytes());
         }
@@ -155,16 +220,18 @@ impl Session {
     /// Parses [`Session::encode`] output; anything else is `Malformed`.
     pub fn decode(b: &[u8]) -> Result<Session, CookieError> {
         let mut r = Reader(b);
-        if r.byte()? != FORMAT_VERSION {
+        let version = r.byte()?;
+        if version != FORMAT_VERSION && version != FORMAT_VERSION_1 {
             return Err(CookieError::Malformed);
         }
         let level = SessionLevel::from_byte(r.byte()?).ok_or(CookieError::Malformed)?;
+        let factors = if version == FORMAT_VERSION { Factors(r.byte()?) } else { Factors::default() };
         let (issued_at, seen_at, expires_at) = (r.u64()?, r.u64()?, r.u64()?);
         let (id, user, app) = (r.string()?, r.string()?, r.string()?);
         if !r.0.is_empty() {
             return Err(CookieError::Malformed);
         }
-        Ok(Session { id, user, app, level, issued_at, seen_at, expires_at })
+        Ok(Session { id, user, app, level, factors, issued_at, seen_at, expires_at })
     }
 
     /// The signed cookie value.
@@ -210,6 +277,7 @@ impl Session {
             issued_at: self.issued_at,
             expires_at: self.expires_at,
             both_factors: self.level == SessionLevel::BothFactors,
+            factors: self.factors,
         }
     }
 
@@ -218,6 +286,7 @@ impl Session {
     /// earlier session began, so the absolute lifetime still counts from
     /// then, and a factor once proved is never dropped.
     pub fn continuing(mut self, earlier: &Carried) -> Session {
+        self.factors = self.factors.with(earlier.factors);
         self.issued_at = earlier.issued_at;
         self.expires_at = self.expires_at.min(earlier.expires_at);
         if earlier.both_factors {
@@ -312,6 +381,29 @@ mod tests {
     }
 
     #[test]
+    fn factors_round_trip_and_a_version_1_cookie_reads_as_unknown_factors() {
+        let s = sample().proved(Factors::PASSWORD.with(Factors::PUSH));
+        assert_eq!(Session::decode(&s.encode()).unwrap(), s);
+        assert_eq!(s.factors.amr(), ["pwd", "mca", "mfa"]);
+        // Version 1: no factor byte.
+        let mut v1 = s.encode();
+        v1[0] = FORMAT_VERSION_1;
+        v1.remove(2);
+        let old = Session::decode(&v1).unwrap();
+        assert_eq!((old.factors, old.id.as_str()), (Factors::default(), s.id.as_str()));
+        assert!(old.factors.amr().is_empty());
+    }
+
+    #[test]
+    fn amr_names_each_factor_once() {
+        assert_eq!(Factors::PASSWORD.amr(), ["pwd"]);
+        assert_eq!(Factors::DEVICE_CERT.amr(), ["swk"]);
+        assert_eq!(Factors::PASSWORD.with(Factors::TOTP).amr(), ["pwd", "otp", "mfa"]);
+        assert_eq!(Factors::PASSWORD.with(Factors::TOTP).with(Factors::RECOVERY_CODE).amr(), ["pwd", "otp", "mfa"]);
+        assert_eq!(Factors::DEVICE_CERT.with(Factors::PUSH).amr(), ["swk", "mca", "mfa"]);
+    }
+
+    #[test]
     fn oversize_field_never_decodes() {
         let mut s = sample();
         s.user = "u".repeat(MAX_FIELD_LEN + 1);
@@ -329,7 +421,7 @@ mod tests {
         let mut trailing = bytes.clone();
         trailing.push(0);
         assert_eq!(Session::decode(&trailing), Err(CookieError::Malformed));
-        for (at, b) in [(0, 2u8), (1, 0), (1, 3)] {
+        for (at, b) in [(0, 3u8), (0, 0), (1, 0), (1, 3)] {
             let mut bad = bytes.clone();
             bad[at] = b;
             assert_eq!(Session::decode(&bad), Err(CookieError::Malformed));
@@ -402,6 +494,9 @@ mod tests {
         assert_eq!(password_only.continuing(&both.carried()).level, SessionLevel::BothFactors, "no factor dropped");
         let short = Session::new("alice", "wiki", SessionLevel::FirstFactor, NOW + HOUR, HOUR);
         assert_eq!(short.continuing(&both.carried()).expires_at, NOW + 2 * HOUR, "never later than either end");
+        let pwd = earlier.proved(Factors::PASSWORD);
+        let otp = later.proved(Factors::TOTP).continuing(&pwd.carried());
+        assert_eq!(otp.factors, Factors::PASSWORD.with(Factors::TOTP), "the factors of both");
     }
 
     #[test]

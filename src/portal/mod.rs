@@ -30,6 +30,26 @@ use pingora::proxy::Session;
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+/// The JWK set of the signed identity for apps (see `identity::jwt`).
+pub const JWKS_PATH: &str = "/.portcullis/jwks.json";
+
+/// The current and previous public keys apps verify the identity JWT with.
+fn jwks(auth: &Auth, method: &http::Method) -> Reply {
+    if method != http::Method::GET && method != http::Method::HEAD {
+        let body = serde_json::json!({"error": "method_not_allowed", "message": "use GET"});
+        return Reply::json(405, &body).with_header("allow", "GET, HEAD".to_string());
+    }
+    let mut body = auth.identity_keys.load().jwks().to_string();
+    body.push('\n');
+    Reply {
+        status: 200,
+        content_type: "application/jwk-set+json",
+        body: body.into(),
+        location: None,
+        extra: Vec::new(),
+    }
+}
+
 /// One portal request: what the proxy already knows about it.
 pub struct Portal<'a> {
     pub config: &'a Config,
@@ -108,6 +128,10 @@ fn raw_query_param<'q>(query: &'q str, name: &str) -> Option<&'q str> {
 impl Portal<'_> {
     /// Answers a portal request; nothing under the prefix reaches the upstream.
     pub async fn handle(&self, session: &mut Session) -> pingora::Result<()> {
+        // Public keys, for apps checking the signed identity: no flow, no session.
+        if session.req_header().uri.path() == JWKS_PATH && self.cert_listener.is_none() {
+            return jwks(self.auth, &session.req_header().method).send(session).await;
+        }
         let reply = match self.read(session).await {
             Ok(req) if req.method == "GET" && req.path == push::EVENTS_PATH && self.cert_listener.is_none() => {
                 return self.approver_events(session, &req).await;

@@ -55,6 +55,7 @@ pub const OWNED_HEADERS: &[OwnedHeader] = &[
     set("x-portcullis-user", "the signed-in user"),
     set("x-portcullis-groups", "the user's groups, comma-separated"),
     set("x-portcullis-email", "the user's email address, when known"),
+    set("x-portcullis-jwt", "the signed identity (ES256 JWT), unless `[identity] jwt_header` names another header"),
     removed_prefix("x-portcullis-", "the proxy's own namespace"),
     removed_prefix(
         "x-forwarded-",
@@ -243,12 +244,24 @@ fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// True when `name` (as received) is a spelling of `header` (lowercase, `-`):
+/// any case, `_` for `-`. For a header the proxy sets under a configured name.
+pub fn is_spelling_of(name: &[u8], header: &http::HeaderName) -> bool {
+    eq_normalised(name, header.as_str())
+}
+
 /// Applies all of the above to the request going upstream: owned headers in any
-/// spelling, hop-by-hop headers, and the proxy's cookies are removed. Allocates
-/// only when there is something to remove.
-pub fn clean_request(req: &mut pingora::http::RequestHeader, is_upgrade: bool) -> pingora::Result<()> {
+/// spelling, hop-by-hop headers, and the proxy's cookies are removed, and so is
+/// every spelling of `also` (the configured JWT header). Allocates only when
+/// there is something to remove.
+pub fn clean_request(
+    req: &mut pingora::http::RequestHeader,
+    is_upgrade: bool,
+    also: Option<&http::HeaderName>,
+) -> pingora::Result<()> {
+    let doomed_name = |n: &[u8]| is_owned(n) || also.is_some_and(|h| is_spelling_of(n, h));
     let mut doomed: Vec<String> =
-        req.headers.keys().filter(|n| is_owned(n.as_str().as_bytes())).map(|n| n.as_str().to_string()).collect();
+        req.headers.keys().filter(|n| doomed_name(n.as_str().as_bytes())).map(|n| n.as_str().to_string()).collect();
     let has_hop = HOP_BY_HOP.iter().any(|h| req.headers.contains_key(*h));
     if has_hop {
         let connection = req.headers.get_all(http::header::CONNECTION).into_iter().map(|v| v.as_bytes());
@@ -363,6 +376,41 @@ mod tests {
         ] {
             assert!(is_owned(name.as_bytes()), "{name}");
         }
+    }
+
+    #[test]
+    fn the_jwt_header_in_every_spelling() {
+        for name in ["X-Portcullis-Jwt", "x_portcullis_jwt", "X-PORTCULLIS-JWT", "x-Portcullis_jwt"] {
+            assert!(is_owned(name.as_bytes()), "{name}");
+        }
+        let custom = http::HeaderName::from_static("x-identity-assertion");
+        for name in ["X-Identity-Assertion", "x_identity_assertion", "X_IDENTITY-ASSERTION"] {
+            assert!(is_spelling_of(name.as_bytes(), &custom), "{name}");
+        }
+        for name in ["x-identity-assertions", "x-identity", "xidentity-assertion", ""] {
+            assert!(!is_spelling_of(name.as_bytes(), &custom), "{name}");
+        }
+    }
+
+    #[test]
+    fn no_header_the_proxy_sets_can_carry_the_jwt_but_its_own() {
+        for row in OWNED_HEADERS.iter().filter(|r| r.treatment == Treatment::Set && r.name != "x-portcullis-jwt") {
+            assert!(crate::config::identity::is_refused(row.name), "{}", row.name);
+        }
+        assert!(!crate::config::identity::is_refused(crate::config::identity::DEFAULT_JWT_HEADER));
+    }
+
+    #[test]
+    fn clean_request_strips_a_configured_header_in_every_spelling() {
+        let mut req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+        req.append_header("X-Identity-Assertion", "forged").unwrap();
+        req.append_header("x_identity_assertion", "forged").unwrap();
+        req.append_header("X-Portcullis-Jwt", "forged").unwrap();
+        req.append_header("accept", "*/*").unwrap();
+        let custom = http::HeaderName::from_static("x-identity-assertion");
+        clean_request(&mut req, false, Some(&custom)).unwrap();
+        let left: Vec<&str> = req.headers.keys().map(|n| n.as_str()).collect();
+        assert_eq!(left, ["accept"]);
     }
 
     #[test]

@@ -305,7 +305,8 @@ impl ProxyHttp for Portcullis {
         req: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        headers::clean_request(req, session.is_upgrade_req())?;
+        let jwt_header = ctx.config.identity.jwt.as_ref().map(|j| &j.header);
+        headers::clean_request(req, session.is_upgrade_req(), jwt_header)?;
         // The app was chosen by the URI's authority when there is one (HTTP/2, or an
         // absolute-form HTTP/1 target, where RFC 9112 says Host is to be ignored):
         // the upstream must see that same host, or a shared upstream could be
@@ -323,6 +324,12 @@ impl ProxyHttp for Portcullis {
             req.insert_header("x-portcullis-groups", user.groups.join(","))?;
             if let Some(email) = &user.email {
                 req.insert_header("x-portcullis-email", email.as_str())?;
+            }
+        }
+        // The signed identity: signed once per session, app and key, then reused.
+        if let (Some(s), Some(header), Some(app)) = (ctx.session.as_ref(), jwt_header, ctx.app) {
+            if let Some(token) = self.auth.identity_token(&ctx.config, ctx.config.app(app), &s.session) {
+                req.insert_header(header.clone(), token)?;
             }
         }
         Ok(())
