@@ -13,6 +13,8 @@ if [ "${1:-build}" = test ]; then
   want+=(python3-aiosmtpd)
   # tests/identity_jwt.rs: an independent JWT verifier (PyJWT with cryptography for ES256)
   want+=(python3-jwt python3-cryptography)
+  # tests/forward_auth.rs: forward-auth behind a real nginx (auth_request)
+  want+=(nginx)
 fi
 missing=()
 for p in "${want[@]}"; do

@@ -165,6 +165,7 @@ pub async fn api(p: &Portal<'_>, req: &Request) -> Reply {
         content_type: r.content_type,
         body: r.body.into(),
         location: None,
+        named: vec![],
         extra: vec![("cache-control", "no-store".to_string())],
     }
 }

@@ -73,6 +73,7 @@ impl Portal<'_> {
                         content_type: "application/x-pkcs12",
                         body: p12.into(),
                         location: None,
+                        named: vec![],
                         extra: vec![
                             ("content-disposition", format!("attachment; filename=\"{}\"", payload.file_name())),
                             ("cache-control", "no-store".to_string()),

@@ -46,6 +46,7 @@ fn jwks(auth: &Auth, method: &http::Method) -> Reply {
         content_type: "application/jwk-set+json",
         body: body.into(),
         location: None,
+        named: vec![],
         extra: Vec::new(),
     }
 }

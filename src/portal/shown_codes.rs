@@ -85,6 +85,7 @@ impl Portal<'_> {
             content_type: "text/plain; charset=utf-8",
             body: body.into(),
             location: None,
+            named: vec![],
             extra: vec![("content-disposition", format!("attachment; filename=\"recovery-codes-{name}.txt\""))],
         }
     }

@@ -3,6 +3,7 @@
 //! `logging`. Everything they call is pure and lives elsewhere.
 
 mod cert_listener;
+pub mod forward_auth;
 pub mod framing;
 pub mod headers;
 pub mod path;
@@ -221,6 +222,10 @@ impl ProxyHttp for Portcullis {
         }
         if self.listener == Listener::CertLogin {
             return self.cert_listener_request(session, ctx, config).await;
+        }
+        if let Some(mode) = forward_auth::mode(session.req_header().uri.path()) {
+            ctx.outcome = Outcome::Portal;
+            return self.forward_auth(session, config, mode).await;
         }
         let req = session.req_header();
         let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {

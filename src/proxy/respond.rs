@@ -15,6 +15,8 @@ pub struct Reply {
     pub location: Option<String>,
     /// Further headers (`set-cookie`, `content-security-policy`, …).
     pub extra: Vec<(&'static str, String)>,
+    /// Headers whose names come from the config (the signed identity's).
+    pub named: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 /// `Strict-Transport-Security` on every answer of portcullis's own, and on an
@@ -47,13 +49,37 @@ impl Reply {
     /// A complete HTML document rendered elsewhere (the portal pages).
     pub fn page(status: u16, html: String) -> Reply {
         let extra = vec![("content-security-policy", PAGE_CSP.to_string()), ("x-frame-options", "DENY".to_string())];
-        Reply { status, content_type: "text/html; charset=utf-8", body: html.into(), location: None, extra }
+        Reply {
+            status,
+            content_type: "text/html; charset=utf-8",
+            body: html.into(),
+            location: None,
+            extra,
+            named: vec![],
+        }
     }
 
     pub fn json(status: u16, value: &serde_json::Value) -> Reply {
         let mut body = value.to_string();
         body.push('\n');
-        Reply { status, content_type: "application/json", body: body.into(), location: None, extra: Vec::new() }
+        Reply {
+            status,
+            content_type: "application/json",
+            body: body.into(),
+            location: None,
+            extra: vec![],
+            named: vec![],
+        }
+    }
+
+    /// No body: a forward-auth answer, whose headers are the message.
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, content_type: "text/plain", body: Bytes::new(), location: None, extra: vec![], named: vec![] }
+    }
+
+    pub fn with_named_header(mut self, name: http::HeaderName, value: http::HeaderValue) -> Reply {
+        self.named.push((name, value));
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> Reply {
@@ -71,7 +97,7 @@ impl Reply {
     /// A static file of the portal (the approver app, the push page's script).
     pub fn asset(content_type: &'static str, body: &'static [u8], csp: &str) -> Reply {
         let extra = vec![("content-security-policy", csp.to_string()), ("x-frame-options", "DENY".to_string())];
-        Reply { status: 200, content_type, body: Bytes::from_static(body), location: None, extra }
+        Reply { status: 200, content_type, body: Bytes::from_static(body), location: None, extra, named: vec![] }
     }
 
     /// One `Set-Cookie` per value.
@@ -100,6 +126,9 @@ impl Reply {
             h.insert_header("location", loc)?;
         }
         for (name, value) in self.extra {
+            h.append_header(name, value)?;
+        }
+        for (name, value) in self.named {
             h.append_header(name, value)?;
         }
         session.write_response_header(Box::new(h), false).await?;
