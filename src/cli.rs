@@ -1,9 +1,9 @@
 //! The command line: parse arguments and call into the library. Exit codes:
 //! 0 ok, 1 the thing checked is bad (config errors, failed reload), 2 usage or I/O.
 
+use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::policy::decide::{decide, Action, Level, SessionFacts};
-use crate::clock::Clock;
 use crate::policy::expr::Facts;
 mod admin;
 

@@ -113,7 +113,12 @@ impl Recorded {
     /// The new config's action and rule for this request.
     fn decide(&self, c: &Config) -> Result<(String, String), String> {
         let now = self.at.unwrap_or_else(|| crate::clock::Clock::now(&crate::clock::SystemClock));
-        let facts = Facts { networks: c.networks.lookup(self.client_ip), device_cert: self.device_cert, now, ..Facts::default() };
+        let facts = Facts {
+            networks: c.networks.lookup(self.client_ip),
+            device_cert: self.device_cert,
+            now,
+            ..Facts::default()
+        };
         let facts = facts.with_pass(self.entrance_pass.then_some(now));
         let v = crate::cli::simulate(c, &self.host, facts, self.user.as_deref(), self.second_factor)?;
         let action = v["action"].as_str().unwrap_or_default().to_string();

@@ -58,12 +58,9 @@ fn env(open: &str, closed: &str) -> Env {
     let env = Env::new("", &APPS.replace("{open}", open).replace("{closed}", closed));
     let users = env.dir.path().join("users.toml");
     let mut text = std::fs::read_to_string(&users).unwrap();
-    for (name, group, groups) in [
-        ("fay", "staff", "[\"finance\"]"),
-        ("sam", "shift", "[]"),
-        ("tim", "timed", "[]"),
-        ("tom", "closed", "[]"),
-    ] {
+    for (name, group, groups) in
+        [("fay", "staff", "[\"finance\"]"), ("sam", "shift", "[]"), ("tim", "timed", "[]"), ("tom", "closed", "[]")]
+    {
         text.push_str(&format!(
             "\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"{group}\"\ngroups = {groups}\n"
         ));
@@ -87,17 +84,33 @@ fn the_same_request_is_let_in_at_10_and_challenged_at_21() {
     // sam's session (password only) from outside: no OTP in the daytime.
     let sam = ["--ip", "127.0.0.3", "--user", "sam", "--at"];
     let v = decide(&env, &[&sam[..], &["2026-12-07T10:00:00+09:00"]].concat());
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("forward"), Some("policy_group.shift.otp_skip")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("forward"), Some("policy_group.shift.otp_skip")),
+        "{v}"
+    );
     let v = decide(&env, &[&sam[..], &["2026-12-07T21:00:00+09:00"]].concat());
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("challenge_second_factor"), Some("policy_group.shift.otp_skip (false)")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("challenge_second_factor"), Some("policy_group.shift.otp_skip (false)")),
+        "{v}"
+    );
     // alice (staff: office hours on weekdays), with both factors.
     let outside = ["--ip", "127.0.0.3", "--user", "alice", "--second-factor"];
     // Monday 2026-12-07 in Tokyo.
     let v = decide(&env, &[&outside[..], &["--at", "2026-12-07T10:00:00+09:00"]].concat());
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("forward"), Some("policy_group.staff.allow (second factor done)")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("forward"), Some("policy_group.staff.allow (second factor done)")),
+        "{v}"
+    );
     assert_eq!(v["at"], "2026-12-07T10:00:00+09:00[Asia/Tokyo]", "{v}");
     let v = decide(&env, &[&outside[..], &["--at", "2026-12-07T21:00:00+09:00"]].concat());
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("deny"), Some("policy_group.staff.allow (false)")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("deny"), Some("policy_group.staff.allow (false)")),
+        "{v}"
+    );
     // The same moments written in UTC; Monday 10:00 in Tokyo is Monday 01:00 UTC,
     // and Saturday 01:00 UTC is Saturday 10:00 in Tokyo: no office hours.
     assert_eq!(decide(&env, &[&outside[..], &["--at", "2026-12-07T01:00:00Z"]].concat())["action"], "forward");
@@ -131,11 +144,19 @@ fn a_pass_older_than_the_limit_no_longer_skips_the_otp_in_decide() {
     let at = ["--ip", "127.0.0.3", "--user", "alice", "--at", "2026-12-07T10:00:00+09:00"];
     let with_age = |age: &str| decide(&env, &[&at[..], &["--entrance-pass", "--pass-age", age]].concat());
     let v = with_age("29d");
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("forward"), Some("policy_group.staff.otp_skip")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("forward"), Some("policy_group.staff.otp_skip")),
+        "{v}"
+    );
     assert_eq!(v["entrance_pass_issued_at"], "2026-11-08T01:00:00Z", "{v}");
     assert_eq!(with_age("29d23h59m59s")["action"], "forward");
     let v = with_age("30d");
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("challenge_second_factor"), Some("policy_group.staff.otp_skip (false)")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("challenge_second_factor"), Some("policy_group.staff.otp_skip (false)")),
+        "{v}"
+    );
     assert_eq!(decide(&env, &at)["action"], "challenge_second_factor", "no pass, no age");
 }
 
@@ -145,13 +166,29 @@ fn bad_zones_windows_days_and_dates_are_config_errors_naming_the_line() {
     let env = env("08:00-09:00", "09:00-10:00");
     let base = APPS.replace("{open}", "08:00-09:00").replace("{closed}", "09:00-10:00");
     let cases = [
-        ("time_zone = \"Asia/Tokyo\"", "time_zone = \"Asia/Tokio\"", "policy.time_zone: `Asia/Tokio` is not a time zone name"),
+        (
+            "time_zone = \"Asia/Tokyo\"",
+            "time_zone = \"Asia/Tokio\"",
+            "policy.time_zone: `Asia/Tokio` is not a time zone name",
+        ),
         ("time_zone = \"Asia/Tokyo\"", "time_zone = \"+09:00\"", "policy.time_zone: `+09:00` is not a time zone name"),
         ("time('08:00-09:00')", "time('8:00-09:00')", "policy_group.timed.allow: time(…): `8:00` is not a time of day"),
-        ("time('09:00-10:00')", "time('09:00-09:00')", "policy_group.closed.allow: time(…): `09:00-09:00` covers the whole day or none of it"),
+        (
+            "time('09:00-10:00')",
+            "time('09:00-09:00')",
+            "policy_group.closed.allow: time(…): `09:00-09:00` covers the whole day or none of it",
+        ),
         ("weekday('mon-fri')", "weekday('mon-fir')", "policy_group.staff.allow: weekday(…): `fir` is not a day"),
-        ("time('09:00-10:00')", "date('2026-12-24..2026-12-23')", "date(…): `2026-12-24..2026-12-23` ends before it starts"),
-        ("time('09:00-10:00')", "date('2027-02-29')", "`2027-02-29` is not a date such as \"2026-12-24\" (YYYY-MM-DD) (there is no such day)"),
+        (
+            "time('09:00-10:00')",
+            "date('2026-12-24..2026-12-23')",
+            "date(…): `2026-12-24..2026-12-23` ends before it starts",
+        ),
+        (
+            "time('09:00-10:00')",
+            "date('2027-02-29')",
+            "`2027-02-29` is not a date such as \"2026-12-24\" (YYYY-MM-DD) (there is no such day)",
+        ),
         ("entrance_pass_age < 30d", "entrance_pass_age < 30", "expected a duration such as 30d"),
         ("group('finance')", "group('fin ance')", "`fin ance` is not a group name"),
     ];
@@ -170,7 +207,10 @@ fn bad_zones_windows_days_and_dates_are_config_errors_naming_the_line() {
     env.rewrite("", &base.replace("group('finance')", "group('finanse')"));
     let (code, _, err) = portcullis(&["check", "--config", common::path_str(&env.config)]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("group(\"finanse\") is in a condition, but no user in the users file has that group"), "{err}");
+    assert!(
+        err.contains("group(\"finanse\") is in a condition, but no user in the users file has that group"),
+        "{err}"
+    );
 }
 
 /// The Tokyo hour now, and windows around it: one that holds for the next
@@ -247,8 +287,16 @@ async fn the_proxy_reads_the_time_and_the_age_of_the_pass() {
     };
     let v = with_pass(29);
     assert_eq!(v["entrance_pass"]["counts"], true, "{v}");
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("forward"), Some("policy_group.staff.otp_skip")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("forward"), Some("policy_group.staff.otp_skip")),
+        "{v}"
+    );
     let v = with_pass(31);
     assert_eq!(v["entrance_pass"]["counts"], true, "{v}");
-    assert_eq!((v["action"].as_str(), v["rule"].as_str()), (Some("challenge_second_factor"), Some("policy_group.staff.otp_skip (false)")), "{v}");
+    assert_eq!(
+        (v["action"].as_str(), v["rule"].as_str()),
+        (Some("challenge_second_factor"), Some("policy_group.staff.otp_skip (false)")),
+        "{v}"
+    );
 }

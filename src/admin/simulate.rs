@@ -78,9 +78,11 @@ fn answer(cfg: &Config, q: &Question) -> Result<Value, (&'static str, String)> {
         return Err(("bad_request", "second_factor needs a user (a session has one)".into()));
     }
     let now = match q.at.as_deref() {
-        Some(t) => t.trim().parse::<jiff::Timestamp>().ok().and_then(|t| u64::try_from(t.as_second()).ok()).ok_or_else(
-            || ("bad_time", format!("`{}` is not a time such as 2026-12-07T21:00:00+09:00 (RFC 3339)", shown(t))),
-        )?,
+        Some(t) => {
+            t.trim().parse::<jiff::Timestamp>().ok().and_then(|t| u64::try_from(t.as_second()).ok()).ok_or_else(
+                || ("bad_time", format!("`{}` is not a time such as 2026-12-07T21:00:00+09:00 (RFC 3339)", shown(t))),
+            )?
+        }
         None => crate::clock::Clock::now(&crate::clock::SystemClock),
     };
     let age = match q.entrance_pass_age.as_deref() {

@@ -10,8 +10,8 @@ use super::source::{ConfigError, ConfigErrors, Source};
 use super::*;
 use crate::metrics;
 use crate::policy::expr::{Condition, GroupTable};
-use crate::policy::time::Zone;
 use crate::policy::ip::{parse_network, IpNet, NetworkTableBuilder};
+use crate::policy::time::Zone;
 use std::net::ToSocketAddrs;
 use std::path::Path;
 
@@ -618,7 +618,8 @@ impl Compiler<'_> {
     fn warn_unheld_groups(&mut self, users: &Users, table: &GroupTable) {
         for (bit, name) in table.names().enumerate() {
             if !users.iter().any(|u| (u.group_mask.0 >> bit) & 1 == 1) {
-                self.warnings.push(format!("group(\"{name}\") is in a condition, but no user in the users file has that group"));
+                self.warnings
+                    .push(format!("group(\"{name}\") is in a condition, but no user in the users file has that group"));
             }
         }
     }

@@ -17,8 +17,8 @@ pub mod users;
 
 use crate::metrics::AppCounters;
 use crate::policy::expr::{Condition, Facts, GroupMask, GroupTable};
-use crate::policy::time::Zone;
 use crate::policy::ip::{IpNet, NetworkTable};
+use crate::policy::time::Zone;
 use hosts::{AppId, HostTable};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

@@ -1182,10 +1182,15 @@ mod tests {
         assert_error("time(08:00)", 1, 6, ExprErrorKind::Expected { expected, found: "`08`".into() });
         let expected = "`<`, `<=`, `>` or `>=` after `entrance_pass_age`";
         assert_error("entrance_pass_age", 1, 18, ExprErrorKind::Expected { expected, found: "end of input".into() });
-        for (src, found) in [("entrance_pass_age < 30", "`30`"), ("entrance_pass_age < 30w", "`30w`"), ("entrance_pass_age < d", "`d`")] {
+        for (src, found) in
+            [("entrance_pass_age < 30", "`30`"), ("entrance_pass_age < 30w", "`30w`"), ("entrance_pass_age < d", "`d`")]
+        {
             assert_error(src, 1, 21, ExprErrorKind::Expected { expected: AGE_LIMIT, found: found.into() });
         }
-        assert_eq!(error("entrance_pass_age < 99999999999999d").kind, ExprErrorKind::Expected { expected: AGE_LIMIT, found: "`99999999999999d`".into() });
+        assert_eq!(
+            error("entrance_pass_age < 99999999999999d").kind,
+            ExprErrorKind::Expected { expected: AGE_LIMIT, found: "`99999999999999d`".into() }
+        );
         assert_eq!(error("entrance_pass_age = 3d").kind, ExprErrorKind::UnexpectedChar('='));
         assert_eq!(error("always < 3d").kind, ExprErrorKind::TrailingInput { found: "`<`".into() });
     }

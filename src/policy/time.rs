@@ -359,7 +359,8 @@ mod tests {
         let t = unix("America/Los_Angeles", "2026-12-11T20:00:00");
         assert!(weekdays.holds(&at(&la, t)) && !weekend.holds(&at(&la, t)));
         assert!(weekend.holds(&at(&Zone::default(), t)));
-        for (civil, want) in [("2026-12-10", false), ("2026-12-11", true), ("2026-12-14", true), ("2026-12-15", false)] {
+        for (civil, want) in [("2026-12-10", false), ("2026-12-11", true), ("2026-12-14", true), ("2026-12-15", false)]
+        {
             let t = at(&tokyo, unix("Asia/Tokyo", &format!("{civil}T12:00:00")));
             assert_eq!(long_weekend.holds(&t), want, "{civil}");
         }
