@@ -108,13 +108,13 @@ fn bench_eval(c: &mut Criterion) {
     builder.add("lab", &[]).expect("fresh builder");
     let table = builder.build();
     let src = r#"internal_ip and not device_cert or (network("lab") and entrance_pass)"#;
-    let condition = Condition::compile(src, &table).expect("valid condition");
+    let condition = Condition::compile(src, &table, &mut Default::default()).expect("valid condition");
     let facts: Vec<Facts> = (0..16u64)
         .map(|i| Facts {
             networks: NetMask(i & 3),
             entrance_pass: i & 4 != 0,
             device_cert: i & 8 != 0,
-            invitation: false,
+            ..Facts::default()
         })
         .collect();
     assert!(facts[1].networks.contains(NetworkId(0)));

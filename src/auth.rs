@@ -64,6 +64,8 @@ const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 pub struct ValidSession {
     pub session: Session,
     pub facts: SessionFacts,
+    /// The user's groups among those conditions name (`group("…")`).
+    pub groups: crate::policy::expr::GroupMask,
     /// The cookie should be re-issued (idle timeout refresh).
     pub refresh: bool,
 }
@@ -288,7 +290,8 @@ impl Auth {
             SessionLevel::BothFactors => Level::BothFactors,
         };
         let refresh = s.needs_refresh(now, idle);
-        Some(ValidSession { facts: SessionFacts { group: user.policy_group, level }, session: s, refresh })
+        let facts = SessionFacts { group: user.policy_group, level };
+        Some(ValidSession { facts, groups: user.group_mask, session: s, refresh })
     }
 
     /// Ends this session (logout); with `everywhere`, every session of the user.

@@ -1,6 +1,7 @@
 //! The command line: parse arguments and call into the library. Exit codes:
 //! 0 ok, 1 the thing checked is bad (config errors, failed reload), 2 usage or I/O.
 
+use crate::clock::Clock;
 use crate::config::{self, Config};
 use crate::policy::decide::{decide, Action, Level, SessionFacts};
 use crate::policy::expr::Facts;
@@ -64,8 +65,13 @@ enum Command {
         /// Re-decide the requests a log recorded (JSON lines: audit
         /// `request_refused` and `access` events) under this config, and list
         /// those whose outcome would change.
-        #[arg(long, value_name = "LOG.jsonl", conflicts_with_all = ["host", "ip", "user", "pass", "cert", "entrance_pass", "device_cert"])]
+        #[arg(long, value_name = "LOG.jsonl", conflicts_with_all = ["host", "ip", "user", "pass", "cert", "entrance_pass", "device_cert", "at", "pass_age"])]
         replay: Option<PathBuf>,
+        /// Decide at this moment instead of now (RFC 3339 with its offset,
+        /// e.g. 2026-12-07T21:00:00+09:00): what `time(…)`, `weekday(…)`,
+        /// `date(…)` and `entrance_pass_age` read, in `[policy] time_zone`.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
         /// Simulate a signed-in session of this user (first factor done).
         #[arg(long)]
         user: Option<String>,
@@ -74,6 +80,10 @@ enum Command {
         second_factor: bool,
         #[arg(long, conflicts_with = "pass")]
         entrance_pass: bool,
+        /// With `--entrance-pass`: how long before `--at` the pass was issued
+        /// (e.g. `40d`), for `entrance_pass_age` (default: just issued).
+        #[arg(long, value_name = "AGE", requires = "entrance_pass")]
+        pass_age: Option<String>,
         /// An entrance pass (the `__Host-portcullis-pass` cookie's value): does
         /// it make `entrance_pass` true for `--user`? Asks the running
         /// instance's admin API (its keys and revocations).
@@ -162,20 +172,27 @@ pub fn main() -> i32 {
             user,
             second_factor,
             entrance_pass,
+            pass_age,
             pass,
             device_cert,
             cert,
+            at,
             replay: None,
         } => {
             let (Some(host), Some(ip)) = (host, ip) else { return 2 };
             load(&config).and_then(|c| {
+                let now = at.as_deref().map_or_else(|| Ok(crate::clock::SystemClock.now()), moment)?;
                 let verdict = cert.map(|p| cert_verdict(&c, &p, &host, user.as_deref())).transpose()?;
                 let device_cert = verdict.as_ref().map_or(device_cert, |v| v.counts);
                 let pass_verdict =
                     pass.map(|p| pass_verdict(&c, &p, user.as_deref().unwrap_or_default())).transpose()?;
-                let entrance_pass = pass_verdict.as_ref().map_or(entrance_pass, |v| v.counts);
-                let facts = Facts { networks: c.networks.lookup(ip), entrance_pass, device_cert, invitation: false };
-                simulate(&c, &host, facts, user.as_deref(), second_factor).map(|mut v| {
+                let issued_at = match (&pass_verdict, entrance_pass) {
+                    (Some(v), _) => v.issued_at.filter(|_| v.counts),
+                    (None, true) => Some(now.saturating_sub(pass_age.as_deref().map_or(Ok(0), age)?)),
+                    (None, false) => None,
+                };
+                let facts = Facts { networks: c.networks.lookup(ip), device_cert, now, ..Facts::default() };
+                simulate(&c, &host, facts.with_pass(issued_at), user.as_deref(), second_factor).map(|mut v| {
                     v["client_ip"] = ip.to_canonical().to_string().into();
                     if let Some(verdict) = verdict {
                         v["device_cert"] = verdict.json;
@@ -273,6 +290,9 @@ pub fn simulate(
         user.map(|u| c.users.get(u).ok_or_else(|| format!("no user named `{u}` in the users file"))).transpose()?;
     let level = if second_factor { Level::BothFactors } else { Level::FirstFactor };
     let session = user.map(|u| SessionFacts { group: u.policy_group, level });
+    // As the proxy: the local time of `facts.now`, and the user's groups.
+    let groups = user.map_or(crate::policy::expr::GroupMask::EMPTY, |u| u.group_mask);
+    let facts = c.facts_at(Facts { groups, ..facts }, facts.now);
     let group = user.map(|u| &c.groups[u.policy_group]);
     let d = decide(app, &c.groups, &facts, session.as_ref());
     // As the proxy: `require` answers 403 before the policy is asked.
@@ -303,6 +323,8 @@ pub fn simulate(
         "otp_required": group.map(|g| !g.otp_skip.eval(&facts)),
         "rule": d.rule_name(app, group),
         "networks": networks,
+        "at": c.policy.zone.describe(facts.now),
+        "entrance_pass_issued_at": facts.entrance_pass.then(|| crate::clock::iso8601(facts.pass_issued_at)),
         "bypass": app.bypass.eval(&facts),
         "device_cert_mode": app.device_cert,
     }))
@@ -313,6 +335,21 @@ pub fn simulate(
 struct CertVerdict {
     counts: bool,
     json: serde_json::Value,
+    /// A pass's issue time (`decide --pass`), for `entrance_pass_age`.
+    issued_at: Option<u64>,
+}
+
+/// `--at`: an RFC 3339 time with its offset, as Unix seconds.
+fn moment(text: &str) -> Result<u64, String> {
+    let ts: jiff::Timestamp = text.trim().parse().map_err(|e| {
+        format!("--at: `{text}` is not a time such as 2026-12-07T21:00:00+09:00 (RFC 3339, with its offset): {e}")
+    })?;
+    u64::try_from(ts.as_second()).map_err(|_| format!("--at: `{text}` is before 1970"))
+}
+
+/// `--pass-age`: a duration (`40d`) in seconds.
+fn age(text: &str) -> Result<u64, String> {
+    crate::config::duration::parse(text).map(|d| d.as_secs()).map_err(|e| format!("--pass-age: {e}"))
 }
 
 /// The proxy's checks for one entrance pass: `[entrance_pass]` configured,
@@ -322,10 +359,12 @@ struct CertVerdict {
 fn pass_verdict(c: &Config, cookie: &str, user: &str) -> Result<CertVerdict, String> {
     let verdict = |counts: bool, why: String, extra: serde_json::Value| {
         let mut json = serde_json::json!({"counts": counts, "why": why});
+        let issued_at = extra["issued_at_utc"].as_str().and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let issued_at = issued_at.and_then(|t| u64::try_from(t.as_second()).ok());
         if let (Some(o), Some(e)) = (json.as_object_mut(), extra.as_object()) {
             o.extend(e.clone());
         }
-        Ok(CertVerdict { counts, json })
+        Ok(CertVerdict { counts, json, issued_at })
     };
     if c.entrance_pass.is_none() {
         return verdict(
@@ -347,7 +386,8 @@ fn pass_verdict(c: &Config, cookie: &str, user: &str) -> Result<CertVerdict, Str
         return verdict(false, v["why"].as_str().unwrap_or("not a valid pass").to_string(), serde_json::json!({}));
     }
     let owner = v["user"].as_str().unwrap_or_default().to_string();
-    let extra = serde_json::json!({"id": v["id"], "user": owner, "expires_at_utc": v["expires_at_utc"]});
+    let extra = serde_json::json!({"id": v["id"], "user": owner, "issued_at_utc": v["issued_at_utc"],
+                                   "expires_at_utc": v["expires_at_utc"]});
     if owner != user {
         return verdict(false, format!("it is `{owner}`'s pass, the session is `{user}`'s"), extra);
     }
@@ -374,7 +414,7 @@ fn cert_verdict(c: &Config, pem: &std::path::Path, host: &str, user: Option<&str
     let verdict = |mut json: serde_json::Value, counts: bool, why: String| {
         json["counts"] = counts.into();
         json["why"] = why.into();
-        Ok(CertVerdict { counts, json })
+        Ok(CertVerdict { counts, json, issued_at: None })
     };
     let (ca_cert, _) = crate::devices::ca::paths(dc, &c.server.state_dir);
     let verifier = crate::tls::device_client_verifier(&ca_cert)?;

@@ -7,8 +7,11 @@
 //! carries what the decision saw: host, client address, user, the session's
 //! level, and whether an entrance pass and a device certificate counted. The
 //! new config decides from those, with its own networks, groups and apps (the
-//! user's policy group is the new users file's). Portal requests and lines of
-//! any other kind are skipped; a line that is not JSON is counted as unreadable.
+//! user's policy group is the new users file's), at the moment the line was
+//! written (for `time(…)`, `weekday(…)` and `date(…)`). The log does not say
+//! when a pass was issued: `entrance_pass_age` reads a counted pass as new.
+//! Portal requests and lines of any other kind are skipped; a line that is
+//! not JSON is counted as unreadable.
 
 use crate::config::Config;
 use crate::policy::expr::Facts;
@@ -75,6 +78,8 @@ struct Recorded {
     second_factor: bool,
     entrance_pass: bool,
     device_cert: bool,
+    /// When the line was written (Unix seconds), if it says.
+    at: Option<u64>,
     /// `forward`, `deny`, `challenge_login` or `challenge_second_factor`.
     action: String,
 }
@@ -97,18 +102,24 @@ impl Recorded {
             second_factor: v["level"] == "both_factors",
             entrance_pass: v["entrance_pass"].as_bool().unwrap_or(false),
             device_cert: v["device_cert"].as_bool().unwrap_or(false),
+            at: v["timestamp"]
+                .as_str()
+                .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                .and_then(|t| u64::try_from(t.as_second()).ok()),
             action: str_of("action")?,
         })
     }
 
     /// The new config's action and rule for this request.
     fn decide(&self, c: &Config) -> Result<(String, String), String> {
+        let now = self.at.unwrap_or_else(|| crate::clock::Clock::now(&crate::clock::SystemClock));
         let facts = Facts {
             networks: c.networks.lookup(self.client_ip),
-            entrance_pass: self.entrance_pass,
             device_cert: self.device_cert,
-            invitation: false,
+            now,
+            ..Facts::default()
         };
+        let facts = facts.with_pass(self.entrance_pass.then_some(now));
         let v = crate::cli::simulate(c, &self.host, facts, self.user.as_deref(), self.second_factor)?;
         let action = v["action"].as_str().unwrap_or_default().to_string();
         Ok((action, v["rule"].as_str().unwrap_or_default().to_string()))

@@ -4,9 +4,11 @@
 //! It reads the config alone and changes nothing, so no confirmation.
 //!
 //! Body: `{"host": "wiki.example", "address": "10.1.2.3", "user"?: "alice",
-//! "second_factor"?: bool, "entrance_pass"?: bool, "device_cert"?: bool}`.
+//! "second_factor"?: bool, "entrance_pass"?: bool, "device_cert"?: bool,
+//! "at"?: "2026-12-07T21:00:00+09:00", "entrance_pass_age"?: "40d"}`.
 //! The two facts a cookie or a certificate would give are stated, as with
-//! `decide --entrance-pass` / `--device-cert`.
+//! `decide --entrance-pass` / `--device-cert`; `at` and `entrance_pass_age`
+//! are `decide --at` / `--pass-age` (default: now, a pass just issued).
 
 use super::reply::{reply, AdminReply};
 use crate::config::Config;
@@ -28,6 +30,10 @@ struct Question {
     entrance_pass: bool,
     #[serde(default)]
     device_cert: bool,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    entrance_pass_age: Option<String>,
 }
 
 fn bad(error: &str, message: String) -> AdminReply {
@@ -40,7 +46,7 @@ pub fn handle(cfg: &Config, body: &[u8]) -> AdminReply {
         Err(e) => {
             let message = format!(
                 "{e}; send {{\"host\": \"wiki.example\", \"address\": \"10.1.2.3\"}} and optionally \"user\", \
-                 \"second_factor\", \"entrance_pass\", \"device_cert\""
+                 \"second_factor\", \"entrance_pass\", \"device_cert\", \"at\", \"entrance_pass_age\""
             );
             return bad("bad_request", message);
         }
@@ -71,12 +77,21 @@ fn answer(cfg: &Config, q: &Question) -> Result<Value, (&'static str, String)> {
     if q.second_factor && user.is_none() {
         return Err(("bad_request", "second_factor needs a user (a session has one)".into()));
     }
-    let facts = Facts {
-        networks: cfg.networks.lookup(ip),
-        entrance_pass: q.entrance_pass,
-        device_cert: q.device_cert,
-        invitation: false,
+    let now = match q.at.as_deref() {
+        Some(t) => {
+            t.trim().parse::<jiff::Timestamp>().ok().and_then(|t| u64::try_from(t.as_second()).ok()).ok_or_else(
+                || ("bad_time", format!("`{}` is not a time such as 2026-12-07T21:00:00+09:00 (RFC 3339)", shown(t))),
+            )?
+        }
+        None => crate::clock::Clock::now(&crate::clock::SystemClock),
     };
+    let age = match q.entrance_pass_age.as_deref() {
+        Some(a) if q.entrance_pass => crate::config::duration::parse(a).map_err(|e| ("bad_age", e))?.as_secs(),
+        Some(_) => return Err(("bad_request", "entrance_pass_age needs entrance_pass".into())),
+        None => 0,
+    };
+    let facts = Facts { networks: cfg.networks.lookup(ip), device_cert: q.device_cert, now, ..Facts::default() };
+    let facts = facts.with_pass(q.entrance_pass.then(|| now.saturating_sub(age)));
     let mut v = crate::cli::simulate(cfg, host, facts, user, q.second_factor).map_err(|e| ("bad_request", e))?;
     v["client_ip"] = ip.to_canonical().to_string().into();
     Ok(v)

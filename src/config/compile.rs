@@ -9,8 +9,9 @@ use super::hosts::{HostError, HostTable};
 use super::source::{ConfigError, ConfigErrors, Source};
 use super::*;
 use crate::metrics;
-use crate::policy::expr::Condition;
+use crate::policy::expr::{Condition, GroupTable};
 use crate::policy::ip::{parse_network, IpNet, NetworkTableBuilder};
+use crate::policy::time::Zone;
 use std::net::ToSocketAddrs;
 use std::path::Path;
 
@@ -20,7 +21,7 @@ const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let src = Source::read(path)?;
     let file: ConfigFile = src.parse()?;
-    let mut c = Compiler { src: &src, errors: Vec::new(), warnings: Vec::new() };
+    let mut c = Compiler { src: &src, errors: Vec::new(), warnings: Vec::new(), user_groups: GroupTable::default() };
     let config = c.compile(file);
     match config {
         Some(config) if c.errors.is_empty() => Ok(config),
@@ -32,6 +33,8 @@ struct Compiler<'a> {
     src: &'a Source,
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
+    /// The groups the conditions name so far (`group("…")`).
+    user_groups: GroupTable,
 }
 
 impl Compiler<'_> {
@@ -42,7 +45,8 @@ impl Compiler<'_> {
         let server = self.server(&file.server, &file.redis);
         let admin = self.admin(&file, server.as_ref());
         let (apps, hosts) = self.apps(&file.app, &groups, &networks, file.device_certificates.is_some());
-        let users = self.users(&file.users.file, &groups);
+        let zone = self.zone(&file);
+        let mut users = self.users(&file.users.file, &groups);
         if let Some(server) = &server {
             self.check_trust(server, &groups, &apps);
         }
@@ -75,11 +79,18 @@ impl Compiler<'_> {
                 .map_err(|errors| errors.into_iter().for_each(|(at, message)| self.err_at(at, message)))
                 .ok()
         });
+        // Every condition is compiled by now: the group table is complete.
+        let user_groups = std::mem::take(&mut self.user_groups);
+        if let Some(users) = users.as_mut() {
+            users.set_group_masks(&user_groups);
+            self.warn_unheld_groups(users, &user_groups);
+        }
         Some(Config {
             path: self.src.path.clone(),
             server: server?,
             admin: admin?,
             networks,
+            policy: PolicySettings { zone, user_groups },
             groups,
             apps,
             hosts,
@@ -598,10 +609,30 @@ impl Compiler<'_> {
         b.build()
     }
 
+    /// `[policy] time_zone`: an IANA name, UTC when absent.
+    fn zone(&mut self, file: &ConfigFile) -> Zone {
+        let Some(t) = &file.policy.time_zone else { return Zone::default() };
+        Zone::named(t.get_ref()).unwrap_or_else(|e| {
+            self.err(t, format!("policy.time_zone: {e}"));
+            Zone::default()
+        })
+    }
+
+    /// A group a condition names that no user is in: the condition is false
+    /// for everyone there (a typo, most likely).
+    fn warn_unheld_groups(&mut self, users: &Users, table: &GroupTable) {
+        for (bit, name) in table.names().enumerate() {
+            if !users.iter().any(|u| (u.group_mask.0 >> bit) & 1 == 1) {
+                self.warnings
+                    .push(format!("group(\"{name}\") is in a condition, but no user in the users file has that group"));
+            }
+        }
+    }
+
     /// Compiles an expression and maps its error position into the file.
     fn condition(&mut self, t: Option<&Text>, default: Condition, what: &str, networks: &NetworkTable) -> Condition {
         let Some(t) = t else { return default };
-        match Condition::compile(t.get_ref(), networks) {
+        match Condition::compile(t.get_ref(), networks, &mut self.user_groups) {
             Ok(c) => c,
             Err(e) => {
                 let start = t.span().start;
@@ -621,7 +652,8 @@ impl Compiler<'_> {
         let what = |k: &str| format!("policy_group.{name}.{k}");
         let allow = self.condition(g.allow.as_ref(), Condition::always(), &what("allow"), networks);
         let otp_skip = self.condition(g.otp_skip.as_ref(), Condition::never(), &what("otp_skip"), networks);
-        let default_enroll = Condition::compile("internal_ip", networks).unwrap_or_else(|_| Condition::never());
+        let default_enroll =
+            Condition::compile("internal_ip", networks, &mut self.user_groups).unwrap_or_else(|_| Condition::never());
         let enroll_when = self.condition(g.enroll_when.as_ref(), default_enroll, &what("enroll_when"), networks);
         let mut second_factors = Vec::new();
         for f in g.second_factors.iter().flatten() {

@@ -32,6 +32,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub limits: LimitsFile,
     #[serde(default)]
+    pub policy: PolicyFile,
+    #[serde(default)]
     pub policy_group: BTreeMap<String, Spanned<PolicyGroupFile>>,
     #[serde(default)]
     pub app: Vec<Spanned<AppFile>>,
@@ -179,6 +181,14 @@ pub struct NoticesFile {
 #[serde(deny_unknown_fields)]
 pub struct PortalFile {
     pub contact: Option<Text>,
+}
+
+/// `[policy]`: what all the conditions share.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// The IANA zone `time(…)`, `weekday(…)` and `date(…)` are read in.
+    pub time_zone: Option<Text>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -17,8 +17,9 @@ pub mod source;
 pub mod users;
 
 use crate::metrics::AppCounters;
-use crate::policy::expr::Condition;
+use crate::policy::expr::{Condition, Facts, GroupMask, GroupTable};
 use crate::policy::ip::{IpNet, NetworkTable};
+use crate::policy::time::Zone;
 use hosts::{AppId, HostTable};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct Config {
     pub server: Server,
     pub admin: Admin,
     pub networks: NetworkTable,
+    /// `[policy]`: the time zone and the groups conditions name.
+    pub policy: PolicySettings,
     pub groups: Vec<PolicyGroup>,
     pub apps: Vec<App>,
     pub hosts: HostTable,
@@ -59,6 +62,29 @@ pub struct Config {
     pub identity: identity::IdentitySettings,
     /// Notes that do not stop the config from loading (shown by `check`).
     pub warnings: Vec<String>,
+}
+
+/// `[policy]`, and what the compiled conditions share.
+#[derive(Debug, Default)]
+pub struct PolicySettings {
+    /// `time_zone` (default UTC): where `time(…)`, `weekday(…)` and `date(…)` are read.
+    pub zone: Zone,
+    /// The groups `group("…")` names, each a bit of a user's `group_mask`.
+    pub user_groups: GroupTable,
+}
+
+impl Config {
+    /// A request's facts at Unix time `now`: its local time in the policy's
+    /// zone (the zone caches the offset of the current second).
+    #[inline]
+    pub fn facts_at(&self, facts: Facts, now: u64) -> Facts {
+        facts.at(now, &self.policy.zone)
+    }
+
+    /// The bits of `user`'s groups that conditions name (none for an unknown user).
+    pub fn group_mask(&self, user: &str) -> GroupMask {
+        self.users.get(user).map_or(GroupMask::EMPTY, |u| u.group_mask)
+    }
 }
 
 /// `[push]`.

@@ -5,6 +5,7 @@
 use super::file::UsersFile;
 use super::source::{ConfigErrors, Source};
 use super::GroupId;
+use crate::policy::expr::{GroupMask, GroupTable};
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -16,6 +17,9 @@ pub struct User {
     pub password_hash: String,
     pub policy_group: GroupId,
     pub groups: Vec<String>,
+    /// `groups` as bits of the groups conditions name (`group("…")`), set
+    /// once the config's conditions are compiled.
+    pub group_mask: GroupMask,
     pub role: Role,
     /// The language of the user's mails (`en`, `ja`); `None`: English.
     pub lang: Option<String>,
@@ -64,6 +68,13 @@ impl Users {
     }
     pub fn iter(&self) -> impl Iterator<Item = &User> {
         self.0.values()
+    }
+
+    /// Gives each user the mask of their groups among those conditions name.
+    pub fn set_group_masks(&mut self, table: &GroupTable) {
+        for u in self.0.values_mut() {
+            u.group_mask = table.mask_of(u.groups.iter().map(String::as_str));
+        }
     }
 }
 
@@ -144,6 +155,7 @@ pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<
             password_hash: u.password.get_ref().clone(),
             policy_group: group,
             groups: u.groups.clone(),
+            group_mask: GroupMask::EMPTY,
         };
         if users.insert(name.to_string(), user).is_some() {
             errors.push(src.error_at(entry.span().start, format!("user `{name}` is defined twice")));

@@ -128,7 +128,7 @@ pub fn decide(app: &App, groups: &[PolicyGroup], facts: &Facts, session: Option<
 mod tests {
     use super::*;
     use crate::config::{DeviceCertMode, SecondFactor, Upstream};
-    use crate::policy::expr::Condition;
+    use crate::policy::expr::{Condition, GroupTable};
     use crate::policy::ip::{NetMask, NetworkTable, NetworkTableBuilder};
     use std::time::Duration;
 
@@ -141,8 +141,8 @@ mod tests {
     fn group(name: &str, allow: &str, otp_skip: &str, n: &NetworkTable) -> PolicyGroup {
         PolicyGroup {
             name: name.into(),
-            allow: Condition::compile(allow, n).unwrap(),
-            otp_skip: Condition::compile(otp_skip, n).unwrap(),
+            allow: Condition::compile(allow, n, &mut GroupTable::default()).unwrap(),
+            otp_skip: Condition::compile(otp_skip, n, &mut GroupTable::default()).unwrap(),
             enroll_when: Condition::never(),
             second_factors: vec![SecondFactor::Totp],
             push_number_matching: true,
@@ -163,15 +163,30 @@ mod tests {
                 written: String::new(),
             },
             policy_groups: vec![0, 1],
-            bypass: Condition::compile(bypass, n).unwrap(),
+            bypass: Condition::compile(bypass, n, &mut GroupTable::default()).unwrap(),
             device_cert: DeviceCertMode::Off,
             hsts: false,
             counters: Default::default(),
         }
     }
 
-    const INSIDE: Facts = Facts { networks: NetMask(1), entrance_pass: false, device_cert: false, invitation: false };
-    const OUTSIDE: Facts = Facts { networks: NetMask(0), entrance_pass: false, device_cert: false, invitation: false };
+    const INSIDE: Facts = facts(NetMask(1));
+    const OUTSIDE: Facts = facts(NetMask(0));
+
+    const fn facts(networks: NetMask) -> Facts {
+        use crate::policy::{expr::GroupMask, time::LocalTime};
+        let local = LocalTime { second_of_day: 0, weekday: 0, day: 0 };
+        Facts {
+            networks,
+            entrance_pass: false,
+            device_cert: false,
+            invitation: false,
+            now: 0,
+            local,
+            pass_issued_at: 0,
+            groups: GroupMask::EMPTY,
+        }
+    }
 
     /// The decision table: every row is (bypass, group, level, facts) → (action, rule).
     #[test]

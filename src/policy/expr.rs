@@ -19,15 +19,25 @@
 //! unary   := "not" unary | primary
 //! primary := "(" expr ")" | "always" | "never" | "internal_ip"
 //!          | "entrance_pass" | "device_cert" | "invitation" | "network" "(" STRING ")"
+//!          | "time" "(" STRING ")" | "weekday" "(" STRING ")" | "date" "(" STRING ")"
+//!          | "group" "(" STRING ")" | "entrance_pass_age" CMP DURATION
+//! CMP      := "<" | "<=" | ">" | ">="
+//! DURATION := DIGITS ( "s" | "m" | "h" | "d" )
 //! ```
 //!
 //! `internal_ip` is `network("internal")`; strings take double or single quotes.
 //! `invitation` holds only during a login through an emailed invitation whose
 //! PIN was right (for `enroll_when`); on requests it is false.
+//!
+//! The time terms (`time`, `weekday`, `date`; see [`super::time`]) read the
+//! request's local time, `entrance_pass_age` the valid pass's issue time,
+//! and `group` a bit of the user's [`GroupMask`]: all are atoms like the
+//! others, their arguments turned into integers here, once.
 
 use std::fmt;
 
 use super::ip::{NetMask, NetworkId, NetworkTable};
+use super::time::{DateRange, LocalTime, TimeWindow, Weekdays, Zone};
 
 /// Longest accepted source, in bytes.
 pub const MAX_SOURCE_LEN: usize = 4096;
@@ -40,6 +50,11 @@ const TABLE_ATOMS: usize = 6;
 /// Name of the network `internal_ip` stands for.
 const INTERNAL: &str = "internal";
 
+/// Most distinct `group("…")` names the conditions of one config may use.
+pub const MAX_GROUPS: usize = 64;
+/// Longest `entrance_pass_age` limit accepted (100 years), in seconds.
+const MAX_AGE_SECS: u64 = 100 * 365 * 86_400;
+
 /// What is known about a request, cheap to copy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Facts {
@@ -48,6 +63,88 @@ pub struct Facts {
     pub device_cert: bool,
     /// A login through an emailed invitation whose PIN was right.
     pub invitation: bool,
+    /// When the request is decided, in Unix seconds (the injected clock's).
+    pub now: u64,
+    /// `now` in the policy's time zone; set with `now` by [`Facts::at`].
+    pub local: LocalTime,
+    /// When the entrance pass was issued (read only when `entrance_pass`).
+    pub pass_issued_at: u64,
+    /// The user's groups among those the conditions name (`group("…")`).
+    pub groups: GroupMask,
+}
+
+impl Facts {
+    /// These facts at Unix time `now`, read in `zone` by the time terms.
+    #[inline]
+    pub fn at(self, now: u64, zone: &Zone) -> Facts {
+        Facts { now, local: zone.local(now), ..self }
+    }
+
+    /// With the valid entrance pass issued at `issued_at` (or none).
+    #[inline]
+    pub fn with_pass(self, issued_at: Option<u64>) -> Facts {
+        Facts { entrance_pass: issued_at.is_some(), pass_issued_at: issued_at.unwrap_or(0), ..self }
+    }
+}
+
+/// The groups (users file `groups = […]`) that conditions name, one bit
+/// each in the order the config first names them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GroupMask(pub u64);
+
+impl GroupMask {
+    pub const EMPTY: GroupMask = GroupMask(0);
+
+    #[inline]
+    fn contains(self, bit: u8) -> bool {
+        (self.0 >> bit) & 1 == 1
+    }
+}
+
+/// The group names conditions use, filled while a config compiles; a user's
+/// [`GroupMask`] is computed against it once, at load.
+#[derive(Clone, Debug, Default)]
+pub struct GroupTable {
+    names: Vec<String>,
+}
+
+impl GroupTable {
+    /// The bit of `name`, added if new; `None` when all 64 are taken.
+    fn bit(&mut self, name: &str) -> Option<u8> {
+        if let Some(i) = self.names.iter().position(|n| n == name) {
+            return Some(i as u8);
+        }
+        if self.names.len() == MAX_GROUPS {
+            return None;
+        }
+        self.names.push(name.to_string());
+        Some((self.names.len() - 1) as u8)
+    }
+
+    /// The names conditions use, in bit order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
+    /// The mask of a user in `groups`.
+    pub fn mask_of<'a>(&self, groups: impl IntoIterator<Item = &'a str>) -> GroupMask {
+        let mut mask = 0u64;
+        for g in groups {
+            if let Some(i) = self.names.iter().position(|n| n == g) {
+                mask |= 1 << i;
+            }
+        }
+        GroupMask(mask)
+    }
+}
+
+/// How `entrance_pass_age` is compared with its limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Cmp {
+    Less,
+    LessOrEqual,
+    Greater,
+    GreaterOrEqual,
 }
 
 /// One fact a condition can test.
@@ -57,6 +154,12 @@ enum Atom {
     EntrancePass,
     DeviceCert,
     Invitation,
+    Time(TimeWindow),
+    Weekday(Weekdays),
+    Date(DateRange),
+    /// A valid pass whose age (now − issued) compares so with the seconds.
+    PassAge(Cmp, u64),
+    Group(u8),
 }
 
 impl Atom {
@@ -67,6 +170,21 @@ impl Atom {
             Atom::EntrancePass => facts.entrance_pass,
             Atom::Invitation => facts.invitation,
             Atom::DeviceCert => facts.device_cert,
+            Atom::Time(w) => w.holds(&facts.local),
+            Atom::Weekday(d) => d.holds(&facts.local),
+            Atom::Date(r) => r.holds(&facts.local),
+            Atom::PassAge(cmp, limit) => {
+                // A pass stamped a little ahead (another instance's clock) is new.
+                let age = facts.now.saturating_sub(facts.pass_issued_at);
+                facts.entrance_pass
+                    && match cmp {
+                        Cmp::Less => age < limit,
+                        Cmp::LessOrEqual => age <= limit,
+                        Cmp::Greater => age > limit,
+                        Cmp::GreaterOrEqual => age >= limit,
+                    }
+            }
+            Atom::Group(bit) => facts.groups.contains(bit),
         }
     }
 }
@@ -102,15 +220,22 @@ pub struct Condition {
 }
 
 impl Condition {
-    /// Parses `src` and resolves its network names against `networks`.
-    pub fn compile(src: &str, networks: &NetworkTable) -> Result<Condition, ExprError> {
-        Condition::compile_with(src, networks, TABLE_ATOMS)
+    /// Parses `src`, resolves its network names against `networks`, and
+    /// gives the groups it names their bits in `groups` (one table for all
+    /// the conditions of a config: users' masks are computed against it).
+    pub fn compile(src: &str, networks: &NetworkTable, groups: &mut GroupTable) -> Result<Condition, ExprError> {
+        Condition::compile_with(src, networks, groups, TABLE_ATOMS)
     }
 
     /// `table_atoms` is the most atoms a truth table may hold; tests pass 0
     /// to force the postfix path.
-    fn compile_with(src: &str, networks: &NetworkTable, table_atoms: usize) -> Result<Condition, ExprError> {
-        let ops = Parser::parse(src, networks)?;
+    fn compile_with(
+        src: &str,
+        networks: &NetworkTable,
+        groups: &mut GroupTable,
+        table_atoms: usize,
+    ) -> Result<Condition, ExprError> {
+        let ops = Parser::parse(src, networks, groups)?;
         if stack_depth(&ops) > 128 {
             return Err(ExprError::at(src, 0, ExprErrorKind::TooDeep { limit: MAX_NESTING }));
         }
@@ -266,6 +391,10 @@ pub enum ExprErrorKind {
     UnknownNetwork { name: String, known: Vec<String> },
     /// `internal_ip` is used but no network is called `internal`.
     NoInternalNetwork,
+    /// The string of `time(…)`, `weekday(…)`, `date(…)` or `group(…)` says nothing it can mean.
+    BadArgument { term: &'static str, message: String },
+    /// The conditions name more than [`MAX_GROUPS`] distinct groups.
+    TooManyGroups { limit: usize },
 }
 
 impl ExprError {
@@ -316,6 +445,10 @@ impl fmt::Display for ExprErrorKind {
             ExprErrorKind::NoInternalNetwork => {
                 write!(f, "`internal_ip` needs a network named \"{INTERNAL}\", and none is defined")
             }
+            ExprErrorKind::BadArgument { term, message } => write!(f, "{term}(…): {message}"),
+            ExprErrorKind::TooManyGroups { limit } => {
+                write!(f, "the conditions name more than {limit} different groups")
+            }
         }
     }
 }
@@ -339,7 +472,11 @@ fn write_unknown_network(f: &mut fmt::Formatter<'_>, name: &str, known: &[String
 
 /// How a primary is described in errors.
 const PRIMARY: &str = "a condition (always, never, internal_ip, entrance_pass, device_cert, \
-                       invitation, network(\"name\"), `not` or `(`)";
+                       invitation, network(\"name\"), time(\"08:00-20:00\"), weekday(\"mon-fri\"), \
+                       date(\"2026-12-24..2027-01-03\"), group(\"name\"), entrance_pass_age < 30d, \
+                       `not` or `(`)";
+/// How the limit of `entrance_pass_age` is described in errors.
+const AGE_LIMIT: &str = "a duration such as 30d (a number and s, m, h or d)";
 
 /// A token and what it says; strings are the text between the quotes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -348,6 +485,10 @@ enum Token<'a> {
     Close,
     Word(&'a str),
     Str(&'a str),
+    /// `<`, `<=`, `>` or `>=`.
+    Cmp(&'a str),
+    /// Letters and digits starting with a digit, e.g. `30d`.
+    Amount(&'a str),
     End,
 }
 
@@ -359,6 +500,7 @@ impl Token<'_> {
             Token::Close => "`)`".to_string(),
             Token::Word(w) => format!("`{w}`"),
             Token::Str(s) => format!("the string {s:?}"),
+            Token::Cmp(c) | Token::Amount(c) => format!("`{c}`"),
             Token::End => "end of input".to_string(),
         }
     }
@@ -388,6 +530,14 @@ impl<'a> Lexer<'a> {
                 let len = len.unwrap_or(trimmed.len());
                 (len, Token::Word(&trimmed[..len]))
             }
+            c if c.is_ascii_digit() => {
+                let len = trimmed.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(trimmed.len());
+                (len, Token::Amount(&trimmed[..len]))
+            }
+            '<' | '>' => {
+                let len = if trimmed[1..].starts_with('=') { 2 } else { 1 };
+                (len, Token::Cmp(&trimmed[..len]))
+            }
             c => return Err(ExprError::at(self.src, start, ExprErrorKind::UnexpectedChar(c))),
         };
         self.pos = start + len;
@@ -410,12 +560,13 @@ struct Parser<'a> {
     /// The next token, already read.
     peeked: (usize, Token<'a>),
     networks: &'a NetworkTable,
+    groups: &'a mut GroupTable,
     ops: Vec<Op>,
     depth: usize,
 }
 
 impl<'a> Parser<'a> {
-    fn parse(src: &'a str, networks: &'a NetworkTable) -> Result<Vec<Op>, ExprError> {
+    fn parse(src: &'a str, networks: &'a NetworkTable, groups: &'a mut GroupTable) -> Result<Vec<Op>, ExprError> {
         if src.len() > MAX_SOURCE_LEN {
             let kind = ExprErrorKind::TooLong { len: src.len(), limit: MAX_SOURCE_LEN };
             return Err(ExprError::at(src, 0, kind));
@@ -425,7 +576,7 @@ impl<'a> Parser<'a> {
         }
         let mut lexer = Lexer { src, pos: 0 };
         let peeked = lexer.next_token()?;
-        let mut parser = Parser { lexer, peeked, networks, ops: Vec::new(), depth: 0 };
+        let mut parser = Parser { lexer, peeked, networks, groups, ops: Vec::new(), depth: 0 };
         parser.or()?;
         match parser.peeked {
             (_, Token::End) => Ok(parser.ops),
@@ -506,6 +657,11 @@ impl<'a> Parser<'a> {
                 None => return Err(self.error(at, ExprErrorKind::NoInternalNetwork)),
             },
             Token::Word("network") => Op::Atom(Atom::Network(self.network_argument()?)),
+            Token::Word("time") => Op::Atom(Atom::Time(self.argument("time", TimeWindow::parse)?)),
+            Token::Word("weekday") => Op::Atom(Atom::Weekday(self.argument("weekday", Weekdays::parse)?)),
+            Token::Word("date") => Op::Atom(Atom::Date(self.argument("date", DateRange::parse)?)),
+            Token::Word("group") => Op::Atom(Atom::Group(self.group_argument()?)),
+            Token::Word("entrance_pass_age") => Op::Atom(self.pass_age()?),
             Token::Word(w) if !matches!(w, "and" | "or") => {
                 return Err(self.error(at, ExprErrorKind::UnknownWord(w.to_string())));
             }
@@ -520,22 +676,103 @@ impl<'a> Parser<'a> {
 
     /// `( "name" )` after `network`, resolved to its id.
     fn network_argument(&mut self) -> Result<NetworkId, ExprError> {
-        self.expect(Token::Open, "`(` after `network`")?;
-        let (at, name) = match self.peeked {
-            (at, Token::Str(name)) => (at, name),
-            (at, found) => {
-                let expected = "a quoted network name, e.g. \"lab\"";
-                let found = found.describe();
-                return Err(self.error(at, ExprErrorKind::Expected { expected, found }));
-            }
-        };
-        self.advance()?;
-        self.expect(Token::Close, "`)` after the network name")?;
+        let (at, name) = self.string_argument(
+            "`(` after `network`",
+            "a quoted network name, e.g. \"lab\"",
+            "`)` after the network name",
+        )?;
         self.networks.id(name).ok_or_else(|| {
             let known = self.networks.names().map(str::to_string).collect();
             self.error(at, ExprErrorKind::UnknownNetwork { name: name.to_string(), known })
         })
     }
+
+    /// `( STRING )`: the string and where it starts.
+    fn string_argument(
+        &mut self,
+        open: &'static str,
+        expected: &'static str,
+        close: &'static str,
+    ) -> Result<(usize, &'a str), ExprError> {
+        self.expect(Token::Open, open)?;
+        let (at, text) = match self.peeked {
+            (at, Token::Str(text)) => (at, text),
+            (at, found) => {
+                let found = found.describe();
+                return Err(self.error(at, ExprErrorKind::Expected { expected, found }));
+            }
+        };
+        self.advance()?;
+        self.expect(Token::Close, close)?;
+        Ok((at, text))
+    }
+
+    /// `( "…" )` after `time`, `weekday` or `date`, parsed by `parse`;
+    /// an error points at the string.
+    fn argument<T>(&mut self, term: &'static str, parse: fn(&str) -> Result<T, String>) -> Result<T, ExprError> {
+        let (open, expected, close) = match term {
+            "time" => ("`(` after `time`", "a quoted window, e.g. \"08:00-20:00\"", "`)` after the window"),
+            "weekday" => ("`(` after `weekday`", "quoted days, e.g. \"mon-fri\"", "`)` after the days"),
+            _ => ("`(` after `date`", "quoted dates, e.g. \"2026-12-24..2027-01-03\"", "`)` after the dates"),
+        };
+        let (at, text) = self.string_argument(open, expected, close)?;
+        parse(text).map_err(|message| self.error(at, ExprErrorKind::BadArgument { term, message }))
+    }
+
+    /// `( "name" )` after `group`: the group's bit.
+    fn group_argument(&mut self) -> Result<u8, ExprError> {
+        let (at, name) =
+            self.string_argument("`(` after `group`", "a quoted group name, e.g. \"finance\"", "`)` after the group")?;
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+        if !valid {
+            let message = format!(
+                "`{}` is not a group name (1–64 letters, digits, `.`, `_`, `-` or `@`, as in the users file)",
+                name.escape_default()
+            );
+            return Err(self.error(at, ExprErrorKind::BadArgument { term: "group", message }));
+        }
+        self.groups.bit(name).ok_or_else(|| self.error(at, ExprErrorKind::TooManyGroups { limit: MAX_GROUPS }))
+    }
+
+    /// `< 30d` (or `<=`, `>`, `>=`) after `entrance_pass_age`.
+    fn pass_age(&mut self) -> Result<Atom, ExprError> {
+        let (at, token) = self.advance()?;
+        let cmp = match token {
+            Token::Cmp("<") => Cmp::Less,
+            Token::Cmp("<=") => Cmp::LessOrEqual,
+            Token::Cmp(">") => Cmp::Greater,
+            Token::Cmp(">=") => Cmp::GreaterOrEqual,
+            found => {
+                let expected = "`<`, `<=`, `>` or `>=` after `entrance_pass_age`";
+                return Err(self.error(at, ExprErrorKind::Expected { expected, found: found.describe() }));
+            }
+        };
+        let (at, token) = self.advance()?;
+        match token {
+            Token::Amount(a) => age_limit(a).map(|secs| Atom::PassAge(cmp, secs)).ok_or_else(|| {
+                self.error(at, ExprErrorKind::Expected { expected: AGE_LIMIT, found: token.describe() })
+            }),
+            found => Err(self.error(at, ExprErrorKind::Expected { expected: AGE_LIMIT, found: found.describe() })),
+        }
+    }
+}
+
+/// `30d`, `12h`, `90m`, `3600s` in seconds; at most 100 years.
+fn age_limit(text: &str) -> Option<u64> {
+    let unit = match text.as_bytes().last()? {
+        b's' => 1,
+        b'm' => 60,
+        b'h' => 3600,
+        b'd' => 86_400,
+        _ => return None,
+    };
+    let digits = &text[..text.len() - 1];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 12 {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(unit).filter(|s| *s <= MAX_AGE_SECS)
 }
 
 #[cfg(test)]
@@ -556,16 +793,16 @@ mod tests {
     }
 
     fn compile(src: &str) -> Condition {
-        Condition::compile(src, &networks()).unwrap()
+        Condition::compile(src, &networks(), &mut GroupTable::default()).unwrap()
     }
 
     fn error(src: &str) -> ExprError {
-        Condition::compile(src, &networks()).unwrap_err()
+        Condition::compile(src, &networks(), &mut GroupTable::default()).unwrap_err()
     }
 
     fn facts(nets: &[u8], entrance_pass: bool, device_cert: bool) -> Facts {
         let networks = nets.iter().fold(NetMask::EMPTY, |m, i| m.with(NetworkId(*i)));
-        Facts { networks, entrance_pass, device_cert, invitation: false }
+        Facts { networks, entrance_pass, device_cert, ..Facts::default() }
     }
 
     /// Every combination of internal, lab, entrance_pass, device_cert.
@@ -691,7 +928,7 @@ mod tests {
             .to_string()
             .contains(r#"unknown network "labs"; the defined networks are "internal", "lab", "office""#));
         let empty = NetworkTableBuilder::new().build();
-        let e = Condition::compile("network('x')", &empty).unwrap_err();
+        let e = Condition::compile("network('x')", &empty, &mut GroupTable::default()).unwrap_err();
         assert!(e.to_string().ends_with("no networks are defined"), "{e}");
     }
 
@@ -699,7 +936,7 @@ mod tests {
     fn internal_ip_needs_an_internal_network() {
         let mut b = NetworkTableBuilder::new();
         b.add("lab", &[]).unwrap();
-        let e = Condition::compile("device_cert or internal_ip", &b.build()).unwrap_err();
+        let e = Condition::compile("device_cert or internal_ip", &b.build(), &mut GroupTable::default()).unwrap_err();
         assert_eq!((e.offset, e.column, &e.kind), (15, 16, &ExprErrorKind::NoInternalNetwork));
         assert!(e.to_string().contains("needs a network named \"internal\""));
     }
@@ -708,7 +945,7 @@ mod tests {
     fn columns_count_characters_not_bytes() {
         let mut b = NetworkTableBuilder::new();
         b.add("é", &[]).unwrap();
-        let e = Condition::compile("network(\"é\") or ü", &b.build()).unwrap_err();
+        let e = Condition::compile("network(\"é\") or ü", &b.build(), &mut GroupTable::default()).unwrap_err();
         assert_eq!((e.offset, e.column, e.kind), (17, 17, ExprErrorKind::UnexpectedChar('ü')));
     }
 
@@ -734,7 +971,7 @@ mod tests {
         for _ in 0..MAX_NESTING {
             src = format!("entrance_pass or device_cert and ({src})");
         }
-        let c = Condition::compile_with(&src, &networks(), 0).unwrap();
+        let c = Condition::compile_with(&src, &networks(), &mut GroupTable::default(), 0).unwrap();
         assert!(c.eval(&facts(&[], false, true)));
         assert!(c.eval(&facts(&[], true, false)));
         assert!(!c.eval(&facts(&[], false, false)));
@@ -823,7 +1060,7 @@ mod tests {
         for _ in 0..20_000 {
             let len = (rng.next() % 12) as usize;
             let src: String = (0..len).map(|_| pieces[(rng.next() as usize) % pieces.len()]).collect();
-            if let Err(e) = Condition::compile(&src, &table) {
+            if let Err(e) = Condition::compile(&src, &table, &mut GroupTable::default()) {
                 assert!(e.offset <= src.len() && src.is_char_boundary(e.offset), "{src:?}");
                 assert!(!e.to_string().is_empty());
             }
@@ -839,8 +1076,8 @@ mod tests {
             let (atoms, depth) = [(3, 4), (6, 5), (12, 8)][round % 3];
             let tree = Tree::random(&mut rng, depth, atoms);
             let src = tree.source();
-            let fast = Condition::compile(&src, &table).unwrap();
-            let slow = Condition::compile_with(&src, &table, 0).unwrap();
+            let fast = Condition::compile(&src, &table, &mut GroupTable::default()).unwrap();
+            let slow = Condition::compile_with(&src, &table, &mut GroupTable::default(), 0).unwrap();
             match fast.program {
                 Program::Table { .. } => tables += 1,
                 Program::Postfix(_) => postfixes += 1,
@@ -853,5 +1090,108 @@ mod tests {
             }
         }
         assert!(tables > 100 && postfixes > 50, "{tables} tables, {postfixes} postfix");
+    }
+
+    /// Facts at a Tokyo wall-clock moment.
+    fn tokyo(civil: &str) -> Facts {
+        let dt: jiff::civil::DateTime = civil.parse().unwrap();
+        let at = dt.to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Tokyo").unwrap()).unwrap().timestamp().as_second();
+        Facts::default().at(at as u64, &Zone::named("Asia/Tokyo").unwrap())
+    }
+
+    #[test]
+    fn time_terms_combine_like_the_others() {
+        let office = compile("weekday(\"mon-fri\") and time(\"08:00-20:00\") and not date('2026-12-24..2027-01-03')");
+        let quiet = compile("time(\"20:50-08:10\")");
+        let rows = [
+            ("2026-12-07T10:00:00", true, false),  // Monday morning
+            ("2026-12-07T21:00:00", false, true),  // Monday evening
+            ("2026-12-08T08:09:59", true, true),   // inside both
+            ("2026-12-08T08:10:00", true, false),  // quiet window ends
+            ("2026-12-07T20:50:00", false, true),  // quiet window starts
+            ("2026-12-12T10:00:00", false, false), // Saturday
+            ("2026-12-25T10:00:00", false, false), // a Friday in the holidays
+            ("2027-01-04T10:00:00", true, false),  // the Monday after
+        ];
+        for (civil, in_office, in_quiet) in rows {
+            let f = tokyo(civil);
+            assert_eq!((office.eval(&f), quiet.eval(&f)), (in_office, in_quiet), "{civil}");
+        }
+        // More than six atoms: the postfix program reads them the same.
+        let wide = "internal_ip or device_cert or entrance_pass or network('lab') or network('office') or \
+                    group('finance') or weekday('sat,sun')";
+        let c = compile(wide);
+        assert!(matches!(c.program, Program::Postfix(_)));
+        assert!(c.eval(&tokyo("2026-12-12T10:00:00")) && !c.eval(&tokyo("2026-12-11T10:00:00")));
+    }
+
+    #[test]
+    fn pass_age_needs_a_valid_pass_and_compares_its_age() {
+        const DAY: u64 = 86_400;
+        let now = 1_800_000_000;
+        let with = |issued: Option<u64>| Facts { now, ..Facts::default() }.with_pass(issued);
+        let young = compile("entrance_pass_age < 30d");
+        assert!(young.eval(&with(Some(now - 30 * DAY + 1))));
+        assert!(!young.eval(&with(Some(now - 30 * DAY))));
+        assert!(young.eval(&with(Some(now + 30))), "issued a little ahead: new");
+        assert!(!young.eval(&with(None)), "no pass, no age");
+        assert!(!young.eval(&Facts { now, pass_issued_at: now, ..Facts::default() }), "an issue time alone is no pass");
+        let at_most = compile("entrance_pass_age<=12h");
+        assert!(at_most.eval(&with(Some(now - 12 * 3600))) && !at_most.eval(&with(Some(now - 12 * 3600 - 1))));
+        let old = compile("entrance_pass_age > 90m");
+        assert!(old.eval(&with(Some(now - 5401))) && !old.eval(&with(Some(now - 5400))) && !old.eval(&with(None)));
+        let old = compile("entrance_pass_age >= 3600s");
+        assert!(old.eval(&with(Some(now - 3600))) && !old.eval(&with(Some(now - 3599))));
+        let skip = compile("internal_ip or entrance_pass_age < 30d");
+        assert!(skip.eval(&facts(&[0], false, false)) && !skip.eval(&with(Some(now - 31 * DAY))));
+    }
+
+    #[test]
+    fn groups_get_one_bit_per_name_across_a_config() {
+        let mut table = GroupTable::default();
+        let n = networks();
+        let finance = Condition::compile("group(\"finance\")", &n, &mut table).unwrap();
+        let either = Condition::compile("group('ops') or group(\"finance\")", &n, &mut table).unwrap();
+        assert_eq!(table.names().collect::<Vec<_>>(), ["finance", "ops"]);
+        let alice = Facts { groups: table.mask_of(["staff", "finance"]), ..Facts::default() };
+        let bob = Facts { groups: table.mask_of(["ops"]), ..Facts::default() };
+        assert!(finance.eval(&alice) && !finance.eval(&bob) && !finance.eval(&Facts::default()));
+        assert!(either.eval(&alice) && either.eval(&bob));
+        for i in 2..MAX_GROUPS {
+            Condition::compile(&format!("group('g{i}')"), &n, &mut table).unwrap();
+        }
+        let e = Condition::compile("always or\n group('one-too-many')", &n, &mut table).unwrap_err();
+        assert_eq!((e.line, e.column, &e.kind), (2, 8, &ExprErrorKind::TooManyGroups { limit: MAX_GROUPS }));
+        Condition::compile("group('finance')", &n, &mut table).unwrap();
+    }
+
+    #[test]
+    fn bad_arguments_name_line_and_column() {
+        let e = error("always and\n  time(\"8-20\")");
+        assert_eq!((e.line, e.column), (2, 8), "{e}");
+        assert!(e.to_string().starts_with("line 2, column 8: time(…): `8` is not a time of day"), "{e}");
+        let e = error("weekday('mon-fry')");
+        assert_eq!((e.line, e.column), (1, 9));
+        assert!(e.to_string().contains("weekday(…): `fry` is not a day"), "{e}");
+        let e = error("date(\"2026-02-30\")");
+        assert!(e.to_string().contains("date(…): `2026-02-30` is not a date") && e.to_string().contains("no such day"));
+        let e = error("date('2027-01-03..2026-12-24')");
+        assert!(e.to_string().ends_with("ends before it starts"), "{e}");
+        assert!(error("group('a b')").to_string().contains("is not a group name"));
+        let expected = "a quoted window, e.g. \"08:00-20:00\"";
+        assert_error("time(08:00)", 1, 6, ExprErrorKind::Expected { expected, found: "`08`".into() });
+        let expected = "`<`, `<=`, `>` or `>=` after `entrance_pass_age`";
+        assert_error("entrance_pass_age", 1, 18, ExprErrorKind::Expected { expected, found: "end of input".into() });
+        for (src, found) in
+            [("entrance_pass_age < 30", "`30`"), ("entrance_pass_age < 30w", "`30w`"), ("entrance_pass_age < d", "`d`")]
+        {
+            assert_error(src, 1, 21, ExprErrorKind::Expected { expected: AGE_LIMIT, found: found.into() });
+        }
+        assert_eq!(
+            error("entrance_pass_age < 99999999999999d").kind,
+            ExprErrorKind::Expected { expected: AGE_LIMIT, found: "`99999999999999d`".into() }
+        );
+        assert_eq!(error("entrance_pass_age = 3d").kind, ExprErrorKind::UnexpectedChar('='));
+        assert_eq!(error("always < 3d").kind, ExprErrorKind::TrailingInput { found: "`<`".into() });
     }
 }

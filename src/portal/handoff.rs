@@ -279,7 +279,7 @@ impl Portal<'_> {
         let pass =
             grant.pass.as_deref().and_then(|v| self.auth.check_pass(v, now).ok()).filter(|p| p.user == grant.user);
         let pass = pass.filter(|_| self.config.entrance_pass.is_some());
-        let session = self.session_for(&grant, pass.is_some()).await?;
+        let session = self.session_for(&grant, pass.as_ref().map(|p| p.issued_at)).await?;
         // The path came from `rd` through `validate_return` into a ticket we signed.
         let reply = Reply::redirect(303, grant.path)
             .with_header("set-cookie", self.session_cookie(&session))
@@ -291,9 +291,9 @@ impl Portal<'_> {
     }
 
     /// The session a grant gives here, if the user may still have it.
-    /// `pass`: the grant carries the user's valid entrance pass, which
-    /// counts here as it will on the next request.
-    async fn session_for(&self, g: &Grant, pass: bool) -> Result<UserSession, Refused> {
+    /// `pass`: the grant carries the user's valid entrance pass (issued
+    /// then), which counts here as it will on the next request.
+    async fn session_for(&self, g: &Grant, pass: Option<u64>) -> Result<UserSession, Refused> {
         let app = self.config.app(self.app);
         if g.app != app.name {
             return Err(Refused::OtherApp);
@@ -309,7 +309,7 @@ impl Portal<'_> {
             return Err(Refused::Locked);
         }
         let group = &self.config.groups[user.policy_group];
-        let facts = crate::policy::expr::Facts { entrance_pass: pass, ..self.facts };
+        let facts = crate::policy::expr::Facts { groups: user.group_mask, ..self.facts }.with_pass(pass);
         if !app.admits(user.policy_group) || !group.allow.eval(&facts) {
             return Err(Refused::NotAllowed);
         }

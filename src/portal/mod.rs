@@ -274,12 +274,13 @@ impl Portal<'_> {
         }
     }
 
-    /// The request's facts for `user`: `entrance_pass` counts only the
-    /// browser's pass of that user.
+    /// The request's facts for `user`: `entrance_pass` (and its age) counts
+    /// only the browser's pass of that user; `group(…)` reads that user's groups.
     pub fn facts_for(&self, user: &str) -> Facts {
         // Both name a user: they count for that user only.
         let device_cert = self.facts.device_cert && self.peer_cert.is_user(user);
-        Facts { entrance_pass: self.pass.is_some_and(|p| p.user == user), device_cert, ..self.facts }
+        let pass = self.pass.filter(|p| p.user == user).map(|p| p.issued_at);
+        Facts { device_cert, groups: self.config.group_mask(user), ..self.facts }.with_pass(pass)
     }
 
     /// The password step, as both the page and the API run it.

@@ -77,12 +77,8 @@ impl Portcullis {
         let peer_cert = self.judge_peer_cert(session, &config);
         let counts = matches!(peer_cert, portal::cert_login::PeerCert::User(_));
         let device_cert = config.app(app_id).device_cert != DeviceCertMode::Off && counts;
-        let facts = Facts {
-            networks: config.networks.lookup(ctx.client_ip),
-            entrance_pass: false,
-            device_cert,
-            invitation: false,
-        };
+        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), device_cert, ..Facts::default() };
+        let facts = config.facts_at(facts, self.auth.clock.now());
         let portal = portal::Portal {
             config: &config,
             auth: &self.auth,

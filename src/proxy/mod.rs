@@ -17,7 +17,7 @@ use crate::identity::client_ip::client_ip;
 use crate::live::Live;
 use crate::metrics::{self, Outcome};
 use crate::policy::decide::{decide, Action, Challenge, Decision, Rule};
-use crate::policy::expr::Facts;
+use crate::policy::expr::{Facts, GroupMask};
 use crate::portal;
 use async_trait::async_trait;
 use pingora::http::RequestHeader;
@@ -259,10 +259,11 @@ impl ProxyHttp for Portcullis {
         let req = session.req_header();
         // A pass counts for the user whose session it is (at a login, for
         // the user logging in: see the portal).
-        let entrance_pass =
-            ctx.pass.as_ref().is_some_and(|p| ctx.session.as_ref().is_some_and(|s| s.session.user == p.pass.user));
-        let facts =
-            Facts { networks: config.networks.lookup(ctx.client_ip), entrance_pass, device_cert, invitation: false };
+        let pass = ctx.pass.as_ref().filter(|p| ctx.session.as_ref().is_some_and(|s| s.session.user == p.pass.user));
+        let groups = ctx.session.as_ref().map_or(GroupMask::EMPTY, |s| s.groups);
+        let facts = Facts { networks: config.networks.lookup(ctx.client_ip), device_cert, groups, ..Facts::default() }
+            .with_pass(pass.map(|p| p.pass.issued_at));
+        let facts = config.facts_at(facts, self.auth.clock.now());
         ctx.facts = facts;
         if path::is_portal_path(req.uri.path()) {
             ctx.outcome = Outcome::Portal;
