@@ -51,12 +51,12 @@ policy_groups = ["staff", "ops", "strict", "open"]
 const WIKI: &str = "wiki.localhost";
 const PASS: &str = "__Host-portcullis-pass";
 
-/// alice and bob are `staff`, olga `ops`, sam `strict`, dan `open`.
+/// alice, bob and pia are `staff`, olga `ops`, sam `strict`, dan `open`.
 fn env(issue_when: &str) -> Env {
     let env = Env::new("", &APPS.replace("{issue_when}", issue_when));
     let users = env.dir.path().join("users.toml");
     let mut text = std::fs::read_to_string(&users).unwrap();
-    for (name, group) in [("bob", "staff"), ("olga", "ops"), ("sam", "strict"), ("dan", "open")] {
+    for (name, group) in [("bob", "staff"), ("olga", "ops"), ("sam", "strict"), ("dan", "open"), ("pia", "staff")] {
         text.push_str(&format!(
             "\n[[user]]\nusername = \"{name}\"\npassword = \"{HASH}\"\npolicy_group = \"{group}\"\n"
         ));
@@ -217,6 +217,29 @@ async fn a_browser_that_logged_in_inside_skips_the_otp_outside_and_others_do_not
     let v = decide("alice");
     assert_eq!(v["entrance_pass"]["counts"], false, "{v}");
     assert!(v["entrance_pass"]["why"].as_str().unwrap().contains("revoked"), "{v}");
+}
+
+/// A later internal login renews the browser's pass: a fresh one (its age
+/// counts from this login) in place of the held one, which stops working.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_internal_login_renews_the_pass_and_voids_the_old_one() {
+    let env = proxy("internal_ip");
+    let x = Arc::new(reqwest::cookie::Jar::default());
+    assert_eq!(login(&client(env, "127.0.0.2", &x, true), env, "pia").await, "done");
+    let first = pass_in(&x, env).expect("a pass on the internal login");
+    logout(&client(env, "127.0.0.2", &x, true), env).await;
+    // Outside: the pass is used, not renewed.
+    assert_eq!(login(&client(env, "127.0.0.3", &x, true), env, "pia").await, "done");
+    assert_eq!(pass_in(&x, env).as_deref(), Some(first.as_str()), "an outside login keeps the pass");
+    logout(&client(env, "127.0.0.3", &x, true), env).await;
+    // Inside again: a new pass replaces it.
+    assert_eq!(login(&client(env, "127.0.0.2", &x, true), env, "pia").await, "done");
+    let second = pass_in(&x, env).expect("the renewed pass");
+    assert_ne!(second, first, "a fresh pass");
+    let old = client(env, "127.0.0.3", &jar_with_pass(env, &first), true);
+    assert_eq!(login(&old, env, "pia").await, "enroll_totp", "the replaced pass no longer counts");
+    let new = client(env, "127.0.0.3", &jar_with_pass(env, &second), true);
+    assert_eq!(login(&new, env, "pia").await, "done");
 }
 
 #[tokio::test(flavor = "multi_thread")]

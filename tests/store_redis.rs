@@ -132,7 +132,7 @@ async fn every_call_is_unavailable(s: &RedisStore) {
     unavailable_soon("import", s.import(vec![])).await;
 }
 
-/// After Redis is back the feed announces `Resync`, and changes flow again.
+/// After Redis is back the feed announces `Resync` (the catch-up), and changes flow again.
 async fn feed_resyncs_and_flows(store: &RedisStore, rx: &mut broadcast::Receiver<Change>) {
     assert_eq!(next_change(rx, Duration::from_secs(5)).await, Change::Resync);
     store.sign_out_everywhere("zoe", 9).await.unwrap();
@@ -147,6 +147,8 @@ async fn redis_down_fails_fast_and_the_store_heals_when_it_is_back() {
     store.put_challenge("before", b"v", Duration::from_secs(60)).await.unwrap();
 
     server.stop();
+    // The feed says at once that it may miss changes (requests then wait for the catch-up).
+    assert_eq!(next_change(&mut rx, Duration::from_secs(3)).await, Change::FeedLost);
     every_call_is_unavailable(&store).await;
     unavailable_soon("a second call", store.user("u")).await;
 

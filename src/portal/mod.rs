@@ -252,19 +252,35 @@ impl Portal<'_> {
     }
 
     /// A new entrance pass for this browser, when `[entrance_pass]
-    /// issue_when` holds for this login, the request is a browser's, and
-    /// the browser holds no valid pass of this user already. A store that
-    /// cannot record it costs the pass, not the login.
+    /// issue_when` holds for this login and the request is a browser's. A
+    /// browser that holds a valid pass of this user gets a fresh one in its
+    /// place (the held one is revoked), so a pass's age counts from the latest
+    /// login that met `issue_when` ("skip the OTP for a month after the last
+    /// internal login"). `issue_when` is judged without the held pass, so a
+    /// pass never renews itself. A store that cannot record it costs the
+    /// pass, not the login.
     async fn earned_pass(&self, req: &Request, user: &str) -> Option<String> {
         let cfg = self.config.entrance_pass.as_ref()?;
-        if !req.browser || self.pass.is_some_and(|p| p.user == user) || !cfg.issue_when.eval(&self.facts_for(user)) {
+        if !req.browser || !cfg.issue_when.eval(&self.facts_for(user).with_pass(None)) {
             return None;
         }
+        let held = self.pass.filter(|p| p.user == user);
         match self.auth.issue_pass(cfg, user, self.client_ip, &req.user_agent).await {
             Ok(pass) => {
-                let browser = crate::identity::pass::describe_browser(&req.user_agent);
-                let notice = crate::notices::Notice::PassIssued { browser, address: self.client_ip.to_string() };
-                crate::notices::notify(self.config, user, notice);
+                match held {
+                    // One pass per browser: the one it replaces stops working.
+                    Some(old) => {
+                        if let Err(e) = self.auth.revoke_pass(&old.id).await {
+                            tracing::warn!("entrance pass of `{user}` renewed, the old one not revoked: {e}");
+                        }
+                    }
+                    None => {
+                        let browser = crate::identity::pass::describe_browser(&req.user_agent);
+                        let notice =
+                            crate::notices::Notice::PassIssued { browser, address: self.client_ip.to_string() };
+                        crate::notices::notify(self.config, user, notice);
+                    }
+                }
                 Some(self.auth.pass_cookie(&pass))
             }
             Err(e) => {

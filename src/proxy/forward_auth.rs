@@ -23,7 +23,7 @@ use super::{path, respond, Portcullis};
 use crate::config::{Config, DeviceCertMode};
 use crate::identity::client_ip::{client_ip, TrustedProxies};
 use crate::policy::decide::{decide, Action, Challenge, Rule};
-use crate::policy::expr::Facts;
+use crate::policy::expr::{Facts, GroupMask};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use respond::Reply;
@@ -146,15 +146,16 @@ impl Portcullis {
         let valid = self.auth.session(&config, app_id, cookies);
         let cookies = req.headers.get_all(http::header::COOKIE).into_iter().map(|v| v.as_bytes());
         let pass = self.auth.pass(&config, &req.headers, cookies);
-        let entrance_pass =
-            pass.as_ref().is_some_and(|p| valid.as_ref().is_some_and(|s| s.session.user == p.pass.user));
+        let pass = pass.as_ref().filter(|p| valid.as_ref().is_some_and(|s| s.session.user == p.pass.user));
         // The other proxy holds the TLS connection: no device certificate is seen here.
         if app.device_cert == DeviceCertMode::Require {
             Reply::json(403, &serde_json::json!({"error": "device_certificate_required"})).send(session).await?;
             return Ok(true);
         }
-        let facts =
-            Facts { networks: config.networks.lookup(client), entrance_pass, device_cert: false, invitation: false };
+        let groups = valid.as_ref().map_or(GroupMask::EMPTY, |s| s.groups);
+        let facts = Facts { networks: config.networks.lookup(client), groups, ..Facts::default() }
+            .with_pass(pass.map(|p| p.pass.issued_at));
+        let facts = config.facts_at(facts, self.auth.clock.now());
         let decision = decide(app, &config.groups, &facts, valid.as_ref().map(|s| &s.facts));
         let reply = match decision.action {
             Action::Forward => {
