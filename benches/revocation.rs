@@ -18,7 +18,8 @@
 //! `benches/results/revocation.md`.
 //!
 //! `cargo bench --bench revocation` (all three topologies, 200 repetitions);
-//! `-- --reps 50 --only single` for a quicker look.
+//! `-- --reps 50 --only single` for a quicker look. Under `cargo test
+//! --all-targets` it is a smoke run: single Redis, 3 repetitions, no file.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -70,8 +71,11 @@ fn main() {
     portcullis::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let reps: usize = arg("--reps").map_or(200, |r| r.parse().expect("--reps takes a number"));
-    let only = arg("--only");
+    // `cargo test --all-targets` runs this without `--bench`: then a smoke run
+    // (single Redis, 3 repetitions) that writes no results.
+    let smoke = !args.iter().any(|a| a == "--bench");
+    let reps: usize = arg("--reps").map_or(if smoke { 3 } else { 200 }, |r| r.parse().expect("--reps takes a number"));
+    let only = arg("--only").or_else(|| smoke.then(|| "single".to_string()));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut table = Vec::new();
     for topology in ["single", "sentinel", "cluster"] {
@@ -103,6 +107,9 @@ fn main() {
     }
     let report = report(&table, reps, &args[1..]);
     println!("{report}");
+    if smoke {
+        return;
+    }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results/revocation.md");
     std::fs::write(path, &report).unwrap();
     eprintln!("wrote {path}");

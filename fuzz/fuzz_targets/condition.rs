@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis::policy::expr::{Condition, Facts};
+use portcullis::policy::expr::{Condition, Facts, GroupMask, GroupTable};
 use portcullis::policy::ip::{parse_network, NetMask, NetworkTable, NetworkTableBuilder};
 
 fn networks() -> NetworkTable {
@@ -19,14 +19,18 @@ fn networks() -> NetworkTable {
 fuzz_target!(|data: &[u8]| {
     let Ok(src) = std::str::from_utf8(data) else { return };
     let networks = networks();
-    let Ok(c) = Condition::compile(src, &networks) else { return };
-    let again = Condition::compile(c.source(), &networks).expect("a condition compiles from its own source");
+    let Ok(c) = Condition::compile(src, &networks, &mut GroupTable::default()) else { return };
+    // A fresh table numbers the groups in the same order of appearance.
+    let again = Condition::compile(c.source(), &networks, &mut GroupTable::default())
+        .expect("a condition compiles from its own source");
     for bits in 0u8..32 {
         let facts = Facts {
             networks: NetMask(u64::from(bits & 3)),
             entrance_pass: bits & 4 != 0,
             device_cert: bits & 8 != 0,
             invitation: bits & 16 != 0,
+            groups: GroupMask(u64::from(bits)),
+            ..Facts::default()
         };
         assert_eq!(c.eval(&facts), again.eval(&facts), "{src:?} at {bits:05b}");
     }
