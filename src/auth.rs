@@ -62,12 +62,18 @@ const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 /// A request's valid session, with what the decision needs.
 #[derive(Debug, Clone)]
 pub struct ValidSession {
-    pub session: Session,
+    /// Shared with this thread's memo of verified cookies: copy it to change it.
+    pub session: Arc<Session>,
     pub facts: SessionFacts,
     /// The user's groups among those conditions name (`group("…")`).
     pub groups: crate::policy::expr::GroupMask,
     /// The cookie should be re-issued (idle timeout refresh).
     pub refresh: bool,
+}
+
+thread_local! {
+    /// Session cookies this worker thread has verified (see `identity::memo`).
+    static SESSION_MEMO: std::cell::RefCell<crate::identity::memo::Memo<Session>> = Default::default();
 }
 
 impl Auth {
@@ -279,7 +285,12 @@ impl Auth {
         let now = self.clock.now();
         // The idle timeout is the user's group's; read the user first from the payload.
         let keys = self.keys.load();
-        let s = Session::from_cookie(value, &keys, &app.name, now, u64::MAX / 4).ok()?;
+        // Verified once per value and thread (see `identity::memo`); judged
+        // at `now` on every request.
+        let s =
+            SESSION_MEMO.with_borrow_mut(|memo| memo.get_or_verify(value, &keys, || Session::verified(value, &keys)));
+        let s = s.ok()?;
+        s.check(&app.name, now, u64::MAX / 4).ok()?;
         let user = cfg.users.get(&s.user)?;
         let idle = cfg.groups[user.policy_group].idle_timeout.as_secs();
         if now >= s.seen_at.saturating_add(idle) || !self.revocations.load().allows(&s.user, &s.id, s.issued_at) {
@@ -292,6 +303,15 @@ impl Auth {
         let refresh = s.needs_refresh(now, idle);
         let facts = SessionFacts { group: user.policy_group, level };
         Some(ValidSession { facts, groups: user.group_mask, session: s, refresh })
+    }
+
+    /// The `Set-Cookie` re-issuing session `s` as seen now (the sliding idle timeout).
+    pub fn refreshed_session_cookie(&self, s: &Session) -> String {
+        let mut fresh = s.clone();
+        fresh.seen_at = self.clock.now();
+        let max_age = fresh.expires_at.saturating_sub(fresh.seen_at);
+        let value = fresh.to_cookie(&self.keys.load());
+        crate::identity::cookie::set_cookie(crate::identity::session::SESSION_COOKIE, &value, Some(max_age))
     }
 
     /// Ends this session (logout); with `everywhere`, every session of the user.

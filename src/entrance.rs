@@ -10,13 +10,20 @@ use crate::identity::cookie::{find_cookie, set_cookie};
 use crate::identity::pass::{describe_browser, is_browser, Pass, PassError, PASS_COOKIE};
 use crate::store::{Change, PassRecord, StoreError};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A request's valid pass.
 #[derive(Debug, Clone)]
 pub struct ValidPass {
-    pub pass: Pass,
+    /// Shared with this thread's memo of verified cookies.
+    pub pass: Arc<Pass>,
     /// The cookie should be re-issued on this host (and a use recorded).
     pub refresh: bool,
+}
+
+thread_local! {
+    /// Pass cookies this worker thread has verified (see `identity::memo`).
+    static PASS_MEMO: std::cell::RefCell<crate::identity::memo::Memo<Pass>> = Default::default();
 }
 
 impl Auth {
@@ -42,9 +49,14 @@ impl Auth {
     }
 
     /// Verifies a pass cookie's value at `now` (also `portcullis decide --pass`).
-    pub fn check_pass(&self, value: &str, now: u64) -> Result<Pass, PassError> {
+    pub fn check_pass(&self, value: &str, now: u64) -> Result<Arc<Pass>, PassError> {
         let revocations = self.revocations.load();
-        let pass = Pass::from_cookie(value, &self.keys.load(), now, |id| revocations.revoked_sessions.contains(id))?;
+        let keys = self.keys.load();
+        // Verified once per value and thread (see `identity::memo`); judged
+        // at `now` on every request.
+        let pass =
+            PASS_MEMO.with_borrow_mut(|memo| memo.get_or_verify(value, &keys, || Pass::verified(value, &keys)))?;
+        pass.check(now, |id| revocations.revoked_sessions.contains(id))?;
         // Signed out everywhere since it was issued: void at once, on every
         // instance, before each pass's own revocation arrives.
         if revocations.not_before.get(&pass.user).is_some_and(|&nb| pass.issued_at < nb) {

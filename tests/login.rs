@@ -300,6 +300,69 @@ async fn forged_expired_and_foreign_cookies_are_refused() {
     assert_eq!(whoami(ghost.to_cookie(&keys)).await, StatusCode::UNAUTHORIZED, "unknown user");
 }
 
+/// The proxy verifies a session cookie's signature once per value and worker
+/// thread (`identity::memo`); everything else is judged on every request. On
+/// one keep-alive connection: a remembered cookie stops working the moment it
+/// expires, is revoked, or its key is retired, and a tampered copy of it is
+/// refused while the original keeps working.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remembered_session_is_judged_again_on_every_request() {
+    use portcullis::identity::cookie::KeyRing;
+    use portcullis::identity::session::{Session, SessionLevel, SESSION_COOKIE};
+    let env = Env::new("", &apps());
+    let _p = env.start();
+    let keys = KeyRing::load_or_create(&env.dir.path().join("state/cookie.keys")).unwrap();
+    let now = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // One client, one connection (a pool of one, kept alive).
+    let c = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .local_address(EXTERNAL.parse::<std::net::IpAddr>().unwrap())
+        .pool_max_idle_per_host(1)
+        .resolve("wiki.localhost", ([127, 0, 0, 1], env.https.port()).into())
+        .build()
+        .unwrap();
+    let app = |cookie: &str| {
+        let req = c.get(env.url("wiki.localhost", "/app")).header("cookie", format!("{SESSION_COOKIE}={cookie}"));
+        async move { req.send().await.unwrap().status() }
+    };
+
+    // Expiry: a session of 2 s works until it ends, then not, from the memo or not.
+    let short = Session::new("alice", "wiki", SessionLevel::BothFactors, now(), 2).to_cookie(&keys);
+    for _ in 0..3 {
+        assert_eq!(app(&short).await, StatusCode::OK);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_eq!(app(&short).await, StatusCode::UNAUTHORIZED, "expired on the next request");
+
+    // Tampering: one byte of the payload changed (same MAC, same memo slot).
+    let good = Session::new("alice", "wiki", SessionLevel::BothFactors, now(), 3600).to_cookie(&keys);
+    assert_eq!(app(&good).await, StatusCode::OK);
+    let mut bytes = good.clone().into_bytes();
+    let i = good.len() / 2;
+    bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(bytes).unwrap();
+    for _ in 0..2 {
+        assert_eq!(app(&tampered).await, StatusCode::UNAUTHORIZED, "tampered");
+    }
+    assert_eq!(app(&good).await, StatusCode::OK, "the original still works");
+
+    // Revocation: signed out everywhere through the admin CLI, refused on the next request.
+    let (code_, _, err) =
+        common::portcullis(&["admin", "--config", common::path_str(&env.config), "sign-out", "alice"]);
+    assert_eq!(code_, 0, "{err}");
+    assert_eq!(app(&good).await, StatusCode::UNAUTHORIZED, "revoked on the next request");
+
+    // Key retirement: a cookie signed by a key rotated out twice is refused.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let fresh = Session::new("alice", "wiki", SessionLevel::BothFactors, now(), 3600).to_cookie(&keys);
+    assert_eq!(app(&fresh).await, StatusCode::OK, "a session after the sign-out works");
+    for _ in 0..2 {
+        let (code_, _, err) = common::portcullis(&["admin", "--config", common::path_str(&env.config), "rotate-keys"]);
+        assert_eq!(code_, 0, "{err}");
+    }
+    assert_eq!(app(&fresh).await, StatusCode::UNAUTHORIZED, "its key retired");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_returns_to_another_app_through_a_single_use_code() {
     let env = Env::new("", &apps());

@@ -23,6 +23,32 @@ pub struct User {
     pub role: Role,
     /// The language of the user's mails (`en`, `ja`); `None`: English.
     pub lang: Option<String>,
+    /// The identity headers' values for the app, built once at load.
+    pub headers: IdentityHeaders,
+}
+
+/// `x-portcullis-user`, `-groups` and `-email` of a user, ready to forward:
+/// made at load, so a forwarded request clones them (a reference count)
+/// rather than building strings.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user: http::HeaderValue,
+    pub groups: http::HeaderValue,
+    pub email: Option<http::HeaderValue>,
+}
+
+impl IdentityHeaders {
+    /// Names and groups are checked to be `[A-Za-z0-9._@-]` and emails printable
+    /// ASCII before this, so every value is a valid header value; one that is
+    /// not is left out rather than forwarded half.
+    fn of(username: &str, groups: &[String], email: Option<&str>) -> IdentityHeaders {
+        let value = |s: &str| http::HeaderValue::from_str(s).ok();
+        IdentityHeaders {
+            user: value(username).unwrap_or(http::HeaderValue::from_static("")),
+            groups: value(&groups.join(",")).unwrap_or(http::HeaderValue::from_static("")),
+            email: email.and_then(value),
+        }
+    }
 }
 
 /// What a user may do besides signing in (`role` in the users file).
@@ -147,6 +173,7 @@ pub fn load(src: &Source, group_id: &dyn Fn(&str) -> Option<GroupId>) -> Result<
                 }
             };
         let user = User {
+            headers: IdentityHeaders::of(name, &u.groups, u.email.as_deref()),
             role,
             lang,
             username: name.to_string(),

@@ -25,11 +25,9 @@ use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// Longest value [`KeyRing::verify`] looks at; browsers keep at most 4096
@@ -79,14 +77,14 @@ impl std::error::Error for CookieError {}
 pub struct CookieKey {
     pub id: u32,
     secret: [u8; SECRET_LEN],
-    /// HMAC state already keyed with `secret`; cloned per use.
-    keyed: Hmac<Sha256>,
+    /// HMAC-SHA256 key with its inner and outer pads already hashed (ring:
+    /// assembly SHA-256, with the CPU's SHA extensions where present).
+    keyed: ring::hmac::Key,
 }
 
 impl CookieKey {
     fn new(id: u32, secret: [u8; SECRET_LEN]) -> CookieKey {
-        // HMAC accepts keys of any length, so this cannot fail.
-        let keyed = Hmac::<Sha256>::new_from_slice(&secret).expect("HMAC takes any key length");
+        let keyed = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret);
         CookieKey { id, secret, keyed }
     }
 
@@ -98,11 +96,13 @@ impl CookieKey {
 
     /// HMAC of `purpose`, a 0 byte, and `signed`.
     fn mac(&self, purpose: &str, signed: &str) -> [u8; MAC_LEN] {
-        let mut mac = self.keyed.clone();
+        let mut mac = ring::hmac::Context::with_key(&self.keyed);
         mac.update(purpose.as_bytes());
         mac.update(&[0]);
         mac.update(signed.as_bytes());
-        mac.finalize().into_bytes().into()
+        let mut out = [0u8; MAC_LEN];
+        out.copy_from_slice(mac.sign().as_ref());
+        out
     }
 }
 

@@ -5,5 +5,6 @@
 pub mod client_ip;
 pub mod cookie;
 pub mod jwt;
+pub mod memo;
 pub mod pass;
 pub mod session;

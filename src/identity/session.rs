@@ -249,12 +249,20 @@ impl Session {
         now: u64,
         idle_timeout_secs: u64,
     ) -> Result<Session, SessionError> {
-        let session = Session::decode(&keys.verify(PURPOSE, value)?)?;
+        let session = Session::verified(value, keys)?;
         session.check(app, now, idle_timeout_secs)?;
         Ok(session)
     }
 
-    fn check(&self, app: &str, now: u64, idle_timeout_secs: u64) -> Result<(), SessionError> {
+    /// Verifies and decodes a cookie value, and nothing more: what the value
+    /// says, for [`Session::check`] to judge at a given time.
+    pub fn verified(value: &str, keys: &KeyRing) -> Result<Session, SessionError> {
+        Ok(Session::decode(&keys.verify(PURPOSE, value)?)?)
+    }
+
+    /// Issued for `app`, not in the future (beyond the clock skew), neither
+    /// expired nor idle at `now`.
+    pub fn check(&self, app: &str, now: u64, idle_timeout_secs: u64) -> Result<(), SessionError> {
         if self.app != app {
             return Err(SessionError::OtherApp);
         }

@@ -88,7 +88,7 @@ impl Portcullis {
             session: ctx.session.as_ref(),
             peer_cert,
             cert_listener: Some(login.app_port),
-            pass: ctx.pass.as_ref().map(|p| &p.pass),
+            pass: ctx.pass.as_ref().map(|p| &*p.pass),
         };
         portal.handle(session).await?;
         Ok(true)

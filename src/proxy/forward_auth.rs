@@ -22,7 +22,7 @@
 use super::{path, respond, Portcullis};
 use crate::config::{Config, DeviceCertMode};
 use crate::identity::client_ip::{client_ip, TrustedProxies};
-use crate::policy::decide::{decide, Action, Challenge, Rule};
+use crate::policy::decide::{decide, Action, Challenge};
 use crate::policy::expr::{Facts, GroupMask};
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -159,20 +159,10 @@ impl Portcullis {
         let decision = decide(app, &config.groups, &facts, valid.as_ref().map(|s| &s.facts));
         let reply = match decision.action {
             Action::Forward => {
-                let auth = match decision.rule {
-                    Rule::Bypass => "bypass",
-                    Rule::OtpSkip => "first_factor",
-                    _ => "both_factors",
-                };
-                let mut r = Reply::empty(200).with_header("x-portcullis-auth", auth.to_owned());
+                let mut r = Reply::empty(200).with_header("x-portcullis-auth", super::auth_name(decision.rule).into());
                 if let Some(s) = valid.as_ref() {
-                    if let Some(user) = config.users.get(&s.session.user) {
-                        r = r
-                            .with_header("x-portcullis-user", user.username.clone())
-                            .with_header("x-portcullis-groups", user.groups.join(","));
-                        if let Some(email) = &user.email {
-                            r = r.with_header("x-portcullis-email", email.clone());
-                        }
+                    for (name, value) in super::identity_headers(&config, s) {
+                        r = r.with_named_header(http::HeaderName::from_static(name), value.clone());
                     }
                     if let (Some(jwt), Some(token)) =
                         (config.identity.jwt.as_ref(), self.auth.identity_token(&config, app, &s.session))
@@ -181,16 +171,7 @@ impl Portcullis {
                     }
                     if s.refresh {
                         // The sliding idle timeout: the other proxy passes this on (see the README).
-                        let mut fresh = s.session.clone();
-                        fresh.seen_at = self.auth.clock.now();
-                        let max_age = fresh.expires_at.saturating_sub(fresh.seen_at);
-                        let value = fresh.to_cookie(&self.auth.keys.load());
-                        let cookie = crate::identity::cookie::set_cookie(
-                            crate::identity::session::SESSION_COOKIE,
-                            &value,
-                            Some(max_age),
-                        );
-                        r = r.with_cookies(vec![cookie]);
+                        r = r.with_cookies(vec![self.auth.refreshed_session_cookie(&s.session)]);
                     }
                 }
                 r

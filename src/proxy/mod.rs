@@ -160,11 +160,7 @@ impl Portcullis {
         match d.action {
             Action::Forward => {
                 ctx.outcome = Outcome::Forward;
-                ctx.auth = match d.rule {
-                    Rule::Bypass => "bypass",
-                    Rule::OtpSkip => "first_factor",
-                    _ => "both_factors",
-                };
+                ctx.auth = auth_name(d.rule);
                 None
             }
             Action::Deny => {
@@ -281,7 +277,7 @@ impl ProxyHttp for Portcullis {
                 session: ctx.session.as_ref(),
                 peer_cert,
                 cert_listener: None,
-                pass: ctx.pass.as_ref().map(|p| &p.pass),
+                pass: ctx.pass.as_ref().map(|p| &*p.pass),
             };
             portal.handle(session).await?;
             return Ok(true);
@@ -320,16 +316,16 @@ impl ProxyHttp for Portcullis {
         if let Some(a) = req.uri.authority().map(|a| a.to_string()) {
             req.insert_header(http::header::HOST, a)?;
         }
-        let host = request_host(req).unwrap_or_default().to_string();
-        req.insert_header("x-forwarded-for", ctx.client_ip.to_string())?;
-        req.insert_header("x-forwarded-proto", "https")?;
-        req.insert_header("x-forwarded-host", host)?;
-        req.insert_header("x-portcullis-auth", ctx.auth)?;
-        if let Some(user) = ctx.session.as_ref().and_then(|s| ctx.config.users.get(&s.session.user)) {
-            req.insert_header("x-portcullis-user", user.username.as_str())?;
-            req.insert_header("x-portcullis-groups", user.groups.join(","))?;
-            if let Some(email) = &user.email {
-                req.insert_header("x-portcullis-email", email.as_str())?;
+        let host = forwarded_host(req);
+        req.insert_header("x-forwarded-for", ip_header(ctx.client_ip))?;
+        req.insert_header("x-forwarded-proto", http::HeaderValue::from_static("https"))?;
+        if let Some(host) = host {
+            req.insert_header("x-forwarded-host", host)?;
+        }
+        req.insert_header("x-portcullis-auth", http::HeaderValue::from_static(ctx.auth))?;
+        if let Some(s) = ctx.session.as_ref() {
+            for (name, value) in identity_headers(&ctx.config, s) {
+                req.insert_header(name, value.clone())?;
             }
         }
         // The signed identity: signed once per session, app and key, then reused.
@@ -349,16 +345,12 @@ impl ProxyHttp for Portcullis {
     ) -> Result<()> {
         // Sliding idle timeout: an active session's cookie is re-issued now and then.
         if let Some(s) = ctx.session.as_ref().filter(|s| s.refresh && ctx.outcome == Outcome::Forward) {
-            let mut fresh = s.session.clone();
-            fresh.seen_at = self.auth.clock.now();
-            let max_age = fresh.expires_at.saturating_sub(fresh.seen_at);
-            let value = fresh.to_cookie(&self.auth.keys.load());
-            let cookie =
-                crate::identity::cookie::set_cookie(crate::identity::session::SESSION_COOKIE, &value, Some(max_age));
-            resp.append_header(http::header::SET_COOKIE, cookie)?;
+            resp.append_header(http::header::SET_COOKIE, self.auth.refreshed_session_cookie(&s.session))?;
         }
-        if ctx.app.is_some_and(|a| ctx.config.app(a).hsts) && !resp.headers.contains_key("strict-transport-security") {
-            resp.insert_header("strict-transport-security", respond::HSTS)?;
+        if ctx.app.is_some_and(|a| ctx.config.app(a).hsts)
+            && !resp.headers.contains_key(http::header::STRICT_TRANSPORT_SECURITY)
+        {
+            resp.insert_header("strict-transport-security", http::HeaderValue::from_static(respond::HSTS))?;
         }
         // A pass in use is re-issued on this host at most hourly (renewed
         // when so configured), and the use is recorded in the next batch.
@@ -382,6 +374,47 @@ impl ProxyHttp for Portcullis {
             access_log(session, e, ctx, took);
         }
     }
+}
+
+/// `x-portcullis-auth`: how a forwarded request got through.
+fn auth_name(rule: Rule) -> &'static str {
+    match rule {
+        Rule::Bypass => "bypass",
+        Rule::OtpSkip => "first_factor",
+        _ => "both_factors",
+    }
+}
+
+/// `x-portcullis-user`, `-groups` and `-email` of a session's user, as built
+/// at load (none when the user is gone from the users file).
+fn identity_headers<'a>(
+    config: &'a Config,
+    s: &ValidSession,
+) -> impl Iterator<Item = (&'static str, &'a http::HeaderValue)> {
+    let user = config.users.get(&s.session.user).map(|u| &u.headers);
+    let fixed = user.into_iter().flat_map(|h| [("x-portcullis-user", &h.user), ("x-portcullis-groups", &h.groups)]);
+    fixed.chain(user.and_then(|h| h.email.as_ref()).map(|e| ("x-portcullis-email", e)))
+}
+
+/// `x-forwarded-host`: the request's host without its port. The Host header's
+/// own value is shared when it has no port (no copy).
+fn forwarded_host(req: &RequestHeader) -> Option<http::HeaderValue> {
+    let host = request_host(req)?;
+    match req.headers.get(http::header::HOST) {
+        Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
+        _ => http::HeaderValue::from_str(host).ok(),
+    }
+}
+
+/// An address as a header value, formatted without a `String` in between.
+fn ip_header(ip: IpAddr) -> http::HeaderValue {
+    use std::io::Write;
+    let mut buf = [0u8; 48];
+    let mut w = &mut buf[..];
+    // 48 bytes hold the longest IPv6 text (45 characters).
+    let _ = write!(w, "{ip}");
+    let len = 48 - w.len();
+    http::HeaderValue::from_bytes(&buf[..len]).unwrap_or(http::HeaderValue::from_static(""))
 }
 
 /// The audit event of a challenged or denied request, with what the decision
