@@ -9,8 +9,8 @@
 //! What the memo may and may not skip:
 //! - it skips only the signature check and the decoding, which depend on the
 //!   value's bytes and the key ring alone: an entry counts only for the very
-//!   same bytes (compared in constant time, so timing never tells how much of
-//!   a stranger's cookie an attacker guessed) under the very same ring (a
+//!   same bytes (the MAC compared in constant time, so timing never tells
+//!   how much of a stranger's MAC an attacker guessed) under the very same ring (a
 //!   rotation that retires a key empties every memo at its next use);
 //! - everything that depends on the time or on state (expiry, idle timeout,
 //!   revocation, the user still existing, the app) is checked by the caller on
@@ -29,6 +29,9 @@ use super::cookie::KeyRing;
 /// Entries per thread and kind. A power of two: the slot is chosen by bits of
 /// the value's MAC, which are uniform for honest values.
 const SLOTS: usize = 16;
+
+/// Characters of a signed value's MAC (base64url of 32 bytes, at its end).
+const MAC_CHARS: usize = 43;
 
 /// Values longer than this are verified each time and never remembered.
 const MAX_REMEMBERED: usize = 1024;
@@ -62,7 +65,7 @@ impl<T> Memo<T> {
         let bytes = value.as_bytes();
         let slot = slot_of(bytes);
         if let Some(e) = &self.slots[slot] {
-            if Arc::ptr_eq(&e.ring, ring) && e.value.len() == bytes.len() && bool::from(e.value.ct_eq(bytes)) {
+            if Arc::ptr_eq(&e.ring, ring) && same_value(&e.value, bytes) {
                 return Ok(e.decoded.clone());
             }
         }
@@ -72,6 +75,20 @@ impl<T> Memo<T> {
         }
         Ok(decoded)
     }
+}
+
+/// Whether a presented value is a remembered one. The MAC (the last 43
+/// characters) is what makes a value unforgeable, so it is compared in
+/// constant time: timing tells an attacker at most how much of the
+/// payload before it they guessed, which forges nothing.
+fn same_value(remembered: &[u8], presented: &[u8]) -> bool {
+    if remembered.len() != presented.len() {
+        return false;
+    }
+    let mac_at = presented.len().saturating_sub(MAC_CHARS);
+    let (payload, mac) = presented.split_at(mac_at);
+    let (payload_r, mac_r) = remembered.split_at(mac_at);
+    bool::from(mac_r.ct_eq(mac)) & (payload_r == payload)
 }
 
 /// A slot from the value's last bytes (the end of its base64 MAC).

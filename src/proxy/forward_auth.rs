@@ -161,8 +161,8 @@ impl Portcullis {
             Action::Forward => {
                 let mut r = Reply::empty(200).with_header("x-portcullis-auth", super::auth_name(decision.rule).into());
                 if let Some(s) = valid.as_ref() {
-                    for (name, value) in super::identity_headers(&config, s) {
-                        r = r.with_named_header(http::HeaderName::from_static(name), value.clone());
+                    for (name, _, value) in super::identity_headers(&config, s) {
+                        r = r.with_named_header(name.clone(), value.clone());
                     }
                     if let (Some(jwt), Some(token)) =
                         (config.identity.jwt.as_ref(), self.auth.identity_token(&config, app, &s.session))

@@ -316,16 +316,21 @@ impl ProxyHttp for Portcullis {
         if let Some(a) = req.uri.authority().map(|a| a.to_string()) {
             req.insert_header(http::header::HOST, a)?;
         }
+        // Up to eight headers follow: each map grows once, and every name is
+        // a constant parsed at compile time (see vendor/README.md).
+        req.reserve_headers(8)?;
         let host = forwarded_host(req);
-        req.insert_header("x-forwarded-for", ip_header(ctx.client_ip))?;
-        req.insert_header("x-forwarded-proto", http::HeaderValue::from_static("https"))?;
+        req.insert_parsed_header(&names::X_FORWARDED_FOR, "x-forwarded-for", ip_header(ctx.client_ip))?;
+        let https = http::HeaderValue::from_static("https");
+        req.insert_parsed_header(&names::X_FORWARDED_PROTO, "x-forwarded-proto", https)?;
         if let Some(host) = host {
-            req.insert_header("x-forwarded-host", host)?;
+            req.insert_parsed_header(&names::X_FORWARDED_HOST, "x-forwarded-host", host)?;
         }
-        req.insert_header("x-portcullis-auth", http::HeaderValue::from_static(ctx.auth))?;
+        let auth = http::HeaderValue::from_static(ctx.auth);
+        req.insert_parsed_header(&names::X_PORTCULLIS_AUTH, "x-portcullis-auth", auth)?;
         if let Some(s) = ctx.session.as_ref() {
-            for (name, value) in identity_headers(&ctx.config, s) {
-                req.insert_header(name, value.clone())?;
+            for (name, case, value) in identity_headers(&ctx.config, s) {
+                req.insert_parsed_header(name, case, value.clone())?;
             }
         }
         // The signed identity: signed once per session, app and key, then reused.
@@ -350,7 +355,8 @@ impl ProxyHttp for Portcullis {
         if ctx.app.is_some_and(|a| ctx.config.app(a).hsts)
             && !resp.headers.contains_key(http::header::STRICT_TRANSPORT_SECURITY)
         {
-            resp.insert_header("strict-transport-security", http::HeaderValue::from_static(respond::HSTS))?;
+            let hsts = http::HeaderValue::from_static(respond::HSTS);
+            resp.insert_parsed_header(&http::header::STRICT_TRANSPORT_SECURITY, "strict-transport-security", hsts)?;
         }
         // A pass in use is re-issued on this host at most hourly (renewed
         // when so configured), and the use is recorded in the next batch.
@@ -385,15 +391,34 @@ fn auth_name(rule: Rule) -> &'static str {
     }
 }
 
-/// `x-portcullis-user`, `-groups` and `-email` of a session's user, as built
-/// at load (none when the user is gone from the users file).
+/// The names of the headers the proxy sets, parsed at compile time.
+mod names {
+    use http::HeaderName;
+    pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+    pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    pub static X_PORTCULLIS_AUTH: HeaderName = HeaderName::from_static("x-portcullis-auth");
+    pub static X_PORTCULLIS_USER: HeaderName = HeaderName::from_static("x-portcullis-user");
+    pub static X_PORTCULLIS_GROUPS: HeaderName = HeaderName::from_static("x-portcullis-groups");
+    pub static X_PORTCULLIS_EMAIL: HeaderName = HeaderName::from_static("x-portcullis-email");
+}
+
+/// `x-portcullis-user`, `-groups` and `-email` of a session's user (name,
+/// its spelling, value), as built at load; none when the user is gone from
+/// the users file.
 fn identity_headers<'a>(
     config: &'a Config,
     s: &ValidSession,
-) -> impl Iterator<Item = (&'static str, &'a http::HeaderValue)> {
+) -> impl Iterator<Item = (&'static http::HeaderName, &'static str, &'a http::HeaderValue)> {
     let user = config.users.get(&s.session.user).map(|u| &u.headers);
-    let fixed = user.into_iter().flat_map(|h| [("x-portcullis-user", &h.user), ("x-portcullis-groups", &h.groups)]);
-    fixed.chain(user.and_then(|h| h.email.as_ref()).map(|e| ("x-portcullis-email", e)))
+    let fixed = user.into_iter().flat_map(|h| {
+        [
+            (&names::X_PORTCULLIS_USER, "x-portcullis-user", &h.user),
+            (&names::X_PORTCULLIS_GROUPS, "x-portcullis-groups", &h.groups),
+        ]
+    });
+    let email = user.and_then(|h| h.email.as_ref());
+    fixed.chain(email.map(|e| (&names::X_PORTCULLIS_EMAIL, "x-portcullis-email", e)))
 }
 
 /// `x-forwarded-host`: the request's host without its port. The Host header's
