@@ -10,13 +10,15 @@ run to run within about 1 %, unlike req/s on a shared 2-core machine.
         portcullis builds compared (say one from main, one from a branch): the
         bypass and session paths of each, a table on stdout, no file written
 
-Every target runs under `valgrind --tool=callgrind` with one worker thread and
-serves one HTTPS keep-alive connection (TLS 1.3, HTTP/1.1, h2load as the client)
-in front of the same origin (nginx, one worker, a 22-byte response, not under
-valgrind). Each figure is two runs, with N/5 and N requests: the difference of
-the two totals over the difference of the counts is the cost of one request,
-with start-up, the login, the checks and the TLS handshake cancelled out. R such
-pairs give the median and the min–max spread.
+Every target runs under `valgrind --tool=callgrind` with one worker thread in
+front of the same origin (nginx, one worker, a 22-byte response, not under
+valgrind). Once it is up (and, for portcullis, signed in and checked), it serves
+two HTTPS keep-alive connections one after the other (TLS 1.3 with
+TLS_AES_128_GCM_SHA256, HTTP/1.1, `h2load -c 1`), N/5 requests then N, and the
+instructions of each are dumped apart (`callgrind_control --dump`): the
+difference over the difference of the request counts is the cost of one
+request, the handshake and the connection's set-up cancelled out, start-up and
+the login not counted at all. R fresh servers give the median and the min–max.
 
 Targets (suite): bare Pingora (benches/harness/bare-pingora: upstream Pingora,
 fat LTO, one codegen unit, mimalloc); portcullis, internal address (bypass) with
@@ -138,12 +140,12 @@ bypass = "never"
     return start
 
 
-def portcullis_specs(w, binary, origin, certs, name=""):
+def portcullis_specs(w, binary, origin, certs, key="", name=""):
     """The portcullis targets of one binary: bypass and session with 10 CIDRs."""
     start = portcullis_start(w, binary, origin, certs, 10)
-    return [Spec(f"pc-bypass-10{name}", f"portcullis bypass (10 CIDRs){name}", "portcullis", start,
+    return [Spec(f"pc-bypass-10{key}", f"portcullis bypass (10 CIDRs){name}", "portcullis", start,
                  "bypass.localhost", "bypass"),
-            Spec(f"pc-session-10{name}", f"portcullis session (10 CIDRs){name}", "portcullis", start,
+            Spec(f"pc-session-10{key}", f"portcullis session (10 CIDRs){name}", "portcullis", start,
                  "session.localhost", "session")]
 
 
@@ -272,15 +274,44 @@ def h2load(spec, port, headers, requests):
     spec.tls.add((proto.group(1), cipher.group(1) if cipher else "?"))
 
 
-def total_instructions(spec, w, requests, tag):
-    """Instructions of one callgrind run that serves `requests` requests on one connection."""
+def callgrind_control(proc, *args):
+    r = run(["callgrind_control", *args, str(proc.pid)], timeout=300)
+    if r.returncode != 0 or "OK" not in r.stdout:
+        sys.exit(f"callgrind_control {' '.join(args)} {proc.pid} failed:\n{r.stdout}{r.stderr}")
+
+
+def dumped_totals(out):
+    """{dump name: instructions} from the parts callgrind wrote (out.1, out.2, …)."""
+    parts = {}
+    for f in out.parent.glob(out.name + ".*"):
+        text = f.read_text()
+        trigger = re.search(r"^desc: Trigger: dump (\S+)", text, re.M)
+        total = re.search(r"^(?:totals|summary): (\d+)", text, re.M)
+        if trigger and total:
+            parts[trigger.group(1)] = int(total.group(1))
+        f.unlink()
+    return parts
+
+
+def instructions_pair(spec, w, low, high, tag):
+    """One server under callgrind: instructions of `low` requests, then of `high` requests,
+    each on a new TLS connection, counted apart (callgrind_control --dump after each)."""
     argv, port = spec.start()
     out, log = w / f"callgrind-{spec.key}-{tag}.out", w / f"callgrind-{spec.key}-{tag}.log"
     env = dict(os.environ, RUST_LOG="warn")
-    proc = spawn(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv], log, env=env)
+    # Start-up, the login and the checks run uninstrumented (faster); counting starts just
+    # before the measured connections, and each dump resets the counters.
+    proc = spawn(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *argv],
+                 log, env=env)
     try:
         wait_ready(spec, port, proc, log)
-        h2load(spec, port, prepare(spec, port), requests)
+        headers = prepare(spec, port)
+        callgrind_control(proc, "--instr=on")
+        callgrind_control(proc, "--dump=setup")
+        h2load(spec, port, headers, low)
+        callgrind_control(proc, "--dump=low")
+        h2load(spec, port, headers, high)
+        callgrind_control(proc, "--dump=high")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, spec.stop)
@@ -289,18 +320,17 @@ def total_instructions(spec, w, requests, tag):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             sys.exit(f"{spec.label} did not stop on {spec.stop!r} within 300 s under valgrind; log {log}")
-    for line in out.read_text().splitlines():
-        if line.startswith(("totals:", "summary:")):
-            out.unlink()
-            return int(line.split()[1])
-    sys.exit(f"no totals in {out} ({spec.label}); log {log}")
+    parts = dumped_totals(out)
+    out.unlink(missing_ok=True)
+    if "low" not in parts or "high" not in parts:
+        sys.exit(f"callgrind wrote no counts for {spec.label} (parts {sorted(parts)}); log {log}")
+    return parts["low"], parts["high"]
 
 
 def measure(spec, w, requests, repeat):
     low, high = requests // 5, requests
     for i in range(repeat):
-        a = total_instructions(spec, w, low, f"{i}-low")
-        b = total_instructions(spec, w, high, f"{i}-high")
+        a, b = instructions_pair(spec, w, low, high, str(i))
         spec.runs.append((b - a) / (high - low))
         progress(f"{spec.label}, repeat {i + 1}/{repeat}: {spec.runs[-1]:,.0f} instructions/request "
                  f"({a:,} for {low}, {b:,} for {high} requests)")
@@ -400,8 +430,10 @@ def versions():
     v["valgrind"] = run(["valgrind", "--version"]).stdout.strip().replace("valgrind-", "")
     v["rustc"] = run(["rustc", "--version"]).stdout.split()[1] if run(["rustc", "--version"]).returncode == 0 else "?"
     commit = run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).stdout.strip() or "?"
-    dirty = run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"]).stdout.strip()
-    v["portcullis"] = commit + (" with uncommitted changes" if dirty else "")
+    # Changes to what the binary is built from (not to the harness or the docs).
+    dirty = run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "src", "vendor",
+                 "Cargo.toml", "Cargo.lock", "build.rs", "benches/harness/bare-pingora"]).stdout.strip()
+    v["portcullis"] = commit + (" with uncommitted changes to its sources" if dirty else "")
     return v
 
 
@@ -420,10 +452,10 @@ def section(cfg, specs, rss, stamp, elapsed, heading):
         lines += [f"{heading} Instructions per request (callgrind) — {stamp:%Y-%m-%d %H:%M} UTC", ""]
     lines += [
         f"`{cfg.command}`, {stamp:%Y-%m-%d %H:%M} UTC, {elapsed:.0f} s; {machine()}.  ",
-        f"One worker thread each under `valgrind --tool=callgrind` (every thread of the process counted), one HTTPS "
-        f"keep-alive connection ({', '.join(' '.join(t) for t in tls) or 'TLS 1.3'}), HTTP/1.1, h2load; "
-        f"({cfg.requests} − {cfg.requests // 5} requests) differential, median and min–max of {cfg.repeat} "
-        "repeat(s); the same nginx origin (22-byte body, not under valgrind) behind every proxy.  ",
+        f"One worker thread each under `valgrind --tool=callgrind` (every thread of the process counted), HTTPS "
+        f"keep-alive ({', '.join(' '.join(t) for t in tls) or 'TLS 1.3'}), HTTP/1.1, h2load; a connection of "
+        f"N = {cfg.requests} requests less one of N/5 = {cfg.requests // 5}, median and min–max of R = {cfg.repeat} "
+        "server(s); the same nginx origin (22-byte body, not under valgrind) behind every proxy.  ",
         f"Versions: portcullis {v['portcullis']} (release profile: {release_profile(ROOT / 'Cargo.toml')}), "
         f"bare Pingora 0.9.1 from crates.io ({release_profile(ROOT / 'benches/harness/bare-pingora/Cargo.toml')}, "
         f"mimalloc), nginx {v['nginx']}, HAProxy {v['haproxy']}, valgrind {v['valgrind']}, h2load {v['h2load']}, "
@@ -444,10 +476,11 @@ def write_results(cfg, specs, rss, stamp, elapsed):
     RESULTS.mkdir(parents=True, exist_ok=True)
     report = "\n".join([
         f"# portcullis instructions per request — {stamp:%Y-%m-%d %H:%M} UTC", "",
-        "Written by `benches/harness/run.sh --instructions` (benches/harness/callgrind.py). Each figure: two "
-        "callgrind runs of a fresh server, N/5 and N requests on one TLS connection; the difference of their "
-        "instruction totals over the difference of the request counts, so start-up, the login, the identity "
-        "check and the handshake cancel out. Targets:", "",
+        "Written by `benches/harness/run.sh --instructions` (benches/harness/callgrind.py). Each figure: a "
+        "fresh server under callgrind serves two keep-alive TLS connections, N/5 then N requests, counted apart "
+        "(`callgrind_control --dump` after each); the difference of their instructions over the difference of "
+        "the request counts is the cost of one request, with the handshake cancelled out and start-up, the "
+        "login and the identity check not counted. R servers give the median and min–max. Targets:", "",
         "- **bare Pingora**: benches/harness/bare-pingora, upstream Pingora 0.9.1 (not portcullis's patched "
         "copy), TLS pass-through to the origin, no access control; fat LTO, one codegen unit, mimalloc, rustls "
         "with ring: the strongest build of the baseline.",
@@ -479,13 +512,18 @@ def write_results(cfg, specs, rss, stamp, elapsed):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=4000, help="N: the runs serve N/5 and N requests (4000)")
-    ap.add_argument("--repeat", type=int, default=3, help="R: differential pairs per figure (3)")
+    ap.add_argument("--requests", type=int, help="N: the connections carry N/5 and N requests (4000; quick: 200)")
+    ap.add_argument("--repeat", type=int, help="R: servers (differential pairs) per figure (3; quick: 1)")
+    ap.add_argument("--quick", action="store_true",
+                    help="with --suite: smoke check (bare Pingora, portcullis bypass and session; no file written)")
     ap.add_argument("--suite", action="store_true", help="every target, results files written (run.sh --instructions)")
     ap.add_argument("--no-write", action="store_true", help="with --suite: print only, write no file")
     ap.add_argument("--command", default="benches/harness/run.sh --instructions")
     ap.add_argument("binaries", nargs="*", help="portcullis builds to compare (without --suite)")
     cfg = ap.parse_args()
+    cfg.requests = cfg.requests or (200 if cfg.quick else 4000)
+    cfg.repeat = cfg.repeat or (1 if cfg.quick else 3)
+    cfg.no_write = cfg.no_write or cfg.quick
     if cfg.suite == bool(cfg.binaries):
         ap.error("give either --suite or portcullis binaries")
     if cfg.requests < 50 or cfg.repeat < 1:
@@ -503,7 +541,11 @@ def main():
     elapsed = time.monotonic() - t0
     by = {s.key: s for s in specs}
     print("\n".join(table(specs, by.get("bare"), by.get("nginx"))))
-    if cfg.suite:
+    for i, b in enumerate(cfg.binaries[1:], 1):  # builds compared: each against the first
+        print(f"`{b}` against `{cfg.binaries[0]}`: " + ", ".join(
+            f"{path} {med(by[f'pc-{path}-10-{i}']) / med(by[f'pc-{path}-10-0']) - 1:+.2%}"
+            for path in ("bypass", "session")))
+    if cfg.suite and not cfg.quick:
         print()
         print("\n".join(goals(by, rss)))
         if rss:
@@ -521,7 +563,9 @@ def run_all(cfg, w):
     origin = bench.start_origin(w)
     progress(f"origin (nginx, 1 worker, not under valgrind) on 127.0.0.1:{origin}; {machine()}")
     rss = {}
-    if cfg.suite:
+    if cfg.quick:
+        specs = [bare_spec(w, origin, certs), *portcullis_specs(w, portcullis, origin, certs)]
+    elif cfg.suite:
         specs = [bare_spec(w, origin, certs), *portcullis_specs(w, portcullis, origin, certs),
                  Spec("pc-bypass-100000", "portcullis bypass (100 000 CIDRs)", "portcullis",
                       portcullis_start(w, portcullis, origin, certs, 100_000), "bypass.localhost", "bypass")]
@@ -536,8 +580,7 @@ def run_all(cfg, w):
             progress(f"idle RSS of {spec.label.replace(' bypass', '')}: {rss[key]:.1f} MiB")
     else:
         specs = [s for i, b in enumerate(cfg.binaries)
-                 for s in portcullis_specs(w, Path(b).resolve(), origin, certs, f" [{b}]" if len(cfg.binaries) > 1
-                                           else "")]
+                 for s in portcullis_specs(w, Path(b).resolve(), origin, certs, f"-{i}", f", `{b}`")]
     for spec in specs:
         measure(spec, w, cfg.requests, cfg.repeat)
     return specs, rss

@@ -14,9 +14,9 @@
 #   benches/results/latest.md and the README's Performance section.
 #
 #   benches/harness/run.sh                  full load run (about 11 minutes on 2 cores)
-#   benches/harness/run.sh --quick          load smoke check, about a minute after the build (CI)
+#   benches/harness/run.sh --quick          smoke check of both modes, about 1.5 minutes after the build (CI)
 #   benches/harness/run.sh --rounds 1 --tls-seconds 1    a reduced full run (options go to bench.py)
-#   benches/harness/run.sh --instructions   instruction counts (N = 4000, R = 3; about 25 minutes)
+#   benches/harness/run.sh --instructions   instruction counts (N = 4000, R = 3; about 4 minutes after the builds)
 #   benches/harness/run.sh --instructions --requests 2000 --repeat 2   a shorter one
 #
 # Everything runs on 127.0.0.0/8 with its own configs on free ports; the system
@@ -25,10 +25,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-instructions=0
+instructions=0 quick=0
 args=()
 for a in "$@"; do
   if [[ $a == --instructions ]]; then instructions=1; else args+=("$a"); fi
+  if [[ $a == --quick ]]; then quick=1; fi
 done
 
 need=()
@@ -37,7 +38,7 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v openssl >/dev/null || need+=(openssl)
 command -v curl >/dev/null || need+=(curl)
-if ((instructions)); then command -v valgrind >/dev/null || need+=(valgrind); fi
+if ((instructions || quick)); then command -v valgrind >/dev/null || need+=(valgrind); fi
 if ((${#need[@]})); then
   echo "installing ${need[*]}"
   sudo_=""; [[ $(id -u) == 0 ]] || sudo_=sudo
@@ -68,9 +69,18 @@ child=""
 stop() { if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then kill -TERM "$child"; wait "$child" || true; fi; }
 trap stop EXIT
 trap 'stop; exit 130' INT TERM
+status=0
 python3 "${script[@]}" ${args[@]+"${args[@]}"} &
 child=$!
-status=0
 wait "$child" || status=$?
 child=""
+# The smoke run checks the instruction mode too (bare Pingora, portcullis bypass and
+# session, N = 200, one repeat, no file written): about 30 seconds.
+if ((quick && !instructions && status == 0)); then
+  echo "instruction mode smoke check (callgrind.py --suite --quick)"
+  python3 benches/harness/callgrind.py --suite --quick &
+  child=$!
+  wait "$child" || status=$?
+  child=""
+fi
 exit "$status"
