@@ -2,8 +2,9 @@
 """Load harness of portcullis (issue #8): one machine, one run, interleaved rounds.
 
 Starts an origin (nginx, small keep-alive response) and, each in front of it,
-nginx `proxy_pass`, HAProxy, a bare Pingora proxy (src/bin/bare_pingora.rs) and
-portcullis in several modes and network-table sizes, all on 127.0.0.0/8 with
+nginx `proxy_pass`, HAProxy, a bare Pingora proxy (benches/harness/bare-pingora, a
+crate of its own: upstream Pingora, fat LTO) and portcullis in several modes and
+network-table sizes, all on 127.0.0.0/8 with
 free ports and their own configs. Measures every target in interleaved rounds
 (A B C ... A B C ...) with the same connections and duration, takes the median,
 and writes benches/results/latest.md and latest.svg (plus dated copies).
@@ -13,9 +14,17 @@ second instance of each that requests a client certificate from one client CA: b
 Pingora `--client-ca`, portcullis with `[device_certificates]` naming that CA, nginx
 `ssl_verify_client optional`, HAProxy `verify optional`.
 
+Before and after the rounds, every portcullis target is asked for the origin's
+`/whoami`, which echoes the identity headers the origin received: the session
+targets must have been forwarded as the signed-in user, the bypass targets as
+`bypass`; otherwise the run stops (a run where the fast path was not taken must
+not pass for one).
+
 Run through benches/harness/run.sh, which builds and installs what is missing.
 Figures are reported, never asserted: the quick mode only checks that every
 target answered with the status it should (a smoke check of the harness).
+The instruction-count mode is callgrind.py (`run.sh --instructions`), which
+reuses this module's servers.
 """
 
 import argparse
@@ -37,7 +46,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-RELEASE = ROOT / "target" / "release"
+# Where cargo put the binaries: $CARGO_TARGET_DIR (relative to the repository, as
+# run.sh runs cargo there) or target/. run.sh builds bare Pingora, a crate of its
+# own, into bare-pingora/ under it.
+TARGET = ROOT / os.environ.get("CARGO_TARGET_DIR", "target")
+RELEASE = TARGET / "release"
+BARE = TARGET / "bare-pingora" / "release" / "bare-pingora"
 RESULTS = ROOT / "benches" / "results"
 HASH = "$argon2id$v=19$m=19456,t=2,p=1$ew2XREgJJ/KSvmyjUGd9lg$0L4bmN+TdB6ufRDxKH+vUdnmjA0dGQP95mMedCgwR78"
 SESSION_COOKIE = "__Host-portcullis-session"
@@ -187,14 +201,58 @@ class OtherLoad:
 # ---------------------------------------------------------------- targets
 
 class Target:
-    def __init__(self, key, label, kind, port, proc, host="bench.localhost", headers=(), expect="2xx"):
+    """One thing to measure. `identity`: what the origin must have been told about the
+    client ("session": the signed-in user; "bypass": admitted by bypass; None: not checked)."""
+
+    def __init__(self, key, label, kind, port, proc, host="bench.localhost", headers=(), expect="2xx",
+                 identity=None):
         self.key, self.label, self.kind, self.port, self.proc = key, label, kind, port, proc
-        self.host, self.headers, self.expect = host, list(headers), expect
+        self.host, self.headers, self.expect, self.identity = host, list(headers), expect, identity
         self.pids = [proc.pid]
         self.runs, self.fixed = [], []
 
     def url(self):
         return f"https://{self.host}:{self.port}/"
+
+
+USER = "alice"  # the user the session targets are signed in as
+
+
+def whoami(host, port, headers):
+    """Asks the origin's /whoami through the proxy: (HTTP status, {"user": …, "auth": …}), the
+    identity headers the origin received with a request like the measured ones."""
+    args = ["curl", "-sk", "--max-time", "60", "-w", "\n%{http_code}", "--resolve", f"{host}:{port}:127.0.0.1"]
+    for h in headers:
+        args += ["-H", h]
+    r = run(args + [f"https://{host}:{port}/whoami"])
+    body, _, status = r.stdout.rpartition("\n")
+    seen = dict(m.groups() for m in re.finditer(r"(user|auth)=(\S*)", body)) if status == "200" else {}
+    return (status if r.returncode == 0 else f"curl exit {r.returncode}"), seen
+
+
+def identity_problem(identity, host, port, headers):
+    """None when the origin received what the target's path must send, else what went wrong.
+
+    session: forwarded as the signed-in user, not by bypass; bypass: 200 (no redirect to the
+    login page), admitted by bypass. A run that fails this measured something else."""
+    status, seen = whoami(host, port, headers)
+    if identity == "session":
+        ok = status == "200" and seen.get("user") == USER and seen.get("auth") not in (None, "", "bypass")
+        want = f"200 with user={USER} and a login's auth"
+    elif identity == "bypass":
+        ok = status == "200" and seen.get("auth") == "bypass"
+        want = "200 with auth=bypass"
+    else:
+        raise ValueError(identity)
+    return None if ok else f"the origin's /whoami answered {status} {seen or ''} (wanted {want})"
+
+
+def check_identity(t, when):
+    """Stops the run if the origin did not receive the identity the target is meant to measure."""
+    if t.identity:
+        problem = identity_problem(t.identity, t.host, t.port, t.headers)
+        if problem:
+            sys.exit(f"{t.label} on :{t.port}, {when}: {problem}; the path measured is not the one named")
 
 
 def write(path, text):
@@ -219,6 +277,11 @@ http {{
     server {{
         listen 127.0.0.1:{port} reuseport;
         location / {{ default_type text/plain; return 200 "hello from the origin\\n"; }}
+        # What the proxy told the origin about the client (identity_check reads it).
+        location = /whoami {{
+            default_type text/plain;
+            return 200 "user=$http_x_portcullis_user auth=$http_x_portcullis_auth\\n";
+        }}
     }}
 }}
 """)
@@ -250,6 +313,7 @@ http {{
         listen 127.0.0.1:{port} ssl http2 reuseport;
         ssl_certificate {certs}/server.crt;
         ssl_certificate_key {certs}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;  # nginx 1.22 offers TLS 1.3 only when told to
         {verify}
         location / {{
             proxy_pass http://origin;
@@ -295,7 +359,7 @@ backend be
 
 def start_bare(w, origin, certs, client_ca=None, key="bare"):
     port = free_port()
-    args = [str(RELEASE / "bare-pingora"), "--listen", f"127.0.0.1:{port}", "--upstream",
+    args = [str(BARE), "--listen", f"127.0.0.1:{port}", "--upstream",
             f"127.0.0.1:{origin}", "--cert", str(certs / "server.crt"), "--key", str(certs / "server.key"),
             "--threads", str(THREADS)]
     if client_ca:
@@ -328,7 +392,7 @@ def start_portcullis(w, origin, certs, cidrs, device_ca=None):
     d = w / f"portcullis-{cidrs}{'-device' if device_ca else ''}"
     d.mkdir()
     port, admin = free_port(), free_port()
-    write(d / "users.toml", f'[[user]]\nusername = "alice"\npassword = "{HASH}"\npolicy_group = "staff"\n'
+    write(d / "users.toml", f'[[user]]\nusername = "{USER}"\npassword = "{HASH}"\npolicy_group = "staff"\n'
           'groups = ["engineering"]\nemail = "alice@example.com"\n')
     nets = ",\n  ".join(f'"{c}"' for c in filler_cidrs(cidrs - 1))
     devices, per_app = "", ""
@@ -389,18 +453,19 @@ bypass = "internal_ip or network(\\"loopback\\")"
     tag = f"{cidrs:,} CIDRs".replace(",", " ")
     return [
         Target(f"pc-fast-{cidrs}", f"portcullis session ({tag})", "portcullis", port, p, "fast.localhost",
-               [f"cookie: {SESSION_COOKIE}={cookie}"]),
-        Target(f"pc-bypass-{cidrs}", f"portcullis bypass ({tag})", "portcullis", port, p, "bypass.localhost"),
+               [f"cookie: {SESSION_COOKIE}={cookie}"], identity="session"),
+        Target(f"pc-bypass-{cidrs}", f"portcullis bypass ({tag})", "portcullis", port, p, "bypass.localhost",
+               identity="bypass"),
         Target(f"pc-challenge-{cidrs}", f"portcullis challenge ({tag})", "portcullis", port, p, "fast.localhost",
                ["sec-fetch-mode: navigate", "accept: text/html"], expect="3xx"),
     ]
 
 
-def login(port):
-    r = run(["curl", "-sk", "-o", "/dev/null", "-D", "-", "--resolve", f"fast.localhost:{port}:127.0.0.1",
+def login(port, host="fast.localhost"):
+    r = run(["curl", "-sk", "-o", "/dev/null", "-D", "-", "--resolve", f"{host}:{port}:127.0.0.1",
              "-H", "content-type: application/json", "--data",
-             json.dumps({"username": "alice", "password": "portcullis-demo"}),
-             f"https://fast.localhost:{port}/.portcullis/api/login"])
+             json.dumps({"username": USER, "password": "portcullis-demo"}),
+             f"https://{host}:{port}/.portcullis/api/login"])
     m = re.search(rf"^set-cookie:\s*{re.escape(SESSION_COOKIE)}=([^;\r\n]+)", r.stdout, re.I | re.M)
     if not m:
         sys.exit(f"login on :{port} gave no session cookie:\n{r.stdout}{r.stderr}")
@@ -549,6 +614,11 @@ def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
+def spread(runs, key, fmt):
+    """min–max of one figure over the rounds."""
+    return "–".join(fmt.format(f(r[key] for r in runs)) for f in (min, max))
+
+
 def summary(t, runs):
     return {k: median([r[k] for r in runs]) for k in ("rps", "p50", "p99", "cpu_us")}
 
@@ -600,8 +670,16 @@ def write_report(cfg, targets, fixed, tls, elapsed, stamp, other):
         "",
         "## Throughput (closed loop, as fast as it goes)",
         "",
-        "| target | req/s | p50 | p99 | proxy CPU / req | peak RSS | vs bare Pingora | vs nginx | answers |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "Proxy CPU / req is the steadier figure on a shared machine (user + system CPU of the proxy's "
+        "processes over the run, divided by its requests); min–max are over the rounds. "
+        + (f"The origin's `/whoami`, asked through the proxy before and after the rounds, received the "
+           f"signed-in user from every session target and `bypass` from every bypass target "
+           f"({len(cfg.identity_checked)} checked), so the paths measured are the ones named."
+           if getattr(cfg, "identity_checked", None) else ""),
+        "",
+        "| target | req/s | min–max | proxy CPU / req | min–max | p50 | p99 | peak RSS | vs bare Pingora "
+        "(req/s) | vs bare Pingora (CPU / req) | vs nginx (req/s) | answers |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for t in targets.values():
         if not t.runs:
@@ -610,8 +688,10 @@ def write_report(cfg, targets, fixed, tls, elapsed, stamp, other):
         rss = peak_rss_mib(t.pids)
         ok = all(r["ok"] for r in t.runs)
         lines.append(
-            f"| {t.label} | {s['rps']:,.0f} | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | {s['cpu_us']:.1f} µs | "
-            f"{rss:.1f} MiB | {s['rps'] / sb['rps']:.1%} | {s['rps'] / sn['rps']:.1%} | "
+            f"| {t.label} | {s['rps']:,.0f} | {spread(t.runs, 'rps', '{:,.0f}')} | {s['cpu_us']:.1f} µs | "
+            f"{spread(t.runs, 'cpu_us', '{:.1f}')} µs | {fmt_us(s['p50'])} | {fmt_us(s['p99'])} | "
+            f"{rss:.1f} MiB | {s['rps'] / sb['rps']:.1%} | {s['cpu_us'] / sb['cpu_us']:.1%} | "
+            f"{s['rps'] / sn['rps']:.1%} | "
             f"{'all ' + t.expect if ok else 'UNEXPECTED ' + json.dumps(t.runs[-1]['status'])} |")
     lines += ["", f"## Fixed rate ({cfg.fixed_rate:,.0f} req/s, about half of bare-Pingora saturation)", "",
               "| target | achieved req/s | p50 | p99 | p99 added over bare Pingora | proxy CPU / req |",
@@ -694,11 +774,17 @@ def goals(cfg, targets, fixed, tls):
     noise = (max(r["rps"] for r in targets["bare"].runs) - min(r["rps"] for r in targets["bare"].runs)) / sb["rps"]
     out.append(f"Round-to-round spread of bare Pingora req/s: {noise:.0%} of its median; a goal whose margin "
                "is smaller than that is not resolved by this run, whatever the verdict says.")
+    cpu = [r["cpu_us"] for r in targets["bare"].runs]
+    out.append(f"Round-to-round spread of bare Pingora CPU / req: {(max(cpu) - min(cpu)) / sb['cpu_us']:.0%} of "
+               "its median.")
     out.append("")
     if f10 and f10.runs:
         s = summary(f10, f10.runs)
         out.append(f"- fast path ≥ 95 % of bare Pingora req/s: {s['rps'] / sb['rps']:.1%} "
                    f"({'met' if s['rps'] >= 0.95 * sb['rps'] else 'not met'})")
+        per_cpu = sb["cpu_us"] / s["cpu_us"]
+        out.append(f"- fast path ≥ 95 % of bare Pingora requests per CPU-second: {per_cpu:.1%} "
+                   f"({s['cpu_us']:.1f} vs {sb['cpu_us']:.1f} µs CPU / req; {'met' if per_cpu >= 0.95 else 'not met'})")
         out.append(f"- fast path ≥ nginx req/s: {s['rps'] / sn['rps']:.1%} of nginx "
                    f"({'met' if s['rps'] >= sn['rps'] else 'not met'})")
     bare = targets["bare"]
@@ -768,6 +854,26 @@ def svg_chart(cfg, targets, fixed, stamp):
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------- marked sections
+
+BEGIN, END = "<!-- instructions:begin -->", "<!-- instructions:end -->"
+
+
+def marked_section(text):
+    """The instruction-count section of a file (markers included), or None."""
+    i, j = text.find(BEGIN), text.find(END)
+    return text[i:j + len(END)] if 0 <= i < j else None
+
+
+def replace_marked(text, section, append=True):
+    """`text` with its marked section replaced by `section` (which carries the markers);
+    appended when absent (if `append`), else None."""
+    i, j = text.find(BEGIN), text.find(END)
+    if 0 <= i < j:
+        return text[:i] + section + text[j + len(END):]
+    return text.rstrip("\n") + "\n\n" + section + "\n" if append else None
+
+
 # ---------------------------------------------------------------- main
 
 def main():
@@ -823,6 +929,11 @@ def main():
                  f"without {got[None]}, with another CA's {got['other']}")
     for t in list(targets.values()) + list(mtls.values()):
         t.pids = tree_pids(t.proc.pid)
+    checked = [t for t in targets.values() if t.identity]
+    for t in checked:
+        check_identity(t, "before the rounds")
+    progress("the origin received the signed-in user from every session target and `bypass` from every "
+             f"bypass target ({len(checked)} checked)")
 
     # Closed loop, interleaved rounds.
     other, load_phase = {}, OtherLoad()
@@ -849,6 +960,10 @@ def main():
             progress(f"fixed {cfg.fixed_rate:,.0f} req/s, round {rnd + 1}/{cfg.rounds} {t.label}: "
                      f"{res['rps']:,.0f} req/s, p50 {fmt_us(res['p50'])}, p99 {fmt_us(res['p99'])}")
 
+    for t in checked:  # a session that stopped working mid-run would show here
+        check_identity(t, "after the rounds")
+    progress(f"after the rounds, the same identity checks passed ({len(checked)} targets)")
+    cfg.identity_checked = [t.label for t in checked]
     other["the load"] = load_phase.share()
     progress(f"processes outside the harness used {other['the load']:.0%} of the CPU during the load")
 
@@ -879,7 +994,10 @@ def main():
     # A smoke run keeps no dated copy: its figures mean nothing, and CI runs it often.
     dated = None if cfg.quick else f"{stamp:%Y-%m-%d-%H%M}"
     for base in filter(None, (name, dated)):
-        (RESULTS / f"{base}.md").write_text(md)
+        # The instruction-count section (callgrind.py) lives in latest.md too: keep it.
+        old = RESULTS / f"{base}.md"
+        kept = marked_section(old.read_text()) if base == "latest" and old.exists() else None
+        (RESULTS / f"{base}.md").write_text(md + ("\n" + kept + "\n" if kept else ""))
         (RESULTS / f"{base}.svg").write_text(svg)
     print(md)
     also = f" and {dated}.md/.svg" if dated else ""

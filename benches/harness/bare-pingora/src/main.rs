@@ -5,6 +5,10 @@
 //! same Pingora version as portcullis. Whatever portcullis costs beyond this
 //! binary is the price of its decisions.
 //!
+//! A crate of its own (see Cargo.toml): upstream Pingora from crates.io, not
+//! portcullis's patched copy; fat LTO and one codegen unit; mimalloc and the
+//! rustls ring provider, as portcullis.
+//!
 //! Usage: bare-pingora --listen 127.0.0.1:8443 --upstream 127.0.0.1:3000
 //!                     --cert server.crt --key server.key [--threads N] [--client-ca ca.crt]
 //!
@@ -18,6 +22,11 @@ use pingora::prelude::{http_proxy_service, HttpPeer, ProxyHttp, Server, Session}
 use pingora::server::configuration::ServerConf;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// The same allocator as portcullis (src/main.rs), so that the comparison
+/// prices access control, not malloc.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(about = "Minimal Pingora TLS pass-through proxy (load-harness baseline)")]
@@ -59,7 +68,9 @@ impl ProxyHttp for Bare {
 
 fn client_verifier(ca: &str) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in portcullis::tls::read_cert_chain(std::path::Path::new(ca))? {
+    let pem = std::fs::read(ca).map_err(|e| format!("cannot read `{ca}`: {e}"))?;
+    for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+        let cert = cert.map_err(|e| format!("`{ca}` is not valid PEM: {e}"))?;
         roots.add(cert).map_err(|e| format!("`{ca}`: {e}"))?;
     }
     rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
@@ -69,7 +80,8 @@ fn client_verifier(ca: &str) -> Result<Arc<dyn rustls::server::danger::ClientCer
 }
 
 fn main() -> Result<(), String> {
-    portcullis::tls::install_crypto_provider();
+    // The ring provider, as portcullis (src/tls.rs).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     let conf = ServerConf { threads: args.threads, ..ServerConf::default() };
     let mut server = Server::new_with_opt_and_conf(None, conf);
