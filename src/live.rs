@@ -65,6 +65,7 @@ impl Live {
                 crate::logging::apply(&new.log);
                 self.config.store(Arc::new(new));
                 self.generation.fetch_add(1, Ordering::Relaxed);
+                return_freed_memory();
                 crate::audit!("config_reloaded", summary = %summary);
                 for w in &warnings {
                     tracing::warn!("{w}");
@@ -111,4 +112,14 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<String> {
         w.push("[device_certificates] and its CA take effect in the TLS handshake at the next restart".to_string());
     }
     w
+}
+
+/// Hands the memory a config load freed (the parsed file, the builders of
+/// the lookup tables) back to the system now: mimalloc would keep it for a
+/// while, and a config of 100 000 CIDRs frees some 30 MB. Called once the
+/// new config is in place; with another global allocator it does nothing
+/// that matters (mimalloc's own heaps are empty then).
+pub fn return_freed_memory() {
+    // SAFETY: `mi_collect` takes no pointers; any thread may call it at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }

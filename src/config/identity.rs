@@ -54,6 +54,9 @@ pub struct IdentitySettings {
 pub struct JwtSettings {
     /// Lowercase, letters, digits and `-` only.
     pub header: http::HeaderName,
+    /// `header` as written on the wire, shared (a forwarded request's header
+    /// map takes a reference, not a copy).
+    pub spelling: bytes::Bytes,
     pub lifetime: Duration,
     pub issuer: String,
 }
@@ -62,6 +65,7 @@ impl Default for JwtSettings {
     fn default() -> JwtSettings {
         JwtSettings {
             header: http::HeaderName::from_static(DEFAULT_JWT_HEADER),
+            spelling: bytes::Bytes::from_static(DEFAULT_JWT_HEADER.as_bytes()),
             lifetime: DEFAULT_JWT_LIFETIME,
             issuer: DEFAULT_JWT_ISSUER.to_string(),
         }
@@ -95,8 +99,10 @@ pub fn compile(file: &IdentityFile) -> Result<IdentitySettings, (usize, String)>
             v.to_string()
         }
     };
+    let header = header.unwrap_or_else(|| http::HeaderName::from_static(DEFAULT_JWT_HEADER));
     let jwt = file.jwt.unwrap_or(true).then(|| JwtSettings {
-        header: header.unwrap_or_else(|| http::HeaderName::from_static(DEFAULT_JWT_HEADER)),
+        spelling: bytes::Bytes::copy_from_slice(header.as_str().as_bytes()),
+        header,
         lifetime,
         issuer,
     });

@@ -260,9 +260,17 @@ pub fn clean_request(
     also: Option<&http::HeaderName>,
 ) -> pingora::Result<()> {
     let doomed_name = |n: &[u8]| is_owned(n) || also.is_some_and(|h| is_spelling_of(n, h));
-    let mut doomed: Vec<String> =
-        req.headers.keys().filter(|n| doomed_name(n.as_str().as_bytes())).map(|n| n.as_str().to_string()).collect();
-    let has_hop = HOP_BY_HOP.iter().any(|h| req.headers.contains_key(*h));
+    // One pass over the names the request has (a handful), rather than a
+    // hashed lookup for every hop-by-hop name.
+    let mut doomed: Vec<String> = Vec::new();
+    let mut has_hop = false;
+    for name in req.headers.keys() {
+        let name = name.as_str();
+        has_hop |= HOP_BY_HOP.contains(&name);
+        if doomed_name(name.as_bytes()) {
+            doomed.push(name.to_string());
+        }
+    }
     if has_hop {
         let connection = req.headers.get_all(http::header::CONNECTION).into_iter().map(|v| v.as_bytes());
         doomed.extend(hop_by_hop_names(connection, is_upgrade));
@@ -287,8 +295,9 @@ pub fn clean_request(
     Ok(())
 }
 
+/// A Cookie header value holding a cookie [`strip_cookies`] would remove.
 fn has_own_cookie(value: &[u8]) -> bool {
-    super::OWN_COOKIE_PREFIXES.iter().any(|p| value.windows(p.len()).any(|w| w.eq_ignore_ascii_case(p.as_bytes())))
+    value.split(|&b| b == b';').any(|piece| is_own_cookie(piece.trim_ascii(), super::OWN_COOKIE_PREFIXES))
 }
 
 #[cfg(test)]

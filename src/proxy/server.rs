@@ -98,6 +98,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     server.add_service(background_service("revocation feed", FollowChanges(auth)));
 
     tracing::info!("portcullis listening on https://{https} (admin http://{admin})");
+    crate::live::return_freed_memory();
     server.run(RunArgs { shutdown_signal: Box::new(DrainOnSignal { live, grace }) });
     Ok(())
 }

@@ -255,19 +255,21 @@ impl RequestHeader {
     }
 
     /// [`Self::insert_header`] for a name the caller parsed once (a
-    /// `HeaderName::from_static` constant), written as `case` on the wire:
-    /// the name is neither parsed nor copied again. `case` must spell
-    /// `name` (ASCII case aside). (portcullis patch, see vendor/README.md)
+    /// `HeaderName::from_static` constant), written as `case` on the wire
+    /// (a `&'static str` or shared `Bytes`): the name is neither parsed nor
+    /// copied again. `case` must spell `name` (ASCII case aside).
+    /// (portcullis patch, see vendor/README.md)
     pub fn insert_parsed_header(
         &mut self,
         name: &HeaderName,
-        case: &'static str,
+        case: impl IntoCaseHeaderName,
         value: HeaderValue,
     ) -> Result<()> {
-        debug_assert!(case.eq_ignore_ascii_case(name.as_str()));
+        let case = case.into_case_header_name();
+        debug_assert!(case.as_slice().eq_ignore_ascii_case(name.as_str().as_bytes()));
         if let Some(name_map) = self.header_name_map.as_mut() {
             name_map
-                .try_insert(name.clone(), case.into_case_header_name())
+                .try_insert(name.clone(), case)
                 .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
         }
         self.base
@@ -647,19 +649,21 @@ impl ResponseHeader {
     }
 
     /// [`Self::insert_header`] for a name the caller parsed once (a
-    /// `HeaderName::from_static` constant), written as `case` on the wire:
-    /// the name is neither parsed nor copied again. `case` must spell
-    /// `name` (ASCII case aside). (portcullis patch, see vendor/README.md)
+    /// `HeaderName::from_static` constant), written as `case` on the wire
+    /// (a `&'static str` or shared `Bytes`): the name is neither parsed nor
+    /// copied again. `case` must spell `name` (ASCII case aside).
+    /// (portcullis patch, see vendor/README.md)
     pub fn insert_parsed_header(
         &mut self,
         name: &HeaderName,
-        case: &'static str,
+        case: impl IntoCaseHeaderName,
         value: HeaderValue,
     ) -> Result<()> {
-        debug_assert!(case.eq_ignore_ascii_case(name.as_str()));
+        let case = case.into_case_header_name();
+        debug_assert!(case.as_slice().eq_ignore_ascii_case(name.as_str().as_bytes()));
         if let Some(name_map) = self.header_name_map.as_mut() {
             name_map
-                .try_insert(name.clone(), case.into_case_header_name())
+                .try_insert(name.clone(), case)
                 .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
         }
         self.base
