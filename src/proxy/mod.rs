@@ -62,6 +62,8 @@ pub struct Ctx {
     decision: Option<Decision>,
     /// The facts the decision saw (logged with it, for `decide --replay`).
     facts: Facts,
+    /// `x-forwarded-host`, read with the host that chose the app.
+    forwarded_host: Option<http::HeaderValue>,
     started: Instant,
 }
 
@@ -203,6 +205,7 @@ impl ProxyHttp for Portcullis {
             pass: None,
             decision: None,
             facts: Facts::default(),
+            forwarded_host: None,
             started: Instant::now(),
         }
     }
@@ -230,6 +233,7 @@ impl ProxyHttp for Portcullis {
             return Ok(true);
         };
         ctx.app = Some(app_id);
+        ctx.forwarded_host = forwarded_host(req);
         let xff = req.headers.get_all(&names::X_FORWARDED_FOR).into_iter().map(|v| v.as_bytes());
         ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
         // After a gap in the change feed, revocations are re-read before they are relied on.
@@ -319,7 +323,7 @@ impl ProxyHttp for Portcullis {
         // Up to eight headers follow: each map grows once, and every name is
         // a constant parsed at compile time (see vendor/README.md).
         req.reserve_headers(8)?;
-        let host = forwarded_host(req);
+        let host = ctx.forwarded_host.take();
         req.insert_parsed_header(&names::X_FORWARDED_FOR, "x-forwarded-for", ip_header(ctx.client_ip))?;
         let https = http::HeaderValue::from_static("https");
         req.insert_parsed_header(&names::X_FORWARDED_PROTO, "x-forwarded-proto", https)?;
