@@ -260,14 +260,7 @@ impl TokenCache {
             return token;
         }
         let (token, renew_at) = self.shared_token(keys, req, kid, now);
-        let entry = Cached {
-            session: req.session.id.as_str().into(),
-            app: req.app.into(),
-            kid: kid.into(),
-            config_tag: req.config_tag,
-            renew_at,
-            token: token.clone(),
-        };
+        let entry = Cached::of(req, kid, renew_at, token.clone());
         FRONT.with_borrow_mut(|f| f[slot] = Some(Front { owner, entry }));
         token
     }
@@ -296,20 +289,24 @@ impl TokenCache {
                 victim.map(|k| map.remove(&k));
             }
         }
-        let cached = Cached {
-            session: req.session.id.as_str().into(),
-            app: req.app.into(),
-            kid: kid.into(),
-            config_tag: req.config_tag,
-            renew_at,
-            token: token.clone(),
-        };
+        let cached = Cached::of(req, kid, renew_at, token.clone());
         map.insert(hash, cached);
         (token, renew_at)
     }
 }
 
 impl Cached {
+    fn of(req: &Request<'_>, kid: &str, renew_at: u64, token: http::HeaderValue) -> Cached {
+        Cached {
+            session: req.session.id.as_str().into(),
+            app: req.app.into(),
+            kid: kid.into(),
+            config_tag: req.config_tag,
+            renew_at,
+            token,
+        }
+    }
+
     /// The token of this session, app, key and config, still fresh at `now`.
     fn matches(&self, req: &Request<'_>, kid: &str, now: u64) -> bool {
         *self.session == *req.session.id
