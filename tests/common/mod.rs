@@ -213,8 +213,9 @@ impl Env {
     }
 
     pub fn start(&self) -> Proc {
-        let log = std::fs::File::create(self.dir.path().join("portcullis.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        let log_path = self.dir.path().join("portcullis.log");
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
@@ -222,7 +223,16 @@ impl Env {
             .stderr(log)
             .spawn()
             .unwrap();
-        wait_for_port(self.admin);
+        // A process that ends or never listens is reported with what it logged.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect_timeout(&self.admin, Duration::from_millis(200)).is_err() {
+            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("portcullis exited ({status}) before listening on {}; its log:\n{}", self.admin, log());
+            }
+            assert!(Instant::now() < deadline, "nothing listens on {} after 60 s; its log:\n{}", self.admin, log());
+            std::thread::sleep(Duration::from_millis(25));
+        }
         wait_for_tls(self.https, &self.ca);
         Proc(child)
     }
