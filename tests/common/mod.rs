@@ -21,7 +21,22 @@ use std::time::{Duration, Instant};
 pub const HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$ew2XREgJJ/KSvmyjUGd9lg$0L4bmN+TdB6ufRDxKH+vUdnmjA0dGQP95mMedCgwR78";
 
+/// A port for a test server to listen on, below Linux's ephemeral range
+/// (32768–60999): a port the kernel hands out (`bind(:0)`) can be taken again,
+/// between this call and the server's own bind, as the local port of any
+/// outgoing connection (a proxy's Redis connections, a browser), and the
+/// server then fails to start. Checked free by binding it.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    // Spread test binaries over the range; walk from there.
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = 10_000 + (std::process::id() * 7919 % 20_000);
+    for _ in 0..20_000 {
+        let port = (10_000 + (start - 10_000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 22_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
