@@ -227,13 +227,14 @@ impl ProxyHttp for Portcullis {
             return self.forward_auth(session, config, mode).await;
         }
         let req = session.req_header();
-        let Some(app_id) = request_host(req).and_then(|h| config.hosts.lookup(h)) else {
+        let host = request_host(req);
+        let Some(app_id) = host.and_then(|h| config.hosts.lookup(h)) else {
             metrics::count_unknown_host();
             Reply::html(404, "Not found", "No application is served at this address.", None).send(session).await?;
             return Ok(true);
         };
         ctx.app = Some(app_id);
-        ctx.forwarded_host = forwarded_host(req);
+        ctx.forwarded_host = host.and_then(|h| forwarded_host(req, h));
         let xff = req.headers.get_all(&names::X_FORWARDED_FOR).into_iter().map(|v| v.as_bytes());
         ctx.client_ip = client_ip(peer_ip(session), xff, &config.server.trusted_proxies);
         // After a gap in the change feed, revocations are re-read before they are relied on.
@@ -425,10 +426,10 @@ fn identity_headers<'a>(
     fixed.chain(email.map(|e| (&names::X_PORTCULLIS_EMAIL, "x-portcullis-email", e)))
 }
 
-/// `x-forwarded-host`: the request's host without its port. The Host header's
-/// own value is shared when it has no port (no copy).
-fn forwarded_host(req: &RequestHeader) -> Option<http::HeaderValue> {
-    let host = request_host(req)?;
+/// `x-forwarded-host`: the request's host without its port (`host`, from
+/// [`request_host`]). The Host header's own value is shared when it has no
+/// port (no copy).
+fn forwarded_host(req: &RequestHeader, host: &str) -> Option<http::HeaderValue> {
     match req.headers.get(http::header::HOST) {
         Some(v) if v.as_bytes() == host.as_bytes() => Some(v.clone()),
         _ => http::HeaderValue::from_str(host).ok(),

@@ -64,7 +64,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let mut proxy = pingora::proxy::http_proxy_service_inline_h1(
         &server.configuration,
         Portcullis { live: live.clone(), auth: auth.clone(), listener: Listener::Main },
         "portcullis https",
@@ -72,7 +72,7 @@ pub fn run(config_path: &std::path::Path) -> Result<(), String> {
     proxy.add_tls_with_settings(&https.to_string(), None, tls_settings(&live, device_ca.as_deref())?);
     server.add_service(proxy);
     if let (Some(listen), Some(ca_cert)) = (cert_login, device_ca.as_deref()) {
-        let mut login = pingora::proxy::http_proxy_service_with_name(
+        let mut login = pingora::proxy::http_proxy_service_inline_h1(
             &server.configuration,
             Portcullis { live: live.clone(), auth: auth.clone(), listener: Listener::CertLogin },
             "portcullis certificate login",

@@ -38,6 +38,15 @@ impl CaseHeaderName {
 /// A trait that converts into case-sensitive header names.
 pub trait IntoCaseHeaderName {
     fn into_case_header_name(self) -> CaseHeaderName;
+
+    /// The case-sensitive name, and the parsed name when `self` already is
+    /// one (a [`HeaderName`]), so inserting it does not parse it again.
+    fn into_case_and_parsed(self) -> (CaseHeaderName, Option<HeaderName>)
+    where
+        Self: Sized,
+    {
+        (self.into_case_header_name(), None)
+    }
 }
 
 impl IntoCaseHeaderName for CaseHeaderName {
@@ -62,11 +71,19 @@ impl IntoCaseHeaderName for HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(&self))
     }
+
+    fn into_case_and_parsed(self) -> (CaseHeaderName, Option<HeaderName>) {
+        (CaseHeaderName(titled_header_name(&self)), Some(self))
+    }
 }
 
 impl IntoCaseHeaderName for &HeaderName {
     fn into_case_header_name(self) -> CaseHeaderName {
         CaseHeaderName(titled_header_name(self))
+    }
+
+    fn into_case_and_parsed(self) -> (CaseHeaderName, Option<HeaderName>) {
+        (CaseHeaderName(titled_header_name(self)), Some(self.clone()))
     }
 }
 

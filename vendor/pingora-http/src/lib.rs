@@ -925,6 +925,18 @@ fn http_header_map_upper_bound(size_hint: Option<usize>) -> usize {
     )
 }
 
+/// The name as parsed by the caller, or parsed from its case-sensitive form.
+#[inline]
+fn parsed_or_parse(parsed: Option<HeaderName>, case: &CaseHeaderName) -> Result<HeaderName> {
+    match parsed {
+        Some(name) => Ok(name),
+        None => case
+            .as_slice()
+            .try_into()
+            .or_err(InvalidHTTPHeader, "invalid header name"),
+    }
+}
+
 #[inline]
 fn append_header_value<T>(
     name_map: Option<&mut CaseMap>,
@@ -932,11 +944,8 @@ fn append_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<bool> {
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
+    let (case_header_name, header_name) = name.into_case_and_parsed();
+    let header_name = parsed_or_parse(header_name, &case_header_name)?;
     // store the original case in the map
     if let Some(name_map) = name_map {
         // Use the non-panicking `try_append`: the infallible `append` calls
@@ -961,11 +970,8 @@ fn insert_header_value<T>(
     name: impl IntoCaseHeaderName,
     value: T,
 ) -> Result<()> {
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
+    let (case_header_name, header_name) = name.into_case_and_parsed();
+    let header_name = parsed_or_parse(header_name, &case_header_name)?;
     if let Some(name_map) = name_map {
         // store the original case in the map
         name_map.insert(header_name.clone(), case_header_name);

@@ -175,6 +175,26 @@ impl ConnectionNominations {
     }
 }
 
+/// Whether `name` is one of the fields this module removes or rewrites as
+/// hop-by-hop (the standard ones, `Connection`, `Upgrade` and
+/// `HTTP2-Settings`). Most requests carry none, and one pass over the names
+/// is much cheaper than a hashed removal per field.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        KEEP_ALIVE
+            | PROXY_CONNECTION
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "connection"
+            | "upgrade"
+            | HTTP2_SETTINGS
+    )
+}
+
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
     req.remove_header(KEEP_ALIVE);
     req.remove_header(PROXY_CONNECTION);
@@ -334,6 +354,11 @@ pub(crate) fn sanitize_h1_upstream_request(
     downstream_is_http11: bool,
 ) -> Result<()> {
     if policy == HttpUpstreamRequestPolicy::preserve() {
+        return Ok(());
+    }
+    // Nothing below applies to a request without a hop-by-hop field: no
+    // nominations (they come from `Connection`), no upgrade, nothing to strip.
+    if !req.headers.keys().any(is_hop_by_hop) {
         return Ok(());
     }
 
