@@ -131,6 +131,7 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
     }
     req = req.header("cookie", "__Host-portcullis-session=stolen; app=kept; portcullis_pass=x");
     req = req.header("connection", "x-drop-me").header("x-drop-me", "1").header("x-keep", "1");
+    req = req.header("proxy-authorization", "Basic evil").header("keep-alive", "timeout=5");
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let hs = upstream_headers(&r.json().await.unwrap());
@@ -139,6 +140,9 @@ async fn spoofed_identity_headers_never_reach_the_upstream() {
     }
     assert_eq!(header(&hs, "cookie"), vec!["app=kept"]);
     assert!(header(&hs, "x-drop-me").is_empty(), "a header named in Connection is hop-by-hop");
+    for hop in ["proxy-authorization", "keep-alive"] {
+        assert!(header(&hs, hop).is_empty(), "the hop-by-hop {hop} reached the upstream");
+    }
     assert_eq!(header(&hs, "x-keep"), vec!["1"]);
     assert_eq!(header(&hs, "x-forwarded-host"), vec!["wiki.localhost"]);
 }

@@ -360,7 +360,7 @@ impl ProxyHttp for Portcullis {
         if ctx.app.is_some_and(|a| ctx.config.app(a).hsts)
             && !resp.headers.contains_key(http::header::STRICT_TRANSPORT_SECURITY)
         {
-            let hsts = http::HeaderValue::from_static(respond::HSTS);
+            let hsts = names::HSTS.clone();
             resp.insert_parsed_header(&http::header::STRICT_TRANSPORT_SECURITY, "strict-transport-security", hsts)?;
         }
         // A pass in use is re-issued on this host at most hourly (renewed
@@ -396,9 +396,9 @@ fn auth_name(rule: Rule) -> &'static str {
     }
 }
 
-/// The names of the headers the proxy sets, parsed at compile time.
+/// The names (and fixed values) of the headers the proxy sets, parsed at compile time.
 mod names {
-    use http::HeaderName;
+    use http::{HeaderName, HeaderValue};
     pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
     pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -406,6 +406,8 @@ mod names {
     pub static X_PORTCULLIS_USER: HeaderName = HeaderName::from_static("x-portcullis-user");
     pub static X_PORTCULLIS_GROUPS: HeaderName = HeaderName::from_static("x-portcullis-groups");
     pub static X_PORTCULLIS_EMAIL: HeaderName = HeaderName::from_static("x-portcullis-email");
+    /// The `strict-transport-security` value, checked at compile time.
+    pub static HSTS: HeaderValue = HeaderValue::from_static(super::respond::HSTS);
 }
 
 /// `x-portcullis-user`, `-groups` and `-email` of a session's user (name,

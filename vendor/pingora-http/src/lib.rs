@@ -548,14 +548,15 @@ impl ResponseHeader {
     fn new(size_hint: Option<usize>) -> Self {
         let mut resp_header = Self::new_no_case(size_hint);
         resp_header.header_name_map = Some(CaseMap::with_capacity(http_header_map_upper_bound(
-            size_hint,
+            size_hint.map(with_response_headroom),
         )));
         resp_header
     }
 
     fn new_no_case(size_hint: Option<usize>) -> Self {
         let mut base = RespBuilder::new().body(()).unwrap().into_parts().0;
-        base.headers.reserve(http_header_map_upper_bound(size_hint));
+        base.headers
+            .reserve(http_header_map_upper_bound(size_hint.map(with_response_headroom)));
         ResponseHeader {
             base,
             header_name_map: None,
@@ -906,6 +907,17 @@ fn clone_resp_parts(me: &RespParts) -> RespParts {
 // As of version 0.2, there is a limit of 1 << 15 (32,768) items inside the map. There is an
 // assertion against this size inside the crate, so we want to avoid panicking by not exceeding this
 // upper bound.
+/// A response read from an upstream is sized by its header count, and then
+/// the server adds its own (`Date`, `Connection`, and whatever the proxy's
+/// response filter sets, say `Strict-Transport-Security`): room for a few
+/// more saves growing both maps (a new index table and a copy of the
+/// entries, each) on most proxied responses.
+const RESPONSE_HEADER_HEADROOM: usize = 4;
+
+fn with_response_headroom(size_hint: usize) -> usize {
+    size_hint.saturating_add(RESPONSE_HEADER_HEADROOM)
+}
+
 fn http_header_map_upper_bound(size_hint: Option<usize>) -> usize {
     // Even though the crate has 1 << 15 as the max size, calls to `with_capacity` invoke a
     // function that returns the size + size / 3.
