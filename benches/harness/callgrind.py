@@ -6,7 +6,7 @@ run to run within about 1 %, unlike req/s on a shared 2-core machine.
         every target below; prints the table and the goals, writes
         benches/results/instructions.md and the marked sections of
         benches/results/latest.md, README.md and benches/harness/README-performance.md
-    python3 benches/harness/callgrind.py [--requests N] [--repeat R] BIN [BIN ...]
+    python3 benches/harness/callgrind.py [--requests N] [--repeat R] [--keep] BIN [BIN ...]
         portcullis builds compared (say one from main, one from a branch): the
         bypass and session paths of each, a table on stdout, no file written
 
@@ -41,6 +41,7 @@ import datetime
 import os
 import platform
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -57,6 +58,8 @@ from bench import (BEGIN, END, HASH, ROOT, SESSION_COOKIE, USER, filler_cidrs, f
 
 RESULTS = ROOT / "benches" / "results"
 DOCS = [ROOT / "README.md", ROOT / "benches" / "harness" / "README-performance.md"]
+
+KEEP = False  # --keep: leave the callgrind files in the work directory
 
 GOALS_RATIO = {  # instructions per request, from issue #25
     "session_vs_bare": 1.05, "bypass_vs_bare": 1.02, "cidrs_within": 0.02, "session_vs_bare_beyond": 0.75,
@@ -320,6 +323,12 @@ def instructions_pair(spec, w, low, high, tag):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             sys.exit(f"{spec.label} did not stop on {spec.stop!r} within 300 s under valgrind; log {log}")
+    if KEEP:
+        kept = bench.RELEASE.parent / "callgrind"
+        kept.mkdir(parents=True, exist_ok=True)
+        for part in out.parent.glob(out.name + ".*"):
+            shutil.copy(part, kept / part.name)
+        progress(f"kept {kept}/{out.name}.* (setup, low, high: read with callgrind_annotate)")
     parts = dumped_totals(out)
     out.unlink(missing_ok=True)
     if "low" not in parts or "high" not in parts:
@@ -519,8 +528,12 @@ def main():
     ap.add_argument("--suite", action="store_true", help="every target, results files written (run.sh --instructions)")
     ap.add_argument("--no-write", action="store_true", help="with --suite: print only, write no file")
     ap.add_argument("--command", default="benches/harness/run.sh --instructions")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep each callgrind file (parts setup/low/high) to read with callgrind_annotate")
     ap.add_argument("binaries", nargs="*", help="portcullis builds to compare (without --suite)")
     cfg = ap.parse_args()
+    global KEEP
+    KEEP = cfg.keep
     cfg.requests = cfg.requests or (200 if cfg.quick else 4000)
     cfg.repeat = cfg.repeat or (1 if cfg.quick else 3)
     cfg.no_write = cfg.no_write or cfg.quick
