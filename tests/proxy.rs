@@ -7,6 +7,8 @@ mod common;
 use common::{Env, APPS};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 const INTERNAL: &str = "127.0.0.2";
 const EXTERNAL: &str = "127.0.0.3";
@@ -270,4 +272,73 @@ async fn hsts_on_portal_answers_and_on_apps_that_ask() {
     let r = env.client(INTERNAL).get(env.url("wiki.localhost", "/page")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(hsts(&r), None, "an app without it keeps its own headers");
+}
+
+/// A plain HTTP/1.1 upstream on loopback answering `ok` to each request.
+/// With `close_after_one` it closes every connection right after its first
+/// response, as an upstream's idle timeout does, without `Connection: close`.
+/// Returns its address and the number of connections it accepted.
+fn counting_upstream(close_after_one: bool) -> (String, Arc<AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                loop {
+                    let end = loop {
+                        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                        match conn.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    buf.drain(..end);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
+                    if conn.write_all(answer).is_err() || close_after_one {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_connections_are_reused_and_a_closed_one_is_never_sent_a_request() {
+    let (keeps, kept) = counting_upstream(false);
+    let (closes, closed) = counting_upstream(true);
+    // APPS: `wiki` first, then `open`.
+    let apps = APPS.replacen("{upstream}", &keeps, 1).replacen("{upstream}", &closes, 1);
+    let env = Env::new("", &apps);
+    let _p = env.start();
+    let c = env.client(INTERNAL);
+
+    for _ in 0..6 {
+        let r = c.get(env.url("wiki.localhost", "/")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "ok");
+    }
+    let n = kept.load(Ordering::SeqCst);
+    assert!(n <= 2, "{n} upstream connections for 6 requests in a row (2 worker threads)");
+
+    // Each connection is closed by the upstream after one answer; the next
+    // request must find that out before it is sent, not by failing on it.
+    for _ in 0..4 {
+        let r = c.get(env.url("a.open.localhost", "/")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), "ok");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(closed.load(Ordering::SeqCst), 4);
+    let log = env.log();
+    assert!(!log.contains("Fail to proxy"), "a request met a closed upstream connection:\n{log}");
 }

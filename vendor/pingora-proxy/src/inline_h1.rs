@@ -36,7 +36,9 @@ use pingora_core::services::listening::Service;
 pub struct InlineHttp1<SV, C: custom::Connector = ()>(Arc<HttpProxy<SV, C>>);
 
 impl<SV, C: custom::Connector> InlineHttp1<SV, C> {
-    pub fn new(proxy: HttpProxy<SV, C>) -> Self {
+    /// The proxy, with upstream affinity on (see `upstream_affinity`).
+    pub fn new(mut proxy: HttpProxy<SV, C>) -> Self {
+        proxy.upstream_affinity = true;
         InlineHttp1(Arc::new(proxy))
     }
 

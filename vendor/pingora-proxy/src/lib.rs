@@ -94,6 +94,7 @@ mod proxy_h1;
 mod proxy_h2;
 mod proxy_purge;
 mod proxy_trait;
+mod upstream_affinity;
 pub mod subrequest;
 
 use subrequest::{BodyMode, Ctx as SubrequestCtx};
@@ -195,6 +196,9 @@ where
     pub upstream_modules: HttpModules,
     max_retries: usize,
     process_custom_session: Option<ProcessCustomSession<SV, C>>,
+    /// Keep each thread's last HTTP/1 upstream connection aside for its next
+    /// request (`upstream_affinity`; set by [`InlineHttp1`]).
+    upstream_affinity: bool,
 }
 
 impl<SV> HttpProxy<SV, ()> {
@@ -231,6 +235,7 @@ impl<SV> HttpProxy<SV, ()> {
             upstream_modules: HttpModules::new(),
             max_retries: conf.max_retries,
             process_custom_session: None,
+            upstream_affinity: false,
         }
     }
 }
@@ -266,6 +271,7 @@ where
             upstream_modules: HttpModules::new(),
             max_retries: conf.max_retries,
             process_custom_session: on_custom,
+            upstream_affinity: false,
             h2_options: None,
         }
     }
@@ -414,7 +420,15 @@ where
             Err(e) => return (false, Some(e)),
         };
 
-        let client_session = self.client_upstream.get_http_session(&*peer).await;
+        let parked = if self.upstream_affinity {
+            upstream_affinity::take(&*peer)
+        } else {
+            None
+        };
+        let client_session = match parked {
+            Some(h1) => Ok((ClientSession::H1(h1), true)),
+            None => self.client_upstream.get_http_session(&*peer).await,
+        };
         match client_session {
             Ok((client_session, client_reused)) => {
                 let (server_reused, error) = match client_session {
@@ -423,10 +437,17 @@ where
                             .proxy_to_h1_upstream(session, &mut h1, client_reused, &peer, ctx)
                             .await;
                         if client_reuse {
-                            let session = ClientSession::H1(h1);
-                            self.client_upstream
-                                .release_http_session(session, &*peer, peer.idle_timeout())
-                                .await;
+                            let unparked = if self.upstream_affinity {
+                                upstream_affinity::park(h1, &*peer).await
+                            } else {
+                                Some(h1)
+                            };
+                            if let Some(h1) = unparked {
+                                let session = ClientSession::H1(h1);
+                                self.client_upstream
+                                    .release_http_session(session, &*peer, peer.idle_timeout())
+                                    .await;
+                            }
                         }
                         (server_reused, error)
                     }
