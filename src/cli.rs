@@ -529,3 +529,19 @@ fn hash_password(from_stdin: bool) -> Result<i32, String> {
     println!("{hash}");
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_approver_device_id_may_begin_with_a_hyphen() {
+        // Device ids are random base64url: one in 64 begins with `-`.
+        let cli = Cli::try_parse_from(["portcullis", "admin", "approver", "remove", "carol", "-x1Yz_w"]);
+        let Ok(Cli { command: Command::Admin { action, .. } }) = cli else { panic!("not parsed as a device id") };
+        let admin::AdminAction::Approver { action: admin::AdminApproverAction::Remove { device, .. } } = action else {
+            panic!("not `approver remove`")
+        };
+        assert_eq!(device, "-x1Yz_w");
+    }
+}

@@ -395,7 +395,7 @@ async fn the_command_line_approver_enrolls_lists_and_approves() {
     let v: Value = serde_json::from_str(&out).unwrap();
     let device = v["devices"][0]["device"].as_str().unwrap().to_string();
     assert_eq!(v["devices"][0]["name"], "carol's desktop");
-    let (code, out, err) = admin(env, &["remove", "carol", "--", &device]);
+    let (code, out, err) = admin(env, &["remove", "carol", &device]);
     assert_eq!(code, 0, "{out}{err}");
     let (code, _, err) = cli(&["pending"]);
     assert_ne!(code, 0);

@@ -126,7 +126,12 @@ pub(super) enum AdminApproverAction {
     /// A single-use link (10 minutes) with which the user adds an approver device.
     Link { user: String },
     /// Remove one of a user's approver devices.
-    Remove { user: String, device: String },
+    Remove {
+        user: String,
+        /// The device id from `list` (it may begin with `-`).
+        #[arg(allow_hyphen_values = true)]
+        device: String,
+    },
 }
 
 #[derive(Subcommand)]
