@@ -12,26 +12,26 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
-//! The last released HTTP/1 upstream connection of each worker thread, kept
-//! aside for the next request of that thread to the same peer (a portcullis
-//! patch, see `PATCHED.md`; used by [`crate::InlineHttp1`]).
+//! The last few released HTTP/1 upstream connections of each worker thread,
+//! kept aside for the next requests of that thread to the same peer (a
+//! portcullis patch, see `PATCHED.md`; used by [`crate::InlineHttp1`]).
 //!
 //! Returning a connection to `pingora_core`'s pool and taking it back costs
 //! a `Mutex` per connection, the pool's locks and hash lookups, a oneshot
 //! channel and a spawned idle-watch task that is woken and finished when the
 //! connection is taken: thousands of instructions per request, for the
-//! common case where the very next request on the thread goes to the same
-//! upstream. One slot per thread skips all of that. What the pool checks on
+//! common case where the next requests on the thread go to the same
+//! upstream. A few slots per thread skip all of that. What the pool checks on
 //! reuse is checked here too: the same peer (`reuse_hash`), the socket still
 //! connected to that peer's address (`matches_fd`), nothing to read on it
 //! (closed by the peer, or unexpected data: either way it is dropped), and,
-//! when the peer sets one, the idle timeout. A connection that does not fit
-//! the slot goes to the pool as before.
+//! when the peer sets one, the idle timeout. A connection for which there
+//! is no free slot goes to the pool as before.
 //!
 //! The price: a slot is not watched while it waits, so a connection the
-//! peer closes stays open on this side (one per worker thread at most)
-//! until the thread's next upstream request finds it closed, or the process
-//! ends. The pool would have closed it at once.
+//! peer closes stays open on this side (at most `SLOTS` per worker thread)
+//! until a request of the thread finds it closed, or the process ends. The
+//! pool would have closed it at once.
 
 use super::*;
 use pingora_core::protocols::http::v1::client::HttpSession as HttpSessionV1;
@@ -47,24 +47,37 @@ struct Parked {
     expires: Option<Instant>,
 }
 
+/// Connections kept per thread: enough for the requests a busy thread has
+/// in flight at once to find one each, few enough that the unwatched ones
+/// stay a handful.
+const SLOTS: usize = 8;
+
 thread_local! {
-    static SLOT: RefCell<Option<Parked>> = const { RefCell::new(None) };
+    /// Most recently parked last.
+    static PARKED: RefCell<Vec<Parked>> = const { RefCell::new(Vec::new()) };
 }
 
-/// This thread's parked connection, when it was parked for `peer` and is
-/// still fit for a request.
+/// The most recently parked connection of this thread to `peer` that is
+/// still fit for a request (one that is not is closed, and the next tried).
 pub(crate) fn take<P: Peer>(peer: &P) -> Option<HttpSessionV1> {
     if !h1_only(peer) {
         return None;
     }
     let hash = peer.reuse_hash();
-    let parked = SLOT.with(|slot| {
-        let mut slot = slot.borrow_mut();
-        match slot.as_ref() {
-            Some(p) if p.reuse_hash == hash => slot.take(),
-            _ => None,
+    loop {
+        let parked = PARKED.with(|parked| {
+            let mut parked = parked.borrow_mut();
+            let at = parked.iter().rposition(|p| p.reuse_hash == hash)?;
+            Some(parked.remove(at))
+        })?;
+        if let Some(stream) = fit(parked, peer) {
+            return Some(HttpSessionV1::new_with_options(stream, peer));
         }
-    })?;
+    }
+}
+
+/// The checks the pool makes before it hands a connection out again.
+fn fit<P: Peer>(parked: Parked, peer: &P) -> Option<Stream> {
     if parked.expires.is_some_and(|at| Instant::now() >= at) {
         return None;
     }
@@ -73,29 +86,34 @@ pub(crate) fn take<P: Peer>(peer: &P) -> Option<HttpSessionV1> {
     if !peer.matches_fd(stream.id()) {
         return None;
     }
-    if !idle(&mut stream) {
-        return None;
-    }
-    Some(HttpSessionV1::new_with_options(stream, peer))
+    idle(&mut stream).then_some(stream)
 }
 
-/// Park a connection the request is done with, if the slot is free for it
-/// (`respect_keepalive` and `reuse` decide whether it can be reused at all,
-/// as for the pool). Returns the session when the slot already holds a
-/// connection to the same peer: the caller releases it to the pool. A parked
-/// connection to another peer is closed to make room (upstreams alternating
-/// on one thread lose that connection, not correctness).
+/// Park a connection the request is done with (`respect_keepalive` and
+/// `reuse` decide whether it can be reused at all, as for the pool). When
+/// this thread's slots are all taken by connections to this peer, the
+/// session is returned and the caller releases it to the pool; a full set
+/// holding connections to other peers gives up its oldest such one (closed:
+/// upstreams alternating on one thread lose a connection, not correctness).
 pub(crate) async fn park<P: Peer>(mut session: HttpSessionV1, peer: &P) -> Option<HttpSessionV1> {
     if !h1_only(peer) {
         return Some(session);
     }
     let reuse_hash = peer.reuse_hash();
-    let same_peer_parked = SLOT.with(|slot| {
-        slot.borrow()
-            .as_ref()
-            .is_some_and(|p| p.reuse_hash == reuse_hash)
+    let room = PARKED.with(|parked| {
+        let mut parked = parked.borrow_mut();
+        if parked.len() < SLOTS {
+            return true;
+        }
+        match parked.iter().position(|p| p.reuse_hash != reuse_hash) {
+            Some(other) => {
+                parked.remove(other);
+                true
+            }
+            None => false,
+        }
     });
-    if same_peer_parked {
+    if !room {
         return Some(session);
     }
     session.respect_keepalive();
@@ -106,7 +124,14 @@ pub(crate) async fn park<P: Peer>(mut session: HttpSessionV1, peer: &P) -> Optio
         stream,
         expires,
     };
-    SLOT.with(|slot| *slot.borrow_mut() = Some(parked));
+    // `reuse` only awaits when it closes the connection, so no other task of
+    // this thread parked in between; if one ever did, this one is closed.
+    PARKED.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < SLOTS {
+            p.push(parked);
+        }
+    });
     None
 }
 
