@@ -271,3 +271,11 @@ async fn rediss_against_a_plain_server_is_unavailable() {
     let store = connect(options(&format!("rediss://127.0.0.1:{}", server.port), "tls")).await;
     unavailable_soon("user over TLS", store.user("u")).await;
 }
+
+/// A `redis-server` that cannot start fails the test with what it said, not
+/// with "nothing listens".
+#[test]
+#[should_panic(expected = "Bad directive")]
+fn a_redis_server_that_cannot_start_says_why() {
+    let _ = RedisServer::start_on(free_port(), &["--no-such-directive", "x"]);
+}

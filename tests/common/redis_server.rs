@@ -3,9 +3,36 @@
 //! same port (outage tests). [`RedisServer::start_tls`] serves TLS only,
 //! with certificates of its own (a CA, the server's, a client's).
 
-use super::{free_port, wait_for_port, Proc};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use super::{free_port, Proc};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A started `redis-server`'s output goes to `log` (appended: a restart
+/// keeps what the last run said); this waits until it listens on `port`,
+/// and a server that exits or never listens fails the test with that log.
+fn listening(what: &str, port: u16, child: Child, log: &Path) -> Proc {
+    let mut proc = Proc(child);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = || std::fs::read_to_string(log).unwrap_or_default();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Ok(Some(status)) = proc.0.try_wait() {
+            panic!("{what} exited ({status}) before listening on {addr}; it said:\n{}", said());
+        }
+        assert!(Instant::now() < deadline, "{what} does not listen on {addr} after 30 s; it said:\n{}", said());
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    proc
+}
+
+/// The file a server's output is appended to.
+fn log_file(dir: &Path) -> (PathBuf, std::fs::File) {
+    let path = dir.join("redis.log");
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
+    (path, file)
+}
 
 /// A `redis-server` on a loopback port, without persistence; killed on drop.
 /// It can be stopped and started again on the same port.
@@ -102,17 +129,18 @@ impl RedisServer {
             Some(_) => vec!["--port", "0", "--tls-port", &port],
             None => vec!["--port", &port],
         };
+        let (log, file) = log_file(self.dir.path());
         let child = Command::new("redis-server")
             .args(ports)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no"])
             .args(&self.args)
             .current_dir(self.dir.path())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server ({e}): install it (scripts/test.sh does)"));
-        self.proc = Some(Proc(child));
-        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap());
+        self.proc = Some(listening("redis-server", self.port, child, &log));
     }
 
     pub fn stop(&mut self) {
@@ -167,15 +195,17 @@ impl RedisSentinel {
             ),
         )
         .unwrap();
+        let (log, file) = log_file(dir.path());
         let child = Command::new("redis-server")
             .arg(&conf)
             .arg("--sentinel")
             .current_dir(dir.path())
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server --sentinel ({e})"));
-        wait_for_port(format!("127.0.0.1:{port}").parse().unwrap());
-        RedisSentinel { port, _dir: dir, _proc: Proc(child) }
+        let proc = listening("redis-server --sentinel", port, child, &log);
+        RedisSentinel { port, _dir: dir, _proc: proc }
     }
 
     pub fn url(&self, service: &str) -> String {
