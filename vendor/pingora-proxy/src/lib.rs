@@ -196,8 +196,8 @@ where
     pub upstream_modules: HttpModules,
     max_retries: usize,
     process_custom_session: Option<ProcessCustomSession<SV, C>>,
-    /// Keep each thread's last HTTP/1 upstream connection aside for its next
-    /// request (`upstream_affinity`; set by [`InlineHttp1`]).
+    /// Keep each thread's last few HTTP/1 upstream connections aside for its
+    /// next requests (`upstream_affinity`; set by [`InlineHttp1`]).
     upstream_affinity: bool,
 }
 
