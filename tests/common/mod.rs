@@ -48,6 +48,23 @@ pub fn wait_for_port(addr: SocketAddr) {
     }
 }
 
+/// Waits until a started server (`what`) listens on `addr`. One that exits
+/// first, or does not listen within `timeout`, fails the test with what it
+/// wrote to `log`.
+pub fn listening(what: &str, addr: SocketAddr, child: Child, log: &Path, timeout: Duration) -> Proc {
+    let mut proc = Proc(child);
+    let deadline = Instant::now() + timeout;
+    let said = || std::fs::read_to_string(log).unwrap_or_default();
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Ok(Some(status)) = proc.0.try_wait() {
+            panic!("{what} exited ({status}) before listening on {addr}; it said:\n{}", said());
+        }
+        assert!(Instant::now() < deadline, "{what} does not listen on {addr} after {timeout:?}; it said:\n{}", said());
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    proc
+}
+
 /// Waits until a TLS handshake with `addr` completes (a listening socket is
 /// not yet a serving proxy), trusting the test CA.
 pub fn wait_for_tls(addr: SocketAddr, ca: &Path) {
@@ -230,7 +247,7 @@ impl Env {
     pub fn start(&self) -> Proc {
         let log_path = self.dir.path().join("portcullis.log");
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        let child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", "info")
@@ -238,18 +255,9 @@ impl Env {
             .stderr(log)
             .spawn()
             .unwrap();
-        // A process that ends or never listens is reported with what it logged.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect_timeout(&self.admin, Duration::from_millis(200)).is_err() {
-            let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("portcullis exited ({status}) before listening on {}; its log:\n{}", self.admin, log());
-            }
-            assert!(Instant::now() < deadline, "nothing listens on {} after 60 s; its log:\n{}", self.admin, log());
-            std::thread::sleep(Duration::from_millis(25));
-        }
+        let proc = listening("portcullis", self.admin, child, &log_path, Duration::from_secs(60));
         wait_for_tls(self.https, &self.ca);
-        Proc(child)
+        proc
     }
 
     /// Starts portcullis for the whole test binary (tests share it): the

@@ -3,31 +3,19 @@
 //! same port (outage tests). [`RedisServer::start_tls`] serves TLS only,
 //! with certificates of its own (a CA, the server's, a client's).
 
-use super::{free_port, Proc};
-use std::net::{SocketAddr, TcpStream};
+use super::{free_port, listening, Proc};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// A started `redis-server`'s output goes to `log` (appended: a restart
-/// keeps what the last run said); this waits until it listens on `port`,
-/// and a server that exits or never listens fails the test with that log.
-fn listening(what: &str, port: u16, child: Child, log: &Path) -> Proc {
-    let mut proc = Proc(child);
-    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let said = || std::fs::read_to_string(log).unwrap_or_default();
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Ok(Some(status)) = proc.0.try_wait() {
-            panic!("{what} exited ({status}) before listening on {addr}; it said:\n{}", said());
-        }
-        assert!(Instant::now() < deadline, "{what} does not listen on {addr} after 30 s; it said:\n{}", said());
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    proc
+/// Where a server listens, as `listening` takes it.
+fn loopback(port: u16) -> SocketAddr {
+    format!("127.0.0.1:{port}").parse().unwrap()
 }
 
-/// The file a server's output is appended to.
+/// The file a server's output is appended to (a restart keeps what the last
+/// run said).
 fn log_file(dir: &Path) -> (PathBuf, std::fs::File) {
     let path = dir.join("redis.log");
     let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap();
@@ -140,7 +128,7 @@ impl RedisServer {
             .stderr(Stdio::from(file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server ({e}): install it (scripts/test.sh does)"));
-        self.proc = Some(listening("redis-server", self.port, child, &log));
+        self.proc = Some(listening("redis-server", loopback(self.port), child, &log, Duration::from_secs(30)));
     }
 
     pub fn stop(&mut self) {
@@ -204,7 +192,7 @@ impl RedisSentinel {
             .stderr(Stdio::from(file))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run redis-server --sentinel ({e})"));
-        let proc = listening("redis-server --sentinel", port, child, &log);
+        let proc = listening("redis-server --sentinel", loopback(port), child, &log, Duration::from_secs(30));
         RedisSentinel { port, _dir: dir, _proc: proc }
     }
 
